@@ -1,0 +1,65 @@
+"""Replication endpoints: ``_bulk_docs``, ``_bulk_get``, ``_revs_diff``."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Response
+
+from ..errors import BadRequest, NotFound
+from ..store.database import Database
+from .access import open_db
+from .http import flag, json_body, respond
+
+
+def bulk_docs(name: str) -> Response:
+    """``POST /{db}/_bulk_docs``: 201 even when single documents fail (each row says why)."""
+    body = json_body()
+    docs, new_edits = body.get("docs"), body.get("new_edits", True)
+    if not isinstance(docs, list):
+        raise BadRequest("POST body must include `docs` parameter.")
+    if not isinstance(new_edits, bool):
+        raise BadRequest("`new_edits` parameter must be a boolean.")
+    design = any(isinstance(d, dict) and str(d.get("_id", "")).startswith("_design/") for d in docs)
+    db = open_db(name, design_write=design)
+    if new_edits:
+        for doc in docs:
+            if isinstance(doc, dict) and "_id" not in doc:
+                doc["_id"] = secrets.token_hex(16)
+    return respond(db.bulk_docs(docs, new_edits=new_edits), 201)
+
+
+def bulk_get(name: str) -> Response:
+    """``POST /{db}/_bulk_get``: many revisions in one request, as PouchDB and CouchDB 3 replicators ask."""
+    db = open_db(name)
+    asked = json_body().get("docs")
+    if not isinstance(asked, list):
+        raise BadRequest("Missing JSON list of 'docs'.")
+    options = {"revs": flag("revs"), "attachments_": flag("attachments"), "latest": flag("latest")}
+    return respond({"results": [_bulk_get_one(db, item, options) for item in asked]})
+
+
+def _bulk_get_one(db: Database, item: Any, options: dict) -> dict:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        return {"id": None, "docs": [{"error": {"id": None, "rev": None, "error": "bad_request",
+                                                "reason": "Each request needs an id"}}]}
+    doc_id, rev = item["id"], item.get("rev")
+    atts_since = item.get("atts_since")
+    try:
+        if rev is None:
+            found = [{"ok": db.get(doc_id, revs=options["revs"], attachments_=options["attachments_"],
+                                   atts_since=atts_since)}]
+        else:
+            found = db.open_revs(doc_id, [rev], **options, atts_since=atts_since)
+    except NotFound as exc:
+        found = [{"missing": rev or "", "reason": exc.reason}]
+    docs = [r if "ok" in r else {"error": {"id": doc_id, "rev": r["missing"], "error": "not_found",
+                                           "reason": r.get("reason", "missing")}} for r in found]
+    return {"id": doc_id, "docs": docs}
+
+
+def revs_diff(name: str) -> Response:
+    """``POST /{db}/_revs_diff``: only what this database lacks."""
+    db = open_db(name)
+    return respond(db.revs_diff(json_body()))

@@ -1,0 +1,131 @@
+"""Database endpoints: ``/{db}``, ``_all_docs``, ``_security``, ``_revs_limit``, ``_compact``."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, g, request
+
+from ..auth import require_admin, require_db_admin
+from ..errors import BadRequest
+from .access import open_db
+from .document import write_result
+from .http import flag, integer, json_body, json_param, respond, server, stream
+
+
+def create(name: str) -> Response:
+    """``PUT /{db}``: admin only; 412 ``file_exists`` when it exists."""
+    require_admin(g.user)
+    server().create(name)
+    return respond({"ok": True}, 201, {"Location": f"/{name}"})
+
+
+def delete(name: str) -> Response:
+    """``DELETE /{db}``: admin only."""
+    require_admin(g.user)
+    if request.args.get("rev"):
+        raise BadRequest("You tried to DELETE a database with a ?rev= parameter. Did you mean to DELETE a document instead?")
+    server().delete(name)
+    return respond({"ok": True})
+
+
+def info(name: str) -> Response:
+    """``GET /{db}``."""
+    return respond(open_db(name).info())
+
+
+def post_doc(name: str) -> Response:
+    """``POST /{db}``: create a document, with a generated id when it has none."""
+    doc = json_body()
+    doc.setdefault("_id", secrets.token_hex(16))
+    db = open_db(name, design_write=str(doc.get("_id")).startswith("_design/"))
+    return write_result(db.bulk_docs([doc])[0])
+
+
+def ensure_full_commit(name: str) -> Response:
+    """``POST /{db}/_ensure_full_commit``: a no-op, since every write is durable when acknowledged."""
+    open_db(name)
+    return respond({"ok": True, "instance_start_time": "0"}, 201)
+
+
+def security(name: str) -> Response:
+    """``GET/PUT /{db}/_security``: writing needs a server or database admin."""
+    db = open_db(name)
+    if request.method == "GET":
+        return respond(db.get_security())
+    require_db_admin(g.user, db.get_security())
+    body = json_body(require_type=False)
+    for group in ("admins", "members"):
+        if group in body and not _valid_group(body[group]):
+            raise BadRequest(f"{group} must be an object with names and roles lists of strings")
+    db.put_security(body)
+    return respond({"ok": True})
+
+
+def _valid_group(group: Any) -> bool:
+    return isinstance(group, dict) and all(
+        isinstance(group.get(key, []), list) and all(isinstance(v, str) for v in group.get(key, []))
+        for key in ("names", "roles"))
+
+
+def revs_limit(name: str) -> Response:
+    """``GET/PUT /{db}/_revs_limit``."""
+    db = open_db(name)
+    if request.method == "GET":
+        return respond(db.revs_limit)
+    require_db_admin(g.user, db.get_security())
+    limit = json_body(require_type=False, expect=int)
+    if isinstance(limit, bool) or limit < 1:
+        raise BadRequest("_revs_limit must be a positive integer")
+    db.set_revs_limit(limit)
+    return respond({"ok": True})
+
+
+def compact(name: str) -> Response:
+    """``POST /{db}/_compact``: drop old revision bodies and orphaned attachments."""
+    db = open_db(name)
+    require_db_admin(g.user, db.get_security())
+    db.compact()
+    return respond({"ok": True}, 202)
+
+
+def all_docs(name: str) -> Response:
+    """``GET/POST /{db}/_all_docs``, streamed so memory stays flat."""
+    db = open_db(name)
+    body = json_body() if request.method == "POST" else {}
+    keys = body.get("keys", json_param("keys"))
+    include_docs = flag("include_docs")
+    head = {"total_rows": db.doc_count}
+    if flag("update_seq"):
+        head["update_seq"] = db.seq_string(db.update_seq)
+    if keys is not None:
+        if not isinstance(keys, list):
+            raise BadRequest("`keys` must be an array", error="query_parse_error")
+        return stream(_rows(head | {"offset": 0}, db.all_docs_keys(keys, include_docs)))
+    options = _range_options()
+    start = options["start"]
+    rows = db.all_docs(**options, include_docs=include_docs)
+    return stream(_rows(head | {"offset": db.count_before(start, options["descending"]) + options["skip"]}, rows))
+
+
+def _range_options() -> dict[str, Any]:
+    key = json_param("key")
+    start = key if key is not None else json_param("start_key", json_param("startkey"))
+    end = key if key is not None else json_param("end_key", json_param("endkey"))
+    for value in (start, end):
+        if value is not None and not isinstance(value, str):
+            raise BadRequest("_all_docs keys must be strings (document ids)", error="query_parse_error")
+    return {"start": start, "end": end, "inclusive_end": flag("inclusive_end", True),
+            "descending": flag("descending"), "limit": integer("limit"), "skip": integer("skip", 0) or 0}
+
+
+def _rows(head: dict, rows: Iterator[dict]) -> Iterator[str]:
+    yield json.dumps(head, separators=(",", ":"))[:-1] + ',"rows":[\n'
+    first = True
+    for row in rows:
+        yield ("" if first else ",\n") + json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+        first = False
+    yield "\n]}\n"

@@ -1,0 +1,206 @@
+"""Document endpoints: ``/{db}/{docid}``, ``/{db}/_local/{id}`` and attachments."""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import json
+import secrets
+from typing import Any
+
+from flask import Response, request
+
+from ..errors import BadRequest, Conflict, CouchError, NotFound, RangeNotSatisfiable
+from ..store.document import check_attachment_name
+from .access import open_db
+from .http import flag, json_body, json_param, parse_json, raw_body, respond
+
+
+def write_result(result: dict) -> Response:
+    """Turn one ``bulk_docs`` result into a response, or raise its error."""
+    if "error" in result:
+        raise _error_from(result)
+    return respond(result, 201, {"ETag": f'"{result["rev"]}"'})
+
+
+def _error_from(result: dict) -> CouchError:
+    for cls in CouchError.__subclasses__():
+        if cls.error == result["error"]:
+            return cls(result["reason"])
+    err = CouchError(result["reason"], error=result["error"])
+    err.status = 400 if result["error"] in ("doc_validation", "illegal_docid") else err.status
+    return err
+
+
+def _rev_param() -> str | None:
+    rev = request.args.get("rev")
+    if_match = request.headers.get("If-Match")
+    return rev or (if_match.strip('"') if if_match else None)
+
+
+def get(name: str, doc_id: str) -> Response:
+    """``GET /{db}/{docid}`` with CouchDB's query options; ``open_revs`` may answer multipart/mixed."""
+    db = open_db(name)
+    options: dict[str, Any] = {"revs": flag("revs"), "attachments_": flag("attachments"),
+                               "atts_since": json_param("atts_since"), "latest": flag("latest")}
+    open_revs = json_param("open_revs") if request.args.get("open_revs") != "all" else "all"
+    if open_revs is not None:
+        if open_revs != "all" and not (isinstance(open_revs, list) and all(isinstance(r, str) for r in open_revs)):
+            raise BadRequest("open_revs must be \"all\" or a JSON array of revisions")
+        results = db.open_revs(doc_id, open_revs, **options)
+        if "multipart/mixed" in request.headers.get("Accept", ""):
+            return _multipart(results)
+        return respond(results)
+    doc = db.get(doc_id, request.args.get("rev"), revs_info=flag("revs_info"), conflicts=flag("conflicts"),
+                 deleted_conflicts=flag("deleted_conflicts"), local_seq=flag("local_seq"), **options)
+    return respond(doc, headers={"ETag": f'"{doc["_rev"]}"'})
+
+
+def _multipart(results: list[dict]) -> Response:
+    """``open_revs`` as multipart/mixed, one application/json part per revision (as CouchDB sends)."""
+    boundary = secrets.token_hex(16)
+    parts = []
+    for result in results:
+        headers = "Content-Type: application/json"
+        if "missing" in result:
+            headers += "; error=\"true\""
+        parts.append(f"--{boundary}\r\n{headers}\r\n\r\n{json.dumps(result.get('ok', result), ensure_ascii=False)}")
+    body = "\r\n".join(parts) + f"\r\n--{boundary}--"
+    return Response(body, content_type=f'multipart/mixed; boundary="{boundary}"')
+
+
+def put(name: str, doc_id: str) -> Response:
+    """``PUT /{db}/{docid}``: JSON, or multipart/related with attachment bodies after the JSON."""
+    db = open_db(name, design_write=doc_id.startswith("_design/"))
+    follows = None
+    if request.mimetype == "multipart/related":
+        doc, follows = _read_related()
+    else:
+        doc = json_body(require_type=False)
+    doc["_id"] = doc_id
+    rev = _rev_param()
+    if rev and "_rev" not in doc:
+        doc["_rev"] = rev
+    new_edits = flag("new_edits", True)
+    results = db.bulk_docs([doc], new_edits=new_edits, follows=follows)
+    if not new_edits:
+        if results:
+            raise _error_from(results[0])
+        return respond({"ok": True, "id": doc_id, "rev": doc["_rev"]}, 201)
+    return write_result(results[0])
+
+
+def _read_related() -> tuple[dict, dict[str, bytes]]:
+    """Split a multipart/related body: the document, then one part per ``follows`` attachment, in order."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + request.headers["Content-Type"].encode() + b"\r\n\r\n" + raw_body())
+    parts = list(message.iter_parts()) if message.is_multipart() else []
+    if not parts:
+        raise BadRequest("multipart/related body has no parts")
+    doc = parse_json(parts[0].get_payload(decode=True) or b"")
+    if not isinstance(doc, dict):
+        raise BadRequest("The first part must be a JSON document")
+    names = [n for n, a in (doc.get("_attachments") or {}).items() if isinstance(a, dict) and a.get("follows")]
+    if len(names) != len(parts) - 1:
+        raise BadRequest("multipart/related: attachment parts do not match the 'follows' attachments")
+    return doc, {n: p.get_payload(decode=True) or b"" for n, p in zip(names, parts[1:])}
+
+
+def delete(name: str, doc_id: str) -> Response:
+    """``DELETE /{db}/{docid}?rev=``: writes a tombstone."""
+    db = open_db(name, design_write=doc_id.startswith("_design/"))
+    rev = _rev_param()
+    if not rev:
+        raise Conflict()
+    result = db.bulk_docs([{"_id": doc_id, "_rev": rev, "_deleted": True}])[0]
+    response = write_result(result)
+    response.status_code = 200
+    return response
+
+
+def head(name: str, doc_id: str) -> Response:
+    """``HEAD /{db}/{docid}``: the ETag only."""
+    doc = open_db(name).get(doc_id, request.args.get("rev"))
+    return Response(status=200, headers={"ETag": f'"{doc["_rev"]}"'}, content_type="application/json")
+
+
+def local(name: str, local_id: str) -> Response:
+    """``GET/PUT/DELETE /{db}/_local/{id}``: not replicated, no sequence."""
+    db = open_db(name)
+    if request.method in ("GET", "HEAD"):
+        return respond(db.get_local(local_id))
+    if request.method == "DELETE":
+        return respond(db.put_local(local_id, {"_rev": _rev_param()}, delete=True))
+    doc = json_body(require_type=False)
+    if _rev_param() and "_rev" not in doc:
+        doc["_rev"] = _rev_param()
+    return respond(db.put_local(local_id, doc), 201)
+
+
+def attachment_get(name: str, doc_id: str, att: str) -> Response:
+    """``GET /{db}/{docid}/{name}``: the raw data, with ``Range`` support for resumed transfers."""
+    stub, data = open_db(name).attachment(doc_id, att, request.args.get("rev"))
+    headers = {"ETag": f'"{stub["digest"]}"', "Accept-Ranges": "bytes", "Cache-Control": "must-revalidate"}
+    span = _range(request.headers.get("Range"), len(data))
+    if span is None:
+        return Response(data, 200, headers, content_type=stub["content_type"])
+    first, last = span
+    headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+    return Response(data[first:last + 1], 206, headers, content_type=stub["content_type"])
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One ``bytes=first-last`` range, ``first-`` or ``-suffix``; None for no (or multiple) ranges."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first_text, _, last_text = header[6:].strip().partition("-")
+    try:
+        if first_text == "":
+            first, last = max(size - int(last_text), 0), size - 1
+        else:
+            first, last = int(first_text), min(int(last_text), size - 1) if last_text else size - 1
+    except ValueError:
+        return None
+    if first > last or first >= size:
+        raise RangeNotSatisfiable()
+    return first, last
+
+
+def attachment_put(name: str, doc_id: str, att: str) -> Response:
+    """``PUT /{db}/{docid}/{name}?rev=``: add or replace one attachment."""
+    check_attachment_name(att)
+    db = open_db(name, design_write=doc_id.startswith("_design/"))
+    doc = _current(db, doc_id)
+    doc.setdefault("_attachments", {})[att] = {
+        "content_type": request.headers.get("Content-Type", "application/octet-stream"),
+        "data": base64.b64encode(raw_body()).decode(),
+    }
+    return write_result(db.bulk_docs([doc])[0])
+
+
+def attachment_delete(name: str, doc_id: str, att: str) -> Response:
+    """``DELETE /{db}/{docid}/{name}?rev=``."""
+    db = open_db(name, design_write=doc_id.startswith("_design/"))
+    doc = _current(db, doc_id)
+    if att not in doc.get("_attachments", {}):
+        raise NotFound("Document is missing attachment")
+    del doc["_attachments"][att]
+    response = write_result(db.bulk_docs([doc])[0])
+    response.status_code = 200
+    return response
+
+
+def _current(db: Any, doc_id: str) -> dict:
+    """The revision an attachment edit applies to: ``?rev=`` must be the current one."""
+    rev = _rev_param()
+    try:
+        doc = db.get(doc_id)
+    except NotFound:
+        if rev:
+            raise Conflict() from None
+        return {"_id": doc_id}
+    if rev != doc["_rev"]:
+        raise Conflict()
+    return doc
+

@@ -1,0 +1,105 @@
+"""Maps raw request paths to endpoint functions, the way CouchDB reads them.
+
+WSGI servers decode ``%2F`` in PATH_INFO, which would make the document
+``a/b`` look like attachment ``b`` of document ``a``. We split the raw request
+URI on ``/`` first and decode each segment after, as CouchDB does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import unquote
+
+from flask import Response, request
+
+from ..errors import BadRequest, MethodNotAllowed, NotFound
+from . import bulk, changes, database, document, server
+
+Handler = Callable[..., Response]
+
+_SERVER: dict[str, dict[str, Handler]] = {
+    "": {"GET": server.root},
+    "_up": {"GET": server.up},
+    "_all_dbs": {"GET": server.all_dbs},
+    "_uuids": {"GET": server.uuids},
+    "_session": {"GET": server.session_get, "POST": server.session_post, "DELETE": server.session_delete},
+}
+_DATABASE: dict[str, Handler] = {
+    "PUT": database.create, "DELETE": database.delete, "GET": database.info,
+    "HEAD": database.info, "POST": database.post_doc,
+}
+_DB_SPECIAL: dict[str, dict[str, Handler]] = {
+    "_all_docs": {"GET": database.all_docs, "POST": database.all_docs},
+    "_changes": {"GET": changes.changes, "POST": changes.changes},
+    "_bulk_docs": {"POST": bulk.bulk_docs},
+    "_bulk_get": {"POST": bulk.bulk_get},
+    "_revs_diff": {"POST": bulk.revs_diff},
+    "_ensure_full_commit": {"POST": database.ensure_full_commit},
+    "_security": {"GET": database.security, "PUT": database.security},
+    "_revs_limit": {"GET": database.revs_limit, "PUT": database.revs_limit},
+    "_compact": {"POST": database.compact},
+}
+_DOCUMENT: dict[str, Handler] = {
+    "GET": document.get, "PUT": document.put, "DELETE": document.delete, "HEAD": document.head,
+}
+_ATTACHMENT: dict[str, Handler] = {
+    "GET": document.attachment_get, "HEAD": document.attachment_get,
+    "PUT": document.attachment_put, "DELETE": document.attachment_delete,
+}
+_LOCAL: dict[str, Handler] = {"GET": document.local, "PUT": document.local, "DELETE": document.local}
+
+
+def segments() -> list[str]:
+    """The decoded segments of the raw request path."""
+    raw = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI") or request.path
+    path = raw.split("?", 1)[0]
+    if "://" in path:  # an absolute-form request target
+        path = "/" + path.split("://", 1)[1].partition("/")[2]
+    parts = [unquote(p) for p in path.split("/")[1:]]
+    while parts and parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    return parts or [""]
+
+
+def dispatch() -> Response:
+    """Find and call the endpoint for this request."""
+    parts = segments()
+    handler, args = _resolve(parts)
+    return handler(*args)
+
+
+def _pick(table: dict[str, Handler]) -> Handler:
+    method = "GET" if request.method == "HEAD" and "HEAD" not in table else request.method
+    if method not in table:
+        raise MethodNotAllowed(f"Only {','.join(sorted(table))} allowed")
+    return table[method]
+
+
+def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
+    head, rest = parts[0], parts[1:]
+    if head == "" or (head.startswith("_") and not rest and head in _SERVER):
+        return _pick(_SERVER.get(head) or {}), []
+    if head.startswith("_") and head not in ("_users", "_replicator", "_global_changes"):
+        raise NotFound(f"Database does not exist.") if rest else BadRequest(
+            f"Name: '{head[:80]}'. Only lowercase characters (a-z), digits (0-9), and any of the characters "
+            "_, $, (, ), +, -, and / are allowed. Must begin with a letter.", error="illegal_database_name")
+    if not rest:
+        return _pick(_DATABASE), [head]
+    first = rest[0]
+    if first in _DB_SPECIAL and len(rest) == 1:
+        return _pick(_DB_SPECIAL[first]), [head]
+    if first in ("_design", "_local") and len(rest) >= 2:
+        return _named(head, f"{first}/{rest[1]}", rest[2:])
+    if first.startswith(("_design/", "_local/")):
+        return _named(head, first, rest[1:])
+    if first.startswith("_"):
+        raise BadRequest("Only reserved document ids may start with underscore.", error="illegal_docid")
+    return _named(head, first, rest[1:])
+
+
+def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
+    if doc_id.startswith("_local/"):
+        return _pick(_LOCAL), [db, "/".join([doc_id[7:], *att])]
+    if att:
+        return _pick(_ATTACHMENT), [db, doc_id, "/".join(att)]
+    return _pick(_DOCUMENT), [db, doc_id]

@@ -1,0 +1,83 @@
+"""Server-wide endpoints: ``/``, ``/_up``, ``/_all_dbs``, ``/_uuids``, ``/_session``."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from urllib.parse import parse_qs
+
+from flask import Response, current_app, g, request
+
+from .. import __version__
+from ..auth import require_admin
+from ..errors import BadRequest
+from .http import integer, parse_json, raw_body, respond, server
+
+# The CouchDB API version whose behaviour this server follows.
+COUCHDB_VERSION = "3.3.3"
+# CouchDB's [uuids] max_count.
+MAX_UUIDS = 1000
+
+
+def root() -> Response:
+    """``GET /``: who we are. The uuid is stable for the life of the data directory."""
+    return respond({
+        "couchdb": "Welcome", "version": COUCHDB_VERSION, "uuid": server().uuid,
+        "features": ["access-ready"],
+        "vendor": {"name": "party-handbook-sync", "version": __version__},
+    })
+
+
+def up() -> Response:
+    """``GET /_up``: health check."""
+    return respond({"status": "ok"})
+
+
+def all_dbs() -> Response:
+    """``GET /_all_dbs``: admin only, as in CouchDB 3."""
+    require_admin(g.user)
+    return respond(server().all_dbs())
+
+
+def uuids() -> Response:
+    """``GET /_uuids?count=N``."""
+    count = integer("count", 1, minimum=1) or 1
+    if count > MAX_UUIDS:
+        raise BadRequest(f"count parameter too large (maximum {MAX_UUIDS})")
+    return respond({"uuids": [secrets.token_hex(16) for _ in range(count)]})
+
+
+def session_get() -> Response:
+    """``GET /_session``: the current user context."""
+    method = g.get("auth_method")
+    return respond({"ok": True, "userCtx": g.user.to_json(),
+                    "info": {"authentication_handlers": ["cookie", "default"], **({"authenticated": method} if method else {})}})
+
+
+def session_post() -> Response:
+    """``POST /_session``: name and password (JSON or form) for an ``AuthSession`` cookie."""
+    data = raw_body()
+    if request.mimetype == "application/x-www-form-urlencoded":
+        form = {k: v[0] for k, v in parse_qs(data.decode("utf-8", "replace")).items()}
+    else:
+        form = parse_json(data)
+    if not isinstance(form, dict) or not isinstance(form.get("name"), str) or not isinstance(form.get("password"), str):
+        raise BadRequest("name and password are required")
+    authenticator = current_app.extensions["authenticator"]
+    user = authenticator.check_password(form["name"], form["password"])
+    response = respond({"ok": True, "name": user.name, "roles": list(user.roles)})
+    set_session_cookie(response, user.name or "")
+    return response
+
+
+def session_delete() -> Response:
+    """``DELETE /_session``: forget the cookie."""
+    response = respond({"ok": True})
+    response.set_cookie("AuthSession", "", max_age=0, path="/", httponly=True)
+    return response
+
+
+def set_session_cookie(response: Response, name: str) -> None:
+    authenticator = current_app.extensions["authenticator"]
+    value = authenticator.make_cookie(name, int(time.time()))
+    response.set_cookie("AuthSession", value, path="/", httponly=True, samesite="Lax")

@@ -1,0 +1,98 @@
+"""The Flask application factory: one Server, one router, one error handler."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from .api import router
+from .api.http import compress_response, respond
+from .api.server import set_session_cookie
+from .auth import ADMIN_PARTY, ANONYMOUS, Authenticator, User
+from .errors import CouchError, RequestTooLarge, Unauthorized
+from .settings import Settings
+from .store import Server, StoreOptions
+
+log = logging.getLogger(__name__)
+_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "COPY", "OPTIONS", "PATCH"]
+
+
+def create_app(settings: Settings, server: Server | None = None) -> Flask:
+    """Build the WSGI app for one data directory.
+
+    :param server: an already open store (tests); opened from settings otherwise.
+    """
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    store = server or Server(settings.server.data_dir, StoreOptions(
+        max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,
+        synchronous=settings.storage.synchronous))
+    app.extensions["sync_server"] = store
+    app.extensions["authenticator"] = Authenticator(settings.server.admin, store.secret,
+                                                    settings.couchdb.session_timeout)
+    app.add_url_rule("/", "couch", router.dispatch, methods=_METHODS)
+    app.add_url_rule("/<path:_rest>", "couch_path", lambda _rest: router.dispatch(), methods=_METHODS)
+    app.before_request(_authenticate)
+    app.after_request(_finish)
+    app.register_error_handler(CouchError, _couch_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def _authenticate() -> None:
+    """Set ``g.user`` from HTTP basic auth or the ``AuthSession`` cookie."""
+    auth: Authenticator = current_app.extensions["authenticator"]
+    g.user = ADMIN_PARTY if auth.admin_party else ANONYMOUS
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            name, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return _bad_auth()
+        g.user, g.auth_method = (auth.check_password(name, password) if not auth.admin_party
+                                 else User(name, ("_admin",))), "default"
+        return None
+    cookie = request.cookies.get("AuthSession")
+    if cookie and not auth.admin_party:
+        found = auth.read_cookie(cookie, int(time.time()))
+        if found:
+            g.user, g.auth_method = found[0], "cookie"
+            g.refresh_cookie = time.time() - found[1] > auth.session_timeout / 2
+    return None
+
+
+def _bad_auth() -> None:
+    raise Unauthorized("Authorization header is not valid base64 of name:password")
+
+
+def _finish(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", "must-revalidate")
+    response.headers["Server"] = "party-handbook-sync (CouchDB 3 API)"
+    if g.get("refresh_cookie") and g.user.name:
+        set_session_cookie(response, g.user.name)
+    return compress_response(response)
+
+
+def _couch_error(exc: CouchError) -> Response:
+    headers = {}
+    if exc.status == 401 and request.headers.get("Authorization", "").lower().startswith("basic"):
+        headers["WWW-Authenticate"] = 'Basic realm="server"'
+    return respond(exc.to_json(), exc.status, headers)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    if exc.code == 413:
+        return _couch_error(RequestTooLarge())
+    err = CouchError(exc.description or exc.name, error=(exc.name or "error").lower().replace(" ", "_"))
+    return respond(err.to_json(), exc.code or 500)
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error")
+    return respond(CouchError(f"{type(exc).__name__}: {exc}"[:200]).to_json(), 500)

@@ -1,0 +1,88 @@
+"""The ``sync-server`` command line. Thin: parse, call the library, print one line on error."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+
+import click
+
+from .errors import StartupError
+from .settings import Settings, load
+
+LOOPBACK = "127.0.0.1"
+
+
+@click.group()
+def main() -> None:
+    """Offline-first sync for party cells: a CouchDB-compatible kiosk replica."""
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+@click.option("--host", help="Address to bind (default from config, 127.0.0.1).")
+@click.option("--port", type=int, help="TCP port (default from config, 5984).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--admin", help="USER:PASSWORD of the server admin (or SYNC_SERVER_ADMIN).")
+@click.option("--sample", is_flag=True, help="Create a sample database if it is missing.")
+def serve(data_dir: str | None, host: str | None, port: int | None, config_path: str | None,
+          admin: str | None, sample: bool) -> None:
+    """Start the server (waitress, a production WSGI server)."""
+    try:
+        settings = _serve_settings(config_path, data_dir, host, port, admin or os.environ.get("SYNC_SERVER_ADMIN"))
+        _run(settings, sample)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _serve_settings(config_path: str | None, data_dir: str | None, host: str | None, port: int | None,
+                    admin: str | None) -> Settings:
+    settings = load(config_path).replace("server", data_dir=data_dir, host=host, port=port, admin=admin)
+    admin = settings.server.admin
+    if admin is not None and (":" not in admin or not admin.split(":", 1)[0] or not admin.split(":", 1)[1]):
+        raise StartupError("the admin account must be given as USER:PASSWORD")
+    if admin is None and not _is_loopback(settings.server.host):
+        click.echo(f"sync-server: no admin account set, so binding to {LOOPBACK} only "
+                   "(set --admin USER:PASSWORD or SYNC_SERVER_ADMIN to serve the network)", err=True)
+        settings = settings.replace("server", host=LOOPBACK)
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _run(settings: Settings, sample: bool) -> None:
+    import waitress
+
+    from .app import create_app
+    from .sample import ensure_sample
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(settings)
+    except OSError as exc:
+        raise StartupError(f"cannot open data directory {settings.server.data_dir}: {exc.strerror or exc}") from None
+    name = settings.server.sample_db or ("handbook-sample" if sample else None)
+    if name and ensure_sample(app.extensions["sync_server"], name):
+        click.echo(f"sync-server: created sample database '{name}'")
+    try:
+        server = waitress.create_server(app, host=settings.server.host, port=settings.server.port,
+                                        threads=settings.server.threads, channel_timeout=300,
+                                        ident="party-handbook-sync")
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}") from None
+    click.echo(f"sync-server: listening on http://{settings.server.host}:{server.effective_port}/ "
+               f"(data in {os.path.abspath(settings.server.data_dir)})")
+    sys.stdout.flush()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,109 @@
+"""The one exception hierarchy of the project.
+
+* SyncError
+  + CouchError              500 unknown_error  -> {"error": ..., "reason": ...}
+    - BadRequest            400 bad_request
+    - InvalidDocId          400 illegal_docid
+    - Unauthorized          401 unauthorized
+    - Forbidden             403 forbidden        (schema or role rejection)
+    - NotFound              404 not_found        reason "missing" / "deleted" / "Database does not exist."
+    - MethodNotAllowed      405 method_not_allowed
+    - NotAcceptable         406 not_acceptable
+    - Conflict              409 conflict         "Document update conflict."
+    - FileExists            412 file_exists      (PUT /{db} that already exists)
+    - PreconditionFailed    412 missing_stub and friends
+    - DocumentTooLarge      413 document_too_large
+    - RequestTooLarge       413 too_large
+    - BadContentType        415 bad_content_type
+    - RangeNotSatisfiable   416 requested_range_not_satisfiable
+  + StartupError            bad config.yaml or command line; the CLI prints one line, exits 2
+  + PeerUnavailable         a peer could not be reached (replication)
+
+Only this module knows status codes; the HTTP layer turns a CouchError into JSON
+with one handler, and the store raises these same classes.
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base of every error raised on purpose."""
+
+
+class CouchError(SyncError):
+    status = 500
+    error = "unknown_error"
+    reason = "Database encountered an unknown error"
+
+    def __init__(self, reason: str | None = None, *, error: str | None = None) -> None:
+        self.reason = reason or type(self).reason
+        if error:
+            self.error = error
+        super().__init__(self.reason)
+
+    def to_json(self) -> dict[str, str]:
+        return {"error": self.error, "reason": self.reason}
+
+
+class BadRequest(CouchError):
+    status, error, reason = 400, "bad_request", "Bad request."
+
+
+class InvalidDocId(CouchError):
+    status, error, reason = 400, "illegal_docid", "Invalid document id."
+
+
+class Unauthorized(CouchError):
+    status, error, reason = 401, "unauthorized", "You are not authorized to access this db."
+
+
+class Forbidden(CouchError):
+    status, error, reason = 403, "forbidden", "Forbidden."
+
+
+class NotFound(CouchError):
+    status, error, reason = 404, "not_found", "missing"
+
+
+class MethodNotAllowed(CouchError):
+    status, error, reason = 405, "method_not_allowed", "Method not allowed."
+
+
+class NotAcceptable(CouchError):
+    status, error, reason = 406, "not_acceptable", "Not acceptable."
+
+
+class Conflict(CouchError):
+    status, error, reason = 409, "conflict", "Document update conflict."
+
+
+class FileExists(CouchError):
+    status, error, reason = 412, "file_exists", "The database could not be created, the file already exists."
+
+
+class PreconditionFailed(CouchError):
+    status, error, reason = 412, "precondition_failed", "Precondition failed."
+
+
+class DocumentTooLarge(CouchError):
+    status, error, reason = 413, "document_too_large", "Document exceeds the maximum document size."
+
+
+class RequestTooLarge(CouchError):
+    status, error, reason = 413, "too_large", "the request entity is too large"
+
+
+class BadContentType(CouchError):
+    status, error, reason = 415, "bad_content_type", "Content-Type must be application/json"
+
+
+class RangeNotSatisfiable(CouchError):
+    status, error, reason = 416, "requested_range_not_satisfiable", "Requested range not satisfiable"
+
+
+class StartupError(SyncError):
+    """Bad configuration or command line: the CLI prints one line and exits non-zero."""
+
+
+class PeerUnavailable(SyncError):
+    """A replication peer could not be reached or timed out."""

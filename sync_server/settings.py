@@ -1,0 +1,120 @@
+"""One settings object, read from config.yaml and checked at start.
+
+Each section of config.yaml is a frozen dataclass below; every field has a
+default and a help text (``config.yaml`` documents each one, and a test keeps
+them in step). Unknown keys and wrong types raise StartupError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import StartupError
+
+
+def _setting(default: Any, help: str, choices: tuple = (), minimum: int | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = _setting("127.0.0.1", "Address to listen on. Without an admin account only loopback is allowed.")
+    port: int = _setting(5984, "TCP port (CouchDB's is 5984).", minimum=0)
+    data_dir: str = _setting("./data", "Directory holding the databases and the server identity.")
+    threads: int = _setting(100, "Worker threads: each open longpoll _changes request holds one.", minimum=4)
+    admin: str | None = _setting(None, "USER:PASSWORD of the server admin (better: --admin or SYNC_SERVER_ADMIN).")
+    sample_db: str | None = _setting(None, "Name of a sample database to create and fill at start, if missing.")
+
+
+@dataclass(frozen=True)
+class CouchSettings:
+    max_document_size: int = _setting(8_000_000, "Largest document JSON in bytes (CouchDB's default).", minimum=1)
+    max_request_size: int = _setting(67_108_864, "Largest request body in bytes, after gzip decoding.", minimum=1)
+    revs_limit: int = _setting(1000, "Revisions remembered per document in new databases.", minimum=1)
+    session_timeout: int = _setting(600, "Seconds a _session cookie stays valid (CouchDB's default).", minimum=1)
+    changes_timeout_ms: int = _setting(60_000, "Longest a longpoll/continuous _changes request waits.", minimum=0)
+    default_security: str = _setting("everyone", "Who may use a database whose _security lists no members.",
+                                     choices=("everyone", "admin_only"))
+    gzip_min_size: int = _setting(860, "Smallest response body worth gzip-compressing, in bytes.", minimum=0)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    synchronous: str = _setting("full", "SQLite synchronous mode: full survives power cuts, normal only crashes.",
+                                choices=("normal", "full", "extra"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    couchdb: CouchSettings = field(default_factory=CouchSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+
+    def replace(self, section: str, **changes: Any) -> "Settings":
+        """A copy with some keys of one section changed (command-line overrides)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        checked = _section(section, type(getattr(self, section)), {**dataclasses.asdict(getattr(self, section)), **changes})
+        return dataclasses.replace(self, **{section: checked})
+
+
+def documented() -> list[tuple[str, str]]:
+    """(dotted key, help) of every setting."""
+    out = []
+    for section in dataclasses.fields(Settings):
+        for item in dataclasses.fields(section.default_factory()):  # type: ignore[misc]
+            out.append((f"{section.name}.{item.name}", item.metadata["help"]))
+    return out
+
+
+def load(path: str | Path | None = None) -> Settings:
+    """Read and check config.yaml (defaults alone when path is None).
+
+    :raises StartupError: naming the file, the key and what is wrong.
+    """
+    if path is None:
+        return Settings()
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise StartupError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise StartupError(f"{path}: the top level must be a mapping of sections")
+    sections = {f.name: f for f in dataclasses.fields(Settings)}
+    values = {}
+    for name, content in raw.items():
+        if name not in sections:
+            raise StartupError(f"{path}: unknown section '{name}' (known: {', '.join(sections)})")
+        try:
+            values[name] = _section(name, type(sections[name].default_factory()), content or {})  # type: ignore[misc]
+        except StartupError as exc:
+            raise StartupError(f"{path}: {exc}") from None
+    return Settings(**values)
+
+
+def _section(name: str, cls: type, content: Any) -> Any:
+    if not isinstance(content, dict):
+        raise StartupError(f"'{name}' must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in content.items():
+        if key not in fields:
+            raise StartupError(f"unknown key '{name}.{key}' (known: {', '.join(fields)})")
+        _check(f"{name}.{key}", fields[key], value)
+    return cls(**content)
+
+
+def _check(key: str, item: dataclasses.Field, value: Any) -> None:
+    expected = {"str": str, "int": int, "str | None": str}[str(item.type)]
+    if value is None and "None" in str(item.type):
+        return
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise StartupError(f"'{key}' must be {'an integer' if expected is int else 'a string'}, not {value!r}")
+    choices, minimum = item.metadata["choices"], item.metadata["minimum"]
+    if choices and value not in choices:
+        raise StartupError(f"'{key}' must be one of {', '.join(choices)}, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise StartupError(f"'{key}' must be at least {minimum}, not {value}")

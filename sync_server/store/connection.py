@@ -1,0 +1,98 @@
+"""SQLite connections for one database file: pragmas, schema, readers and the writer.
+
+Every write runs in ``BEGIN IMMEDIATE`` on the one writer connection and is on
+disk (WAL, ``synchronous=FULL`` by default) before it is acknowledged, which is
+why ``_ensure_full_commit`` can be a no-op. Readers use one connection per
+thread, so a long ``_changes`` read never blocks a writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    winner TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    tree TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS docs_live ON docs (id) WHERE deleted = 0;
+CREATE TABLE IF NOT EXISTS revs (
+    doc_id TEXT NOT NULL,
+    rev TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (doc_id, rev)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS atts (digest TEXT PRIMARY KEY, length INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS local_docs (id TEXT PRIMARY KEY, rev INTEGER NOT NULL, body TEXT NOT NULL);
+"""
+
+SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
+
+
+def connect(path: str, synchronous: str = "full") -> sqlite3.Connection:
+    """Open a connection with the pragmas every connection needs."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute("PRAGMA cache_size=-8000")  # 8 MB per connection: a kiosk is a small machine
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables of a new database file (idempotent)."""
+    with transaction(conn):
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Readers:
+    """One read connection per thread for one database file."""
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        self._path, self._synchronous = path, synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self._path, self._synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every reader (the database is being deleted or the server stops)."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,604 @@
+"""One CouchDB database on one SQLite file: documents, revision trees, sequences.
+
+Reads go through per-thread connections; writes through one writer connection
+under a lock, each batch in one ``BEGIN IMMEDIATE`` transaction that is durable
+before the call returns. Knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BadRequest, Conflict, CouchError, DocumentTooLarge, NotFound
+from . import attachments, revtree
+from .connection import Readers, connect, create_schema, transaction
+from .document import assemble, body_of, check_doc_id, check_members, dumps, splice
+from .revid import new_revid
+
+# CouchDB's default _revs_limit.
+DEFAULT_REVS_LIMIT = 1000
+# Rows fetched per query while streaming _changes and _all_docs: bounds memory.
+PAGE = 500
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """What the store needs from the settings."""
+
+    max_document_size: int = 8_000_000
+    revs_limit: int = DEFAULT_REVS_LIMIT
+    synchronous: str = "full"
+
+
+@dataclass
+class Change:
+    """One row of ``_changes``: the document's latest sequence and its revisions."""
+
+    seq: str
+    id: str
+    revs: list[str]
+    deleted: bool
+    doc_json: str | None = None
+
+    def to_json(self) -> str:
+        """The row as CouchDB writes it."""
+        text = '{"seq":"' + self.seq + '","id":' + json.dumps(self.id, ensure_ascii=False)
+        text += ',"changes":[' + ",".join('{"rev":"' + r + '"}' for r in self.revs) + "]"
+        if self.deleted:
+            text += ',"deleted":true'
+        if self.doc_json is not None:
+            text += ',"doc":' + self.doc_json
+        return text + "}"
+
+
+class Database:
+    """A CouchDB database stored in one SQLite file."""
+
+    def __init__(self, name: str, path: str, options: StoreOptions) -> None:
+        self.name, self.path, self.options = name, path, options
+        self._writer = connect(path, options.synchronous)
+        create_schema(self._writer)
+        self._readers = Readers(path, options.synchronous)
+        self._write_lock = threading.Lock()
+        self._changed = threading.Condition()
+        with transaction(self._writer):
+            self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
+            self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('revs_limit', ?)", (str(options.revs_limit),))
+        self._load_counters()
+
+    # -- bookkeeping ---------------------------------------------------------
+
+    def _meta(self, key: str, conn: sqlite3.Connection | None = None) -> str | None:
+        row = (conn or self._writer).execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _load_counters(self) -> None:
+        """Read the sequence and document counts (after opening or a rollback)."""
+        conn = self._writer
+        self.instance = self._meta("instance") or "0"
+        self.update_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM docs").fetchone()[0]
+        self.doc_count = conn.execute("SELECT count(*) FROM docs WHERE deleted = 0").fetchone()[0]
+        self.del_count = conn.execute("SELECT count(*) FROM docs WHERE deleted = 1").fetchone()[0]
+        self.revs_limit = int(self._meta("revs_limit") or DEFAULT_REVS_LIMIT)
+
+    def seq_string(self, seq: int) -> str:
+        """An opaque sequence string, as CouchDB 3 sends them."""
+        return f"{seq}-{self.instance}"
+
+    def parse_since(self, since: object) -> int:
+        """Read a sequence a client sent back: ours, a bare number, or ``now``.
+
+        A sequence from another instance of this database (deleted and created
+        again) starts over from 0, so nothing is skipped.
+        :raises BadRequest: for anything else.
+        """
+        if since is None or since == 0:
+            return 0
+        if since == "now":
+            return self.update_seq
+        if isinstance(since, int) and not isinstance(since, bool) and since >= 0:
+            return since
+        if isinstance(since, str):
+            number, _, token = since.partition("-")
+            if number.isdigit():
+                return int(number) if not token or token == self.instance else 0
+        raise BadRequest(f"Malformed sequence supplied in 'since' parameter: {str(since)[:80]}")
+
+    def close(self) -> None:
+        """Close every connection."""
+        self._readers.close()
+        self._writer.close()
+
+    def _read(self) -> sqlite3.Connection:
+        return self._readers.get()
+
+    # -- database-level ------------------------------------------------------
+
+    def info(self) -> dict:
+        """``GET /{db}``."""
+        size = self._read().execute(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()").fetchone()[0]
+        return {
+            "db_name": self.name, "update_seq": self.seq_string(self.update_seq),
+            "doc_count": self.doc_count, "doc_del_count": self.del_count,
+            "purge_seq": self.seq_string(0), "instance_start_time": "0",
+            "compact_running": False, "disk_format_version": 8,
+            "sizes": {"file": size, "external": size, "active": size},
+            "props": {}, "cluster": {"q": 1, "n": 1, "w": 1, "r": 1},
+        }
+
+    def get_security(self) -> dict:
+        """The ``_security`` object ({} when never set)."""
+        return json.loads(self._meta("security", self._read()) or "{}")
+
+    def put_security(self, security: dict) -> None:
+        """Replace the ``_security`` object."""
+        with self._write_lock, transaction(self._writer):
+            self._writer.execute("INSERT OR REPLACE INTO meta VALUES ('security', ?)", (dumps(security),))
+
+    def set_revs_limit(self, limit: int) -> None:
+        """Set ``_revs_limit``; it applies to later writes and compaction."""
+        with self._write_lock, transaction(self._writer):
+            self._writer.execute("INSERT OR REPLACE INTO meta VALUES ('revs_limit', ?)", (str(limit),))
+        self.revs_limit = limit
+
+    # -- reading documents ---------------------------------------------------
+
+    def _row(self, doc_id: str, conn: sqlite3.Connection) -> tuple[str, bool, revtree.Tree] | None:
+        row = conn.execute("SELECT winner, deleted, tree FROM docs WHERE id = ?", (doc_id,)).fetchone()
+        return (row[0], bool(row[1]), json.loads(row[2])) if row else None
+
+    def _body(self, doc_id: str, rev: str, conn: sqlite3.Connection) -> dict | None:
+        row = conn.execute("SELECT body FROM revs WHERE doc_id = ? AND rev = ?", (doc_id, rev)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def get(self, doc_id: str, rev: str | None = None, *, revs: bool = False, revs_info: bool = False,
+            conflicts: bool = False, deleted_conflicts: bool = False, attachments_: bool = False,
+            atts_since: list[str] | None = None, latest: bool = False, local_seq: bool = False) -> dict:
+        """One revision of a document (the winner by default), CouchDB-shaped.
+
+        :raises NotFound: reason ``missing``, or ``deleted`` for a deleted winner.
+        """
+        conn = self._read()
+        row = self._row(doc_id, conn)
+        if row is None:
+            raise NotFound("missing")
+        winner, deleted, tree = row
+        if rev is None:
+            if deleted:
+                raise NotFound("deleted")
+            rev = winner
+        elif rev not in tree:
+            raise NotFound("missing")
+        if latest and not revtree.is_leaf(tree, rev):
+            rev = revtree.descendant_leaves(tree, rev)[0]
+        doc = self._assemble(conn, doc_id, rev, tree, attachments_, atts_since)
+        if revs:
+            doc["_revisions"] = revtree.revisions(tree, rev)
+        if revs_info:
+            doc["_revs_info"] = self._revs_info(conn, doc_id, tree, rev)
+        self._add_conflicts(doc, tree, rev, conflicts, deleted_conflicts)
+        if local_seq:
+            doc["_local_seq"] = self.seq_string(conn.execute("SELECT seq FROM docs WHERE id = ?", (doc_id,)).fetchone()[0])
+        return doc
+
+    def _assemble(self, conn: sqlite3.Connection, doc_id: str, rev: str, tree: revtree.Tree,
+                  with_atts: bool, atts_since: list[str] | None) -> dict:
+        body = self._body(doc_id, rev, conn)
+        if body is None:
+            raise NotFound("missing")
+        if "_attachments" in body:
+            since = 0 if with_atts else self._atts_since_pos(tree, rev, atts_since)
+            body["_attachments"] = attachments.expand(conn, body["_attachments"], since)
+        return assemble(doc_id, rev, bool(tree[rev][1]), body)
+
+    @staticmethod
+    def _atts_since_pos(tree: revtree.Tree, rev: str, atts_since: list[str] | None) -> int | None:
+        """The highest generation among ``atts_since`` that is an ancestor of ``rev``."""
+        if not atts_since:
+            return None
+        ancestors = set(revtree.path(tree, rev))
+        known = [revtree.pos(r) for r in atts_since if r in ancestors]
+        return max(known) if known else 0
+
+    def _revs_info(self, conn: sqlite3.Connection, doc_id: str, tree: revtree.Tree, rev: str) -> list[dict]:
+        chain = revtree.path(tree, rev)
+        marks = ",".join("?" * len(chain))
+        stored = {r for (r,) in conn.execute(f"SELECT rev FROM revs WHERE doc_id = ? AND rev IN ({marks})",
+                                             (doc_id, *chain))}
+        return [{"rev": r, "status": ("deleted" if tree[r][1] else "available") if r in stored else "missing"}
+                for r in chain]
+
+    @staticmethod
+    def _add_conflicts(doc: dict, tree: revtree.Tree, rev: str, conflicts: bool, deleted_conflicts: bool) -> None:
+        others = [leaf for leaf in revtree.leaves(tree) if leaf != rev]
+        live = [leaf for leaf in others if not tree[leaf][1]]
+        dead = [leaf for leaf in others if tree[leaf][1]]
+        if conflicts and live:
+            doc["_conflicts"] = live
+        if deleted_conflicts and dead:
+            doc["_deleted_conflicts"] = dead
+
+    def open_revs(self, doc_id: str, which: list[str] | str, *, revs: bool = False, attachments_: bool = False,
+                  atts_since: list[str] | None = None, latest: bool = False) -> list[dict]:
+        """``open_revs``: each asked revision as ``{"ok": doc}`` or ``{"missing": rev}``.
+
+        :raises NotFound: when ``all`` leaves are asked of a document that does not exist.
+        """
+        conn = self._read()
+        row = self._row(doc_id, conn)
+        if which == "all":
+            if row is None:
+                raise NotFound("missing")
+            wanted = revtree.leaves(row[2])
+        else:
+            wanted = list(dict.fromkeys(which))
+        results = []
+        for rev in wanted:
+            results.extend(self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest))
+        return results
+
+    def _open_rev(self, conn: sqlite3.Connection, doc_id: str, row: Any, rev: str, revs: bool,
+                  with_atts: bool, atts_since: list[str] | None, latest: bool) -> list[dict]:
+        if row is None or rev not in row[2]:
+            return [{"missing": rev}]
+        tree = row[2]
+        targets = revtree.descendant_leaves(tree, rev) if latest else [rev]
+        out = []
+        for target in targets:
+            try:
+                doc = self._assemble(conn, doc_id, target, tree, with_atts, atts_since)
+            except NotFound:
+                out.append({"missing": target})
+                continue
+            if revs:
+                doc["_revisions"] = revtree.revisions(tree, target)
+            out.append({"ok": doc})
+        return out
+
+    def revs_diff(self, asked: dict[str, list[str]]) -> dict[str, dict]:
+        """``_revs_diff``: for each document, the revisions this database lacks."""
+        conn = self._read()
+        result: dict[str, dict] = {}
+        for doc_id, revs in asked.items():
+            if not isinstance(revs, list) or not all(isinstance(r, str) for r in revs):
+                raise BadRequest(f"_revs_diff: revisions of {doc_id!r} must be a list of strings")
+            row = conn.execute("SELECT tree FROM docs WHERE id = ?", (doc_id,)).fetchone()
+            tree = json.loads(row[0]) if row else {}
+            missing, ancestors = revtree.missing_revs(tree, revs)
+            if missing:
+                result[doc_id] = {"missing": missing}
+                if ancestors:
+                    result[doc_id]["possible_ancestors"] = ancestors
+        return result
+
+    def attachment(self, doc_id: str, name: str, rev: str | None = None) -> tuple[dict, bytes]:
+        """One attachment's stub and data.
+
+        :raises NotFound: when the document, revision or attachment is missing.
+        """
+        doc = self.get(doc_id, rev)
+        stub = doc.get("_attachments", {}).get(name)
+        if stub is None:
+            raise NotFound("Document is missing attachment")
+        return stub, attachments.blob(self._read(), stub["digest"])
+
+    # -- writing documents ---------------------------------------------------
+
+    def bulk_docs(self, docs: list[Any], new_edits: bool = True,
+                  follows: dict[str, bytes] | None = None) -> list[dict]:
+        """Write many documents in one durable transaction.
+
+        A document that fails becomes ``{"id", "error", "reason"}`` in the result
+        and the rest are written. With ``new_edits=False`` only failures are
+        reported, as CouchDB does.
+        """
+        results: list[dict] = []
+        with self._write_lock:
+            try:
+                with transaction(self._writer):
+                    for doc in docs:
+                        result = self._write_one(doc, new_edits, follows)
+                        if result is not None:
+                            results.append(result)
+            except BaseException:
+                self._load_counters()
+                raise
+        self._notify()
+        return results
+
+    def _write_one(self, doc: Any, new_edits: bool, follows: dict[str, bytes] | None) -> dict | None:
+        """Write one document inside a savepoint; per-document errors become result rows."""
+        conn = self._writer
+        doc_id = doc.get("_id") if isinstance(doc, dict) else None
+        counters = (self.update_seq, self.doc_count, self.del_count)
+        conn.execute("SAVEPOINT doc")
+        try:
+            rev = self._write(conn, doc, new_edits, follows)
+        except (CouchError, RecursionError) as exc:
+            conn.execute("ROLLBACK TO doc")
+            conn.execute("RELEASE doc")
+            self.update_seq, self.doc_count, self.del_count = counters
+            err = exc if isinstance(exc, CouchError) else BadRequest("Document nests too deeply")
+            return {"id": doc_id if isinstance(doc_id, str) else None, **err.to_json()}
+        conn.execute("RELEASE doc")
+        if new_edits:
+            return {"ok": True, "id": doc["_id"], "rev": rev}
+        return None
+
+    def _write(self, conn: sqlite3.Connection, doc: Any, new_edits: bool,
+               follows: dict[str, bytes] | None) -> str:
+        """Merge one document into its tree and store the new leaf; returns the leaf's rev."""
+        if not isinstance(doc, dict):
+            raise BadRequest("Document must be a JSON object")
+        doc_id = check_doc_id(doc.get("_id"))
+        check_members(doc)
+        row = self._row(doc_id, conn)
+        tree: revtree.Tree = row[2] if row else {}
+        deleted = bool(doc.get("_deleted"))
+        if new_edits:
+            chain, parent_atts = self._new_edit_path(conn, doc_id, doc, row, tree, deleted)
+        else:
+            chain, parent_atts = self._replicated_path(conn, doc_id, doc, tree)
+            if chain[0] in tree:
+                return chain[0]  # already known: nothing to do, no new sequence
+        body = body_of(doc)
+        if "_attachments" in doc:
+            revpos = revtree.pos(chain[0]) if new_edits else None
+            body["_attachments"] = attachments.prepare(conn, doc_id, doc["_attachments"], parent_atts, revpos, follows)
+        if new_edits:
+            chain[0] = self._hash_rev(chain, body, deleted)
+            if chain[0] in tree:
+                return chain[0]  # the same edit again: CouchDB answers with the same rev
+        body_json = dumps(body)
+        if len(body_json.encode()) > self.options.max_document_size:
+            raise DocumentTooLarge()
+        revtree.merge_path(tree, chain, deleted)
+        self._store(conn, doc_id, row, tree, chain[0], body_json)
+        return chain[0]
+
+    def _new_edit_path(self, conn: sqlite3.Connection, doc_id: str, doc: dict, row: Any,
+                       tree: revtree.Tree, deleted: bool) -> tuple[list[str], list[dict]]:
+        """The parent chain of an interactive edit (new rev hash filled in later)."""
+        rev = doc.get("_rev")
+        if rev is None:
+            if row is not None and not row[1]:
+                raise Conflict()
+            parent = row[0] if row is not None else None  # a deleted winner is extended, as in CouchDB
+        else:
+            revtree.parse_rev(rev)
+            if not revtree.is_leaf(tree, rev):
+                raise Conflict()
+            parent = rev
+        if parent is None:
+            return ["1-"], []
+        parent_body = self._body(doc_id, parent, conn) or {}
+        return [f"{revtree.pos(parent) + 1}-", *revtree.path(tree, parent)], [parent_body.get("_attachments", {})]
+
+    def _replicated_path(self, conn: sqlite3.Connection, doc_id: str, doc: dict,
+                         tree: revtree.Tree) -> tuple[list[str], list[dict]]:
+        """The path of a replicated revision (``new_edits=false``) and the attachments it may reference."""
+        rev = doc.get("_rev")
+        if rev is None:
+            raise BadRequest("new_edits=false needs a _rev on every document")
+        revtree.parse_rev(rev)
+        chain = revtree.path_from_revisions(rev, doc.get("_revisions"))
+        if chain[0] in tree or "_attachments" not in doc:
+            return chain, []
+        known = [r for r in chain[1:] if r in tree] + revtree.leaves(tree)
+        marks = ",".join("?" * len(known))
+        rows = conn.execute(f"SELECT rev, body FROM revs WHERE doc_id = ? AND rev IN ({marks})", (doc_id, *known))
+        bodies = {r: json.loads(b).get("_attachments", {}) for r, b in rows}
+        return chain, [bodies[r] for r in known if r in bodies]
+
+    @staticmethod
+    def _hash_rev(chain: list[str], body: dict, deleted: bool) -> str:
+        generation = int(chain[0].rstrip("-"))
+        old_pos, old_hash = (revtree.pos(chain[1]), chain[1].split("-", 1)[1]) if len(chain) > 1 else (0, None)
+        user_body = {k: v for k, v in body.items() if k != "_attachments"}
+        atts = attachments.for_revid(body.get("_attachments", {}))
+        return f"{generation}-{new_revid(deleted, old_pos, old_hash, user_body, atts)}"
+
+    def _store(self, conn: sqlite3.Connection, doc_id: str, row: Any, tree: revtree.Tree,
+               leaf: str, body_json: str) -> None:
+        """Write the new leaf, stem the tree, and move the document to a new sequence."""
+        conn.execute("INSERT OR REPLACE INTO revs (doc_id, rev, body) VALUES (?, ?, ?)", (doc_id, leaf, body_json))
+        removed = revtree.stem(tree, self.revs_limit)
+        conn.executemany("DELETE FROM revs WHERE doc_id = ? AND rev = ?", [(doc_id, r) for r in removed])
+        winner = revtree.winning_rev(tree)
+        deleted = bool(tree[winner][1])
+        self.update_seq += 1
+        conn.execute("INSERT OR REPLACE INTO docs (id, seq, winner, deleted, tree) VALUES (?, ?, ?, ?, ?)",
+                     (doc_id, self.update_seq, winner, int(deleted), dumps(tree)))
+        was_deleted = None if row is None else row[1]
+        if was_deleted is not deleted:
+            self.doc_count += (not deleted) - (was_deleted is False)
+            self.del_count += deleted - (was_deleted is True)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for_change(self, seq: int, timeout: float) -> bool:
+        """Block until the database passes ``seq`` or ``timeout`` seconds pass."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.update_seq > seq, timeout=timeout)
+
+    # -- feeds ---------------------------------------------------------------
+
+    def changes(self, since: int = 0, *, until: int | None = None, limit: int | None = None, descending: bool = False,
+                all_leaves: bool = False, include_docs: bool = False, doc_ids: Iterable[str] | None = None,
+                predicate: Any = None) -> Iterator[Change]:
+        """Each changed document once, at its latest sequence, in sequence order.
+
+        Reads in pages and stops at the sequence current when it started, so
+        memory stays flat and a busy writer cannot make it run forever.
+        ``predicate`` (a compiled ``_selector``) sees the winning document.
+        """
+        end, last, count = self.update_seq if until is None else until, since, 0
+        ids = list(doc_ids) if doc_ids is not None else None
+        while limit is None or count < limit:
+            rows = self._change_page(last if not descending else None, end, descending, ids, include_docs or predicate)
+            if not rows:
+                return
+            for doc_id, seq, winner, deleted, tree_json, body in rows:
+                end = seq - 1 if descending else end
+                last = seq
+                change = self._change(doc_id, seq, winner, deleted, tree_json, body, all_leaves, include_docs, predicate)
+                if change is not None:
+                    count += 1
+                    yield change
+                    if limit is not None and count >= limit:
+                        return
+
+    def _change_page(self, after: int | None, end: int, descending: bool, ids: list[str] | None,
+                     with_body: Any) -> list[tuple]:
+        cols = "d.id, d.seq, d.winner, d.deleted, d.tree, " + ("r.body" if with_body else "NULL")
+        join = " JOIN revs r ON r.doc_id = d.id AND r.rev = d.winner" if with_body else ""
+        where, args = ["d.seq <= ?"], [end]
+        if after is not None:
+            where.append("d.seq > ?")
+            args.append(after)
+        if ids is not None:
+            where.append(f"d.id IN ({','.join('?' * len(ids))})")
+            args.extend(ids)
+        order = "DESC" if descending else "ASC"
+        sql = f"SELECT {cols} FROM docs d{join} WHERE {' AND '.join(where)} ORDER BY d.seq {order} LIMIT {PAGE}"
+        return self._read().execute(sql, args).fetchall()
+
+    def _change(self, doc_id: str, seq: int, winner: str, deleted: int, tree_json: str, body: str | None,
+                all_leaves: bool, include_docs: bool, predicate: Any) -> Change | None:
+        doc_json = splice(doc_id, winner, bool(deleted), body) if body is not None else None
+        if predicate is not None and not predicate(json.loads(doc_json or "{}")):
+            return None
+        revs = revtree.leaves(json.loads(tree_json)) if all_leaves else [winner]
+        return Change(self.seq_string(seq), doc_id, revs, bool(deleted), doc_json if include_docs else None)
+
+    def all_docs(self, *, start: str | None = None, end: str | None = None, inclusive_end: bool = True,
+                 descending: bool = False, limit: int | None = None, skip: int = 0,
+                 include_docs: bool = False) -> Iterator[dict]:
+        """Live documents by id (byte order, as CouchDB's raw collation), in pages."""
+        count, skipped, after = 0, 0, None
+        while limit is None or count < limit:
+            rows = self._ids_page(start, end, inclusive_end, descending, after, include_docs)
+            if not rows:
+                return
+            for doc_id, winner, body in rows:
+                after = doc_id
+                if skipped < skip:
+                    skipped += 1
+                    continue
+                count += 1
+                yield self._all_docs_row(doc_id, winner, False, body, include_docs)
+                if limit is not None and count >= limit:
+                    return
+
+    def _ids_page(self, start: str | None, end: str | None, inclusive_end: bool, descending: bool,
+                  after: str | None, include_docs: bool) -> list[tuple]:
+        lo, hi = (">", "<") if not descending else ("<", ">")
+        where, args = ["d.deleted = 0"], []
+        if start is not None:
+            where.append(f"d.id {lo}= ?")
+            args.append(start)
+        if end is not None:
+            where.append(f"d.id {hi}{'=' if inclusive_end else ''} ?")
+            args.append(end)
+        if after is not None:
+            where.append(f"d.id {lo} ?")
+            args.append(after)
+        cols = "d.id, d.winner, " + ("r.body" if include_docs else "NULL")
+        join = " JOIN revs r ON r.doc_id = d.id AND r.rev = d.winner" if include_docs else ""
+        order = "DESC" if descending else "ASC"
+        sql = f"SELECT {cols} FROM docs d{join} WHERE {' AND '.join(where)} ORDER BY d.id {order} LIMIT {PAGE}"
+        return self._read().execute(sql, args).fetchall()
+
+    @staticmethod
+    def _all_docs_row(doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool) -> dict:
+        value: dict[str, Any] = {"rev": winner}
+        if deleted:
+            value["deleted"] = True
+        row: dict[str, Any] = {"id": doc_id, "key": doc_id, "value": value}
+        if include_docs:
+            row["doc"] = None if deleted or body is None else json.loads(splice(doc_id, winner, False, body))
+        return row
+
+    def all_docs_keys(self, keys: list[Any], include_docs: bool = False) -> Iterator[dict]:
+        """``_all_docs`` with ``keys``: one row per key, in the order asked."""
+        conn = self._read()
+        for key in keys:
+            row = conn.execute("SELECT d.winner, d.deleted, r.body FROM docs d JOIN revs r "
+                               "ON r.doc_id = d.id AND r.rev = d.winner WHERE d.id = ?",
+                               (key,)).fetchone() if isinstance(key, str) else None
+            if row is None:
+                yield {"key": key, "error": "not_found"}
+            else:
+                yield self._all_docs_row(key, row[0], bool(row[1]), row[2], include_docs)
+
+    def count_before(self, start: str | None, descending: bool) -> int:
+        """How many live ids sort before ``start`` (the ``offset`` of ``_all_docs``)."""
+        if start is None:
+            return 0
+        op = ">" if descending else "<"
+        return self._read().execute(f"SELECT count(*) FROM docs WHERE deleted = 0 AND id {op} ?", (start,)).fetchone()[0]
+
+    # -- _local documents ----------------------------------------------------
+
+    def get_local(self, local_id: str) -> dict:
+        """A ``_local`` document (never replicated, no sequence).
+
+        :raises NotFound: when it does not exist.
+        """
+        row = self._read().execute("SELECT rev, body FROM local_docs WHERE id = ?", (local_id,)).fetchone()
+        if row is None:
+            raise NotFound("missing")
+        return {"_id": "_local/" + local_id, "_rev": f"0-{row[0]}", **json.loads(row[1])}
+
+    def put_local(self, local_id: str, doc: dict, delete: bool = False) -> dict:
+        """Write or delete a ``_local`` document; its ``_rev`` must match the current one.
+
+        :raises Conflict: on a stale or missing ``_rev``; NotFound when deleting nothing.
+        """
+        if not isinstance(doc, dict):
+            raise BadRequest("Document must be a JSON object")
+        with self._write_lock, transaction(self._writer):
+            row = self._writer.execute("SELECT rev FROM local_docs WHERE id = ?", (local_id,)).fetchone()
+            current = f"0-{row[0]}" if row else None
+            if delete and row is None:
+                raise NotFound("missing")
+            if row is not None and doc.get("_rev") != current:
+                raise Conflict()
+            if delete:
+                self._writer.execute("DELETE FROM local_docs WHERE id = ?", (local_id,))
+                return {"ok": True, "id": "_local/" + local_id, "rev": "0-0"}
+            number = row[0] + 1 if row else 1
+            body = {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
+            self._writer.execute("INSERT OR REPLACE INTO local_docs VALUES (?, ?, ?)", (local_id, number, dumps(body)))
+        return {"ok": True, "id": "_local/" + local_id, "rev": f"0-{number}"}
+
+    # -- compaction ----------------------------------------------------------
+
+    def compact(self) -> None:
+        """Drop bodies of non-leaf revisions, stem to ``_revs_limit``, and free orphaned attachments."""
+        with self._write_lock, transaction(self._writer):
+            conn = self._writer
+            for doc_id, tree_json in conn.execute("SELECT id, tree FROM docs").fetchall():
+                tree = json.loads(tree_json)
+                removed = revtree.stem(tree, self.revs_limit)
+                keep = set(revtree.leaves(tree))
+                stored = [r for (r,) in conn.execute("SELECT rev FROM revs WHERE doc_id = ?", (doc_id,))]
+                conn.executemany("DELETE FROM revs WHERE doc_id = ? AND rev = ?",
+                                 [(doc_id, r) for r in stored if r not in keep])
+                if removed:
+                    conn.execute("UPDATE docs SET tree = ? WHERE id = ?", (dumps(tree), doc_id))
+            used = set()
+            for (body,) in conn.execute("SELECT body FROM revs WHERE body LIKE '%\"_attachments\"%'"):
+                used.update(s["digest"] for s in json.loads(body).get("_attachments", {}).values())
+            orphans = [d for (d,) in conn.execute("SELECT digest FROM atts") if d not in used]
+            conn.executemany("DELETE FROM atts WHERE digest = ?", [(d,) for d in orphans])
+        self._writer.execute("VACUUM")
