@@ -93,18 +93,24 @@ def merge_path(tree: Tree, revs: list[str], deleted: bool) -> bool:
 
 
 def stem(tree: Tree, limit: int) -> list[str]:
-    """Drop revisions more than ``limit`` generations above every leaf, in place.
+    """Keep only the newest ``limit`` revisions of each leaf's path, in place.
 
+    As in CouchDB (couch_key_tree:stem/2) and PouchDB (pouchdb-merge stem), each
+    path is cut on its own and the cut paths are merged again, so a revision
+    keeps its parent only when some cut path still holds both.
     Returns the removed revisions, whose bodies may then be deleted.
     """
     keep: set[str] = set()
+    linked: set[str] = set()
     for leaf in leaves(tree):
-        keep.update(path(tree, leaf)[:limit])
+        chain = path(tree, leaf)[:limit]
+        keep.update(chain)
+        linked.update(chain[:-1])
     removed = [rev for rev in tree if rev not in keep]
     for rev in removed:
         del tree[rev]
-    for node in tree.values():
-        if node[0] is not None and node[0] not in tree:
+    for rev, node in tree.items():
+        if rev not in linked:
             node[0] = None
     return removed
 

@@ -1,0 +1,228 @@
+"""The store alone (no HTTP): writes, trees, feeds, attachments, compaction."""
+
+import base64
+import sqlite3
+
+import pytest
+
+from sync_server.errors import BadRequest, Conflict, FileExists, NotFound
+from sync_server.store import Server, StoreOptions, database
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(tmp_path)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def db(server):
+    return server.create("cell")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_put_update_and_conflict(db):
+    first = db.bulk_docs([{"_id": "m", "n": 1}])[0]
+    second = db.bulk_docs([{"_id": "m", "_rev": first["rev"], "n": 2}])[0]
+    stale = db.bulk_docs([{"_id": "m", "_rev": first["rev"], "n": 3}])[0]
+    assert second["rev"].startswith("2-")
+    assert stale == {"id": "m", "error": "conflict", "reason": "Document update conflict."}
+    assert db.get("m")["n"] == 2
+
+
+def test_create_without_rev_on_existing_doc_conflicts(db):
+    db.bulk_docs([{"_id": "m"}])
+    assert db.bulk_docs([{"_id": "m", "x": 1}])[0]["error"] == "conflict"
+
+
+def test_recreate_after_delete_extends_the_tombstone(db):
+    rev1 = db.bulk_docs([{"_id": "m"}])[0]["rev"]
+    rev2 = db.bulk_docs([{"_id": "m", "_rev": rev1, "_deleted": True}])[0]["rev"]
+    rev3 = db.bulk_docs([{"_id": "m", "again": True}])[0]["rev"]
+    assert rev3.startswith("3-")
+    assert db.get("m", revs=True)["_revisions"]["ids"][1] == rev2.split("-")[1]
+
+
+def test_same_edit_twice_returns_same_rev_without_new_seq(db):
+    rev1 = db.bulk_docs([{"_id": "m"}])[0]["rev"]
+    seq = db.update_seq
+    again = db.bulk_docs([{"_id": "m", "_rev": rev1, "a": 1}])[0]["rev"]
+    db.bulk_docs([{"_id": "m", "_rev": "2-" + "0" * 32, "_revisions": {"start": 2, "ids": ["0" * 32, rev1[2:]]}}],
+                 new_edits=False)
+    replay = db.bulk_docs([{"_id": "m", "_rev": again, "_revisions": {"start": 2, "ids": [again[2:], rev1[2:]]}, "a": 1}],
+                          new_edits=False)
+    assert replay == [] and db.update_seq == seq + 2
+
+
+def test_counters_follow_deletes(db):
+    revs = [r["rev"] for r in db.bulk_docs([{"_id": f"d{i}"} for i in range(3)])]
+    db.bulk_docs([{"_id": "d0", "_rev": revs[0], "_deleted": True}])
+    assert (db.doc_count, db.del_count, db.update_seq) == (2, 1, 4)
+    info = db.info()
+    assert info["doc_count"] == 2 and info["doc_del_count"] == 1 and info["update_seq"].startswith("4-")
+
+
+def test_counters_survive_reopen(server, db):
+    db.bulk_docs([{"_id": "a"}, {"_id": "b"}])
+    server.close()
+    reopened = Server(server.data_dir).get("cell")
+    assert (reopened.doc_count, reopened.update_seq) == (2, 2)
+    reopened.close()
+
+
+def test_failed_doc_does_not_spend_a_sequence(db):
+    results = db.bulk_docs([{"_id": "a"}, {"_id": "_bad"}, {"_id": "b"}])
+    assert [r.get("error") for r in results] == [None, "illegal_docid", None]
+    assert db.update_seq == 2
+    assert [c.seq.split("-")[0] for c in db.changes()] == ["1", "2"]
+
+
+def test_parse_since_tolerates_numbers_and_rejects_junk(db):
+    db.bulk_docs([{"_id": "a"}, {"_id": "b"}])
+    assert db.parse_since(1) == 1
+    assert db.parse_since("1") == 1
+    assert db.parse_since(db.seq_string(2)) == 2
+    assert db.parse_since("now") == 2
+    assert db.parse_since("2-someotherinstance") == 0  # a recreated database starts over
+    for junk in ("abc", -1, [1], {"a": 1}, True):
+        with pytest.raises(BadRequest):
+            db.parse_since(junk)
+
+
+def test_changes_pages_through_all_rows(db, monkeypatch):
+    monkeypatch.setattr(database, "PAGE", 3)
+    db.bulk_docs([{"_id": f"d{i:02}"} for i in range(10)])
+    assert [c.id for c in db.changes()] == [f"d{i:02}" for i in range(10)]
+    assert [c.id for c in db.changes(4, limit=3)] == ["d04", "d05", "d06"]
+    assert [c.id for c in db.changes(descending=True, limit=4)] == ["d09", "d08", "d07", "d06"]
+
+
+def test_changes_show_each_doc_once_at_latest_seq(db):
+    rev = db.bulk_docs([{"_id": "a"}, {"_id": "b"}])[0]["rev"]
+    db.bulk_docs([{"_id": "a", "_rev": rev, "v": 2}])
+    assert [(c.id, c.seq.split("-")[0]) for c in db.changes()] == [("b", "2"), ("a", "3")]
+
+
+def test_changes_filters(db):
+    db.bulk_docs([{"_id": "a", "type": "meeting"}, {"_id": "b", "type": "article"}, {"_id": "c", "type": "meeting"}])
+    assert [c.id for c in db.changes(doc_ids=["c", "a", "zz"])] == ["a", "c"]
+    from sync_server.store.selector import compile_selector
+    assert [c.id for c in db.changes(predicate=compile_selector({"type": "article"}))] == ["b"]
+
+
+def test_all_docs_range_skip_limit_descending(db, monkeypatch):
+    monkeypatch.setattr(database, "PAGE", 2)
+    db.bulk_docs([{"_id": k} for k in "edcba"])
+    ids = lambda **kw: [r["id"] for r in db.all_docs(**kw)]  # noqa: E731
+    assert ids() == list("abcde")
+    assert ids(start="b", end="d") == list("bcd")
+    assert ids(start="b", end="d", inclusive_end=False) == list("bc")
+    assert ids(skip=1, limit=3) == list("bcd")
+    assert ids(descending=True, start="d", limit=2) == list("dc")
+
+
+def test_all_docs_keys_reports_missing_and_deleted(db):
+    rev = db.bulk_docs([{"_id": "a"}, {"_id": "b"}])[0]["rev"]
+    db.bulk_docs([{"_id": "a", "_rev": rev, "_deleted": True}])
+    rows = list(db.all_docs_keys(["b", "a", "zz"], include_docs=True))
+    assert rows[0]["doc"]["_id"] == "b"
+    assert rows[1]["value"]["deleted"] is True and rows[1]["doc"] is None
+    assert rows[2] == {"key": "zz", "error": "not_found"}
+
+
+def test_revs_limit_stems_old_revisions(db):
+    db.set_revs_limit(3)
+    rev = db.bulk_docs([{"_id": "a", "v": 0}])[0]["rev"]
+    for v in range(1, 6):
+        rev = db.bulk_docs([{"_id": "a", "_rev": rev, "v": v}])[0]["rev"]
+    doc = db.get("a", revs=True)
+    assert doc["_revisions"]["start"] == 6 and len(doc["_revisions"]["ids"]) == 3
+    stored = sqlite3.connect(db.path).execute("SELECT count(*) FROM revs").fetchone()[0]
+    assert stored == 3  # bodies of stemmed revisions are gone too
+
+
+def test_compaction_keeps_leaves_and_frees_orphan_attachments(db):
+    rev = db.bulk_docs([{"_id": "a", "_attachments": {"x": {"content_type": "text/plain", "data": b64(b"old")}}}])[0]["rev"]
+    rev = db.bulk_docs([{"_id": "a", "_rev": rev, "_attachments": {"x": {"content_type": "text/plain", "data": b64(b"new")}}}])[0]["rev"]
+    db.compact()
+    conn = sqlite3.connect(db.path)
+    assert conn.execute("SELECT count(*) FROM revs").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM atts").fetchone()[0] == 1
+    assert db.attachment("a", "x")[1] == b"new"
+    assert db.get("a", revs_info=True)["_revs_info"][1]["status"] == "missing"
+
+
+def test_attachment_stub_carries_over_and_data_is_stored_once(db):
+    data = b64(b"\x00\xffbinary")
+    rev = db.bulk_docs([{"_id": "a", "_attachments": {"f.bin": {"content_type": "application/pdf", "data": data}}},
+                        {"_id": "b", "_attachments": {"g.bin": {"content_type": "application/pdf", "data": data}}}])[0]["rev"]
+    rev2 = db.bulk_docs([{"_id": "a", "_rev": rev, "_attachments": {"f.bin": {"stub": True}}, "n": 2}])[0]["rev"]
+    stub = db.get("a", rev2)["_attachments"]["f.bin"]
+    assert stub["revpos"] == 1 and stub["stub"] is True and stub["length"] == 8
+    assert sqlite3.connect(db.path).execute("SELECT count(*) FROM atts").fetchone()[0] == 1
+
+
+def test_missing_stub_is_refused(db):
+    result = db.bulk_docs([{"_id": "a", "_attachments": {"f": {"stub": True}}}])[0]
+    assert result["error"] == "missing_stub"
+    with pytest.raises(NotFound):
+        db.get("a")
+
+
+def test_replicated_stub_resolves_against_ancestor(db):
+    rev1 = "1-" + "a" * 32
+    db.bulk_docs([{"_id": "a", "_rev": rev1, "_attachments": {"f": {"content_type": "text/plain", "data": b64(b"hi"), "revpos": 1}}}],
+                 new_edits=False)
+    digest = db.get("a")["_attachments"]["f"]["digest"]
+    out = db.bulk_docs([{"_id": "a", "_rev": "2-" + "b" * 32, "_revisions": {"start": 2, "ids": ["b" * 32, "a" * 32]},
+                         "_attachments": {"f": {"stub": True, "digest": digest, "revpos": 1}}}], new_edits=False)
+    assert out == []
+    assert db.attachment("a", "f")[1] == b"hi"
+
+
+def test_get_latest_and_open_revs(db):
+    db.bulk_docs([{"_id": "a", "_rev": "2-b", "_revisions": {"start": 2, "ids": ["b", "a"]}, "v": "b"},
+                  {"_id": "a", "_rev": "2-c", "_revisions": {"start": 2, "ids": ["c", "a"]}, "v": "c", "_deleted": True}],
+                 new_edits=False)
+    assert db.get("a")["_rev"] == "2-b"  # live beats deleted
+    assert db.get("a", conflicts=True, deleted_conflicts=True)["_deleted_conflicts"] == ["2-c"]
+    assert [r["ok"]["_rev"] for r in db.open_revs("a", ["1-a"], latest=True)] == ["2-b", "2-c"]
+    assert db.open_revs("a", ["9-z"]) == [{"missing": "9-z"}]
+    with pytest.raises(NotFound):
+        db.get("a", "1-a")  # the body of an ancestor we never had
+
+
+def test_local_docs_have_no_sequence_and_check_rev(db):
+    first = db.put_local("ckpt", {"last_seq": "1"})
+    assert first["rev"] == "0-1" and db.update_seq == 0
+    with pytest.raises(Conflict):
+        db.put_local("ckpt", {"last_seq": "2"})
+    db.put_local("ckpt", {"_rev": "0-1", "last_seq": "2"})
+    assert db.get_local("ckpt") == {"_id": "_local/ckpt", "_rev": "0-2", "last_seq": "2"}
+    assert list(db.changes()) == [] and list(db.all_docs()) == []
+
+
+def test_server_create_twice_and_names(server):
+    server.create("a-b/c")
+    with pytest.raises(FileExists):
+        server.create("a-b/c")
+    with pytest.raises(BadRequest):
+        server.create("Bad")
+    assert server.all_dbs() == ["a-b/c"]
+    server.delete("a-b/c")
+    assert server.all_dbs() == []
+
+
+def test_uuid_is_stable_for_the_data_dir(tmp_path):
+    first = Server(tmp_path).uuid
+    assert Server(tmp_path).uuid == first and len(first) == 32
+
+
+def test_document_too_large(server):
+    small = Server(server.data_dir / "other", StoreOptions(max_document_size=100)).create("x")
+    assert small.bulk_docs([{"_id": "a", "text": "x" * 200}])[0]["error"] == "document_too_large"
+    assert small.update_seq == 0
