@@ -38,13 +38,19 @@ CREATE TABLE IF NOT EXISTS local_docs (id TEXT PRIMARY KEY, rev INTEGER NOT NULL
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
 
 
-def connect(path: str, synchronous: str = "full") -> sqlite3.Connection:
+# Page cache per connection, in KiB (SQLite's negative cache_size). Readers are one
+# per worker thread, so theirs is small: a kiosk is a cheap computer.
+WRITER_CACHE_KIB = 8000
+READER_CACHE_KIB = 2000
+
+
+def connect(path: str, synchronous: str = "full", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
     """Open a connection with the pragmas every connection needs."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=OFF")
-    conn.execute("PRAGMA cache_size=-8000")  # 8 MB per connection: a kiosk is a small machine
+    conn.execute(f"PRAGMA cache_size=-{cache_kib}")
     return conn
 
 
@@ -82,7 +88,7 @@ class Readers:
         """This thread's connection, opened on first use."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self._path, self._synchronous)
+            conn = connect(self._path, self._synchronous, READER_CACHE_KIB)
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             with self._lock:

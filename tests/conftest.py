@@ -1,0 +1,268 @@
+"""Shared fixtures.
+
+The first section starts real protocol peers as subprocesses on loopback: our own
+server (``kiosk``, ``kiosk_factory``), pouchdb-server (``pouchdb_server``) and PouchDB
+in Node (``pouch``). Each process is stopped by its id: its process group is sent
+SIGTERM (SIGKILL if it lingers) and then waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+# --- real peers (integration harness) -----------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = Path(__file__).resolve().parent / "peers"
+POUCH_JS = PEERS / "pouch.js"
+POUCHDB_SERVER = ROOT / "node_modules" / ".bin" / "pouchdb-server"
+ADMIN = ("admin", "secret")
+START_TIMEOUT = 20.0  # seconds a peer may take to answer GET /
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+POUCH_TIMEOUT = 120.0  # seconds one pouch.js command may run
+
+# Test modules import couch_dump and dataset from tests/peers.
+sys.path.insert(0, str(PEERS))
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started in its own session: SIGTERM its group, then SIGKILL."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Wait until GET url answers 200; fail with the log if the process dies or times out."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_process(proc)
+    pytest.fail(f"{proc.args!r} did not answer GET {url} in {START_TIMEOUT} s:\n{log.read_text()}")
+
+
+def start_process(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Start args in a new session (its own process group), output appended to log."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+class Kiosk:
+    """One of our servers, run as ``python -m sync_server serve`` on a fixed port and data dir."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.url = f"http://{ADMIN[0]}:{ADMIN[1]}@127.0.0.1:{port}"
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """Return the process id of the running server."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Kiosk:
+        """Start the server and wait until GET / answers 200."""
+        args = [sys.executable, "-m", "sync_server", "serve", "--data-dir", str(self.data_dir),
+                "--host", "127.0.0.1", "--port", str(self.port), "--admin", ":".join(ADMIN)]
+        self.proc = start_process(args, ROOT, self.log)
+        wait_ready(self.proc, self.url + "/", self.log)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server gracefully (SIGTERM, then SIGKILL)."""
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def kill9(self) -> None:
+        """Send SIGKILL to the server's pid and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def restart(self) -> Kiosk:
+        """Stop the server if it runs, then start it again on the same data dir and port."""
+        self.stop()
+        return self.start()
+
+
+class PouchServer:
+    """A pouchdb-server on a free port, its databases, config and log in a tmp dir."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "stdout.log"
+        args = [str(POUCHDB_SERVER), "--port", str(self.port), "--host", "127.0.0.1",
+                "--dir", str(workdir / "dbs"), "--config", str(workdir / "config.json"), "--no-color"]
+        (workdir / "dbs").mkdir(parents=True)
+        # cwd is the tmp dir: pouchdb-server writes log.txt into its working directory.
+        self.proc = start_process(args, workdir, self.log)
+        wait_ready(self.proc, self.url + "/", self.log)
+
+    @property
+    def pid(self) -> int:
+        """Return the process id of pouchdb-server."""
+        return self.proc.pid
+
+
+@pytest.fixture
+def kiosk_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Kiosk]]:
+    """Yield a function that starts one more of our servers; all are stopped afterwards."""
+    started: list[Kiosk] = []
+
+    def start() -> Kiosk:
+        data_dir = tmp_path_factory.mktemp("kiosk") / "data"
+        data_dir.mkdir()
+        started.append(Kiosk(data_dir, free_port()))
+        return started[-1].start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def kiosk(kiosk_factory: Callable[[], Kiosk]) -> Kiosk:
+    """Return our server, started on a free port with a fresh data dir."""
+    return kiosk_factory()
+
+
+@pytest.fixture
+def pouchdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PouchServer]:
+    """Yield a running pouchdb-server (admin party: no credentials needed)."""
+    server = PouchServer(tmp_path_factory.mktemp("pouchdb-server"))
+    yield server
+    stop_process(server.proc)
+
+
+def run_pouch(command: dict[str, Any]) -> Any:
+    """Run one tests/peers/pouch.js command and return its parsed JSON result."""
+    proc = subprocess.run(
+        ["node", str(POUCH_JS)],
+        input=json.dumps(command).encode(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=POUCH_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"pouch.js {command.get('op')} failed ({proc.returncode}):\n{proc.stderr.decode()}")
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def pouch() -> Callable[[dict[str, Any]], Any]:
+    """Return the function that runs a pouch.js command (see tests/peers/pouch.js)."""
+    return run_pouch
+
+
+# --- end of real peers --------------------------------------------------------------
+
+
+# --- in-process app fixtures ---
+# The app built by sync_server.app.create_app, served by Flask's test client:
+# no sockets, a fresh data directory (tmp_path) per test, admin "admin:secret".
+
+import base64 as _base64  # noqa: E402
+
+from sync_server.app import create_app as _create_app  # noqa: E402
+from sync_server.settings import Settings as _Settings  # noqa: E402
+
+ADMIN_AUTH_HEADER = "Basic " + _base64.b64encode(":".join(ADMIN).encode()).decode()
+
+
+@pytest.fixture
+def app_settings(tmp_path: Path) -> _Settings:
+    """Return default settings with data_dir=tmp_path and the admin account admin:secret."""
+    return _Settings().replace("server", data_dir=str(tmp_path), admin=":".join(ADMIN))
+
+
+@pytest.fixture
+def make_app(app_settings: _Settings) -> Iterator[Callable[..., Any]]:
+    """Yield a function building an app; keyword arguments override the ``couchdb`` section.
+
+    ``make_app(settings=...)`` uses other settings (e.g. a second app on the same data dir).
+    Every store opened is closed afterwards.
+    """
+    apps: list[Any] = []
+
+    def make(settings: _Settings | None = None, **couchdb: Any) -> Any:
+        chosen = settings or app_settings
+        if couchdb:
+            chosen = chosen.replace("couchdb", **couchdb)
+        apps.append(_create_app(chosen))
+        return apps[-1]
+
+    yield make
+    for built in apps:
+        built.extensions["sync_server"].close()
+
+
+@pytest.fixture
+def make_client() -> Callable[..., Any]:
+    """Return a function giving a test client of an app, with the admin's basic auth unless auth=False."""
+
+    def make(flask_app: Any, auth: bool = True) -> Any:
+        test_client = flask_app.test_client()
+        if auth:
+            test_client.environ_base["HTTP_AUTHORIZATION"] = ADMIN_AUTH_HEADER
+        return test_client
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any]) -> Any:
+    """Return a fresh in-process app on tmp_path, admin admin:secret."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Any, make_client: Callable[..., Any]) -> Any:
+    """Return a test client that sends the admin's basic auth on every request."""
+    return make_client(app)
+
+
+@pytest.fixture
+def anon(app: Any, make_client: Callable[..., Any]) -> Any:
+    """Return a test client of the same app without credentials."""
+    return make_client(app, auth=False)
