@@ -1,0 +1,31 @@
+"""The replicator: CouchDB-protocol replication between any two peers.
+
+``replicate(source, target)`` is the whole public API; a peer is a database URL
+(credentials may be in it) or the name of a database in a local store.
+"""
+
+from __future__ import annotations
+
+from sync_server.store import Server
+
+from .http_peer import HttpPeer
+from .local_peer import LocalPeer
+from .peer import Peer
+from .replicator import Options, Progress, Replicator, Result
+
+__all__ = ["Options", "Result", "open_peer", "replicate"]
+
+
+def open_peer(spec: str, server: Server | None = None) -> Peer:
+    """A peer for a URL, or for a database name in ``server``'s data directory."""
+    if spec.startswith(("http://", "https://")):
+        return HttpPeer(spec)
+    if server is None:
+        raise ValueError(f"{spec!r} is not a URL; give a data directory for local database names")
+    return LocalPeer(server, spec)
+
+
+def replicate(source: Peer, target: Peer, options: Options | None = None,
+              progress: Progress | None = None) -> Result:
+    """Replicate ``source`` into ``target`` once (or continuously, per ``options``)."""
+    return Replicator(source, target, options, progress).run()

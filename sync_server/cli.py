@@ -86,3 +86,27 @@ def _run(settings: Settings, sample: bool) -> None:
         server.run()
     except KeyboardInterrupt:
         pass
+
+
+@main.command()
+@click.argument("source")
+@click.argument("target")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Local store for peers given by database name.")
+@click.option("--selector", help="Replicate only documents matching this Mango selector (JSON).")
+@click.option("--doc-ids", help="Replicate only these document ids (comma-separated).")
+@click.option("--continuous", is_flag=True, help="Keep replicating new changes until interrupted.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def replicate(source: str, target: str, data_dir: str | None, selector: str | None, doc_ids: str | None,
+              continuous: bool, batch_size: int) -> None:
+    """Replicate SOURCE into TARGET: each a database URL or, with --data-dir, a local database name.
+
+    Exits 0 only when the replication completed.
+    """
+    from .replicate_cli import run_replication
+
+    try:
+        result = run_replication(source, target, data_dir, selector, doc_ids, continuous, batch_size)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not result.ok:
+        raise click.ClickException(f"replication stopped: {result.error}")

@@ -107,3 +107,33 @@ class StartupError(SyncError):
 
 class PeerUnavailable(SyncError):
     """A replication peer could not be reached or timed out."""
+
+
+# Error names raised with ``error=`` on a broader class, so they map back to it.
+_NAMED = {"missing_stub": "PreconditionFailed", "doc_validation": "BadRequest",
+          "illegal_database_name": "BadRequest", "query_parse_error": "BadRequest"}
+
+
+def error_for(error: str, reason: str, status: int | None = None) -> CouchError:
+    """Rebuild the CouchError that a peer's body (or a ``_bulk_docs`` row) describes.
+
+    :param status: the HTTP status when known; picks among classes sharing an error name.
+    """
+    classes = _subclasses(CouchError)
+    named = [cls for cls in classes if cls.__name__ == _NAMED.get(error)]
+    exact = [cls for cls in classes if cls.error == error and (status is None or cls.status == status)]
+    loose = [cls for cls in classes if cls.error == error]
+    for found in (exact, named, loose):
+        if found:
+            return found[0](reason, error=error)
+    err = CouchError(reason, error=error)
+    err.status = status or 500
+    return err
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Response, request
 
-from ..errors import BadRequest, Conflict, CouchError, NotFound, RangeNotSatisfiable
+from ..errors import BadRequest, Conflict, CouchError, NotFound, RangeNotSatisfiable, error_for
 from ..store.document import check_attachment_name
 from .access import open_db
 from .http import flag, json_body, json_param, parse_json, raw_body, respond
@@ -25,12 +25,7 @@ def write_result(result: dict) -> Response:
 
 
 def _error_from(result: dict) -> CouchError:
-    for cls in CouchError.__subclasses__():
-        if cls.error == result["error"]:
-            return cls(result["reason"])
-    err = CouchError(result["reason"], error=result["error"])
-    err.status = 400 if result["error"] in ("doc_validation", "illegal_docid") else err.status
-    return err
+    return error_for(result["error"], result["reason"])
 
 
 def _rev_param() -> str | None:

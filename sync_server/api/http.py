@@ -165,6 +165,8 @@ def compress_response(response: Response) -> Response:
     """Gzip a complete (non-streamed) response when asked and worth it."""
     if response.direct_passthrough or response.is_streamed or "Content-Encoding" in response.headers:
         return response
+    if "Accept-Ranges" in response.headers:  # attachment data: ranges count identity bytes
+        return response
     if not wants_gzip() or not (response.mimetype or "").startswith(("application/json", "text/")):
         return response
     data = response.get_data()

@@ -1,0 +1,242 @@
+"""A peer over HTTP: any CouchDB-protocol database URL.
+
+Frugal on the wire: one keep-alive connection, gzip-compressed request bodies,
+gzip responses asked for, few headers, the server's uuid asked once. Every
+request the replicator makes is idempotent (``new_edits: false`` writes, reads,
+checkpoints re-read on conflict), so a dropped connection is retried on a fresh
+one; after ``retries`` attempts the peer is unavailable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from typing import Any
+from urllib.parse import quote, unquote
+
+import httpx
+
+from sync_server.errors import CouchError, NotFound, PeerUnavailable, error_for
+
+from .peer import ChangesPage, PeerInfo, Traffic
+
+# Bodies smaller than this go uncompressed: gzip's 18-byte frame would not pay.
+GZIP_MIN_BYTES = 200
+# Attempts per request before the peer counts as unavailable.
+DEFAULT_RETRIES = 4
+# First pause between attempts (doubles each time): short, the round's back-off is the scheduler's.
+RETRY_PAUSE = 0.5
+# Statuses that say "try again later" rather than "this request is wrong".
+_TRANSIENT = {500, 502, 503, 504}
+
+
+def split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
+    """(server root URL, database name, credentials) from a database URL."""
+    parsed = httpx.URL(url)
+    auth = (unquote(parsed.username), unquote(parsed.password)) if parsed.username else None
+    raw_path = parsed.raw_path.decode().split("?", 1)[0].strip("/")
+    if not raw_path:
+        raise PeerUnavailable(f"{url}: the URL names no database")
+    root = str(parsed.copy_with(username=None, password=None, raw_path=b"/", query=None, fragment=None)).rstrip("/")
+    return root, unquote(raw_path), auth
+
+
+class HttpPeer:
+    """A CouchDB-protocol database at a URL (credentials may be in it)."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0, retries: int = DEFAULT_RETRIES,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.root, self.db_name, auth = split_url(url)
+        self.name = f"{self.root}/{self.db_name}"
+        self.traffic = Traffic()
+        self.retries = retries
+        self._db_path = "/" + quote(self.db_name, safe="")
+        self._gzip_ok = True
+        self._has_bulk_get = True
+        self._uuid: str | None = None
+        self._client = httpx.Client(
+            base_url=self.root, auth=auth, transport=transport, trust_env=False,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            headers={"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "hbsync/1"},
+        )
+
+    # -- one request ---------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
+                headers: dict | None = None, ok: tuple[int, ...] = (200, 201, 202)) -> Any:
+        """Send one request with retries; return the parsed JSON body.
+
+        :raises CouchError: the peer's own error; PeerUnavailable when it cannot be reached.
+        """
+        response = self._send(method, path, params, body, headers)
+        if response.status_code in ok:
+            return response.json() if response.content else None
+        raise self._error(response)
+
+    def _send(self, method: str, path: str, params: dict | None, body: Any, headers: dict | None) -> httpx.Response:
+        content, extra = self._encode(body)
+        extra.update(headers or {})
+        pause = RETRY_PAUSE
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._client.request(method, path, params=params, content=content, headers=extra)
+            except httpx.TransportError as exc:
+                failure: Exception = exc
+            else:
+                self._count(response, content)
+                if response.status_code == 415 and "Content-Encoding" in extra:
+                    self._gzip_ok = False  # this peer refuses gzip bodies: send them plain from now on
+                    return self._send(method, path, params, body, headers)
+                if response.status_code not in _TRANSIENT:
+                    return response
+                failure = self._error(response)
+            if attempt < self.retries:
+                time.sleep(pause)
+                pause *= 2
+        raise PeerUnavailable(f"{self.name}: {method} {path} failed after {self.retries + 1} attempts: {failure}")
+
+    def _encode(self, body: Any) -> tuple[bytes | None, dict[str, str]]:
+        if body is None:
+            return None, {}
+        raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        if self._gzip_ok and len(raw) >= GZIP_MIN_BYTES:
+            headers["Content-Encoding"] = "gzip"
+            raw = gzip.compress(raw, 6, mtime=0)
+        return raw, headers
+
+    def _count(self, response: httpx.Response, content: bytes | None) -> None:
+        request = response.request
+        head = len(request.method) + len(request.url.raw_path) + 12
+        head += sum(len(k) + len(v) + 4 for k, v in request.headers.raw)
+        self.traffic.bytes_sent += head + len(content or b"")
+        self.traffic.bytes_received += 17 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw)
+        self.traffic.bytes_received += response.num_bytes_downloaded
+        self.traffic.requests += 1
+
+    def _error(self, response: httpx.Response) -> CouchError:
+        try:
+            body = response.json()
+            return error_for(str(body["error"]), str(body.get("reason", "")), response.status_code)
+        except (ValueError, KeyError, TypeError):
+            return error_for("unknown_error", response.text[:200] or response.reason_phrase, response.status_code)
+
+    # -- the protocol ----------------------------------------------------------
+
+    def info(self, create: bool = False) -> PeerInfo:
+        if self._uuid is None:
+            self._uuid = str(self.request("GET", "/").get("uuid") or "")
+        seq = None
+        if create:
+            try:
+                seq = self.request("GET", self._db_path)["update_seq"]
+            except NotFound:
+                self.request("PUT", self._db_path, ok=(201, 202, 412))
+        identity = f"{self._uuid}/{self.db_name}" if self._uuid else self.name
+        return PeerInfo(identity, seq)
+
+    def changes(self, since: Any, limit: int, *, doc_ids: list[str] | None = None,
+                selector: dict | None = None, wait: float = 0.0) -> ChangesPage:
+        params: dict[str, Any] = {"style": "all_docs", "since": since if isinstance(since, str) else json.dumps(since),
+                                  "limit": limit}
+        if wait > 0:
+            params.update(feed="longpoll", timeout=int(wait * 1000), heartbeat=10000)
+        body = None
+        if doc_ids is not None:
+            params["filter"], body = "_doc_ids", {"doc_ids": doc_ids}
+        elif selector is not None:
+            params["filter"], body = "_selector", {"selector": selector}
+        result = self.request("POST" if body else "GET", self._db_path + "/_changes", params=params, body=body)
+        rows = [r for r in result["results"] if "id" in r]
+        return ChangesPage(rows, result.get("last_seq"), result.get("pending"))
+
+    def revs_diff(self, revs: dict[str, list[str]]) -> dict[str, dict]:
+        return self.request("POST", self._db_path + "/_revs_diff", body=revs) if revs else {}
+
+    def bulk_get(self, wanted: list[dict], attachments: bool = False) -> list[dict]:
+        if not wanted:
+            return []
+        if self._has_bulk_get:
+            params = {"revs": "true", "latest": "true", **({"attachments": "true"} if attachments else {})}
+            try:
+                result = self.request("POST", self._db_path + "/_bulk_get", params=params, body={"docs": wanted})
+                return [d["ok"] for r in result["results"] for d in r["docs"] if "ok" in d]
+            except CouchError as exc:
+                if exc.status not in (400, 404, 405, 501):
+                    raise
+                self._has_bulk_get = False  # an older peer: ask open_revs one document at a time
+        return [doc for item in wanted for doc in self._open_revs(item, attachments)]
+
+    def _open_revs(self, item: dict, attachments: bool) -> list[dict]:
+        params = {"open_revs": json.dumps([item["rev"]]), "revs": "true", "latest": "true"}
+        if attachments:
+            params.update(attachments="true", atts_since=json.dumps(item.get("atts_since") or []))
+        results = self.request("GET", f"{self._db_path}/{quote(item['id'], safe='')}", params=params)
+        return [r["ok"] for r in results if "ok" in r]
+
+    def attachment(self, doc_id: str, rev: str, name: str, offset: int = 0) -> bytes:
+        """Attachment data from ``offset`` on, resuming with ``Range`` when a transfer breaks."""
+        path = f"{self._db_path}/{quote(doc_id, safe='')}/{quote(name, safe='/')}"
+        data = bytearray()
+        failure: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                data += self._attachment_part(path, rev, offset + len(data))
+                return bytes(data)
+            except _Partial as exc:
+                data += exc.data  # resume after what arrived
+                failure = exc
+            except httpx.TransportError as exc:
+                failure = exc
+            if attempt < self.retries:
+                time.sleep(RETRY_PAUSE * 2**attempt)
+        raise PeerUnavailable(f"{self.name}: attachment {doc_id}/{name}: {failure}")
+
+    def _attachment_part(self, path: str, rev: str, offset: int) -> bytes:
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        chunks = bytearray()
+        try:
+            with self._client.stream("GET", path, params={"rev": rev}, headers=headers) as response:
+                if response.status_code not in (200, 206):
+                    response.read()
+                    raise self._error(response)
+                for chunk in response.iter_raw():
+                    chunks += chunk
+                self._count(response, None)
+                skip = offset if response.status_code == 200 else 0  # a peer that ignores Range
+                return bytes(chunks[skip:])
+        except httpx.TransportError:
+            if chunks:  # keep what arrived; the caller resumes after it
+                self.traffic.bytes_received += len(chunks)
+                raise _Partial(bytes(chunks)) from None
+            raise
+
+    def bulk_docs(self, docs: list[dict]) -> list[dict]:
+        if not docs:
+            return []
+        rows = self.request("POST", self._db_path + "/_bulk_docs", body={"docs": docs, "new_edits": False})
+        return [row for row in rows if "error" in row]
+
+    def get_local(self, local_id: str) -> dict | None:
+        try:
+            return self.request("GET", f"{self._db_path}/_local/{quote(local_id, safe='')}")
+        except NotFound:
+            return None
+
+    def put_local(self, local_id: str, doc: dict) -> str:
+        return self.request("PUT", f"{self._db_path}/_local/{quote(local_id, safe='')}", body=doc)["rev"]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _Partial(httpx.TransportError):
+    """A broken attachment transfer, carrying the bytes that did arrive."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__("attachment transfer broke")
+        self.data = data
+

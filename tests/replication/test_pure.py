@@ -1,0 +1,67 @@
+"""Pure parts of the replicator: ids, back-off, checkpoint ancestry, batching."""
+
+import random
+
+import pytest
+
+from replication import backoff
+from replication.checkpoint import common_seq
+from replication.replication_id import replication_id
+from replication.replicator import _chunks, _needed
+
+
+def test_replication_id_is_stable_and_ignores_doc_id_order():
+    a = replication_id("u1/cell", "u2/cell", ["b", "a"])
+    assert a == replication_id("u1/cell", "u2/cell", ["a", "b"])
+    assert len(a) == 32
+    assert a != replication_id("u2/cell", "u1/cell", ["a", "b"])  # direction matters
+    assert a != replication_id("u1/cell", "u2/cell", None)
+    assert replication_id("s", "t", selector={"x": 1, "y": 2}) == replication_id("s", "t", selector={"y": 2, "x": 1})
+
+
+@pytest.mark.parametrize("attempt, low, high", [(1, 15, 30), (2, 30, 60), (3, 60, 120), (20, 1800, 3600)])
+def test_backoff_doubles_with_jitter_up_to_the_cap(attempt, low, high):
+    rand = random.Random(7)
+    delays = [backoff.delay(attempt, base=30, cap=3600, rand=rand) for _ in range(200)]
+    assert all(low <= d <= high for d in delays)
+    assert len({round(d, 3) for d in delays}) > 100  # jittered, not one value
+
+
+def test_backoff_no_delay_before_first_failure():
+    assert backoff.delay(0) == 0.0
+
+
+def ck(session, seq, history):
+    return {"session_id": session, "source_last_seq": seq,
+            "history": [{"session_id": s, "recorded_seq": q} for s, q in history]}
+
+
+@pytest.mark.parametrize(
+    "source, target, expected",
+    [
+        (None, None, 0),
+        (ck("s1", "5-x", [("s1", "5-x")]), None, 0),  # target lost its checkpoint: start over
+        (ck("s2", "9-x", [("s2", "9-x"), ("s1", "5-x")]), ck("s2", "9-x", [("s2", "9-x")]), "9-x"),
+        # the last source write was lost: resume from the newest shared session
+        (ck("s2", "7-x", [("s2", "7-x"), ("s1", "5-x")]), ck("s3", "12-x", [("s3", "12-x"), ("s2", "8-x")]), "7-x"),
+        (ck("s1", "5-x", [("s1", "5-x")]), ck("s9", "5-x", [("s9", "5-x")]), 0),  # nothing shared
+    ],
+)
+def test_common_seq_finds_the_newest_shared_session(source, target, expected):
+    assert common_seq(source, target) == expected
+
+
+def test_chunks_bound_bytes_and_keep_a_lone_big_doc():
+    docs = [{"_id": str(i), "x": "a" * 100} for i in range(10)] + [{"_id": "big", "x": "b" * 5000}]
+    chunks = _chunks(docs, 500)
+    assert [d["_id"] for c in chunks for d in c] == [d["_id"] for d in docs]
+    assert all(len(c) <= 4 for c in chunks[:-1]) and chunks[-1] == [docs[-1]]
+
+
+def test_needed_attachments_are_those_newer_than_the_targets_ancestor():
+    doc = {"_id": "a", "_rev": "3-c", "_revisions": {"start": 3, "ids": ["c", "b", "a"]},
+           "_attachments": {"old": {"stub": True, "revpos": 1, "digest": "d1"},
+                            "new": {"stub": True, "revpos": 3, "digest": "d2"}}}
+    assert _needed(doc, ["2-b"]) == ["new"]
+    assert sorted(_needed(doc, [])) == ["new", "old"]
+    assert sorted(_needed(doc, ["2-zzz"])) == ["new", "old"]  # not an ancestor: send everything

@@ -1,0 +1,214 @@
+"""The replicator over every pairing of peer kinds, in process (no sockets).
+
+HTTP peers talk to our app through httpx.WSGITransport; faults are injected by
+wrapping that transport.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import couch_dump  # noqa: F401  (tests/peers is on sys.path via conftest)
+import dataset
+import httpx
+import pytest
+
+from replication import Options, replicate
+from replication.http_peer import HttpPeer
+from replication.local_peer import LocalPeer
+from sync_server.app import create_app
+from sync_server.settings import Settings
+from sync_server.store import Server
+
+
+class Side:
+    """One replica: an app over a store, reachable as a local or an HTTP peer."""
+
+    def __init__(self, path: Any, **couchdb: Any) -> None:
+        settings = Settings().replace("server", data_dir=str(path))
+        if couchdb:
+            settings = settings.replace("couchdb", **couchdb)
+        self.app = create_app(settings)
+        self.server: Server = self.app.extensions["sync_server"]
+
+    def peer(self, kind: str, db: str = "cell", wrap: Callable | None = None) -> Any:
+        if kind == "local":
+            return LocalPeer(self.server, db)
+        transport: httpx.BaseTransport = httpx.WSGITransport(app=self.app)
+        if wrap is not None:
+            transport = wrap(transport)
+        return HttpPeer(f"http://replica.test/{db}", transport=transport, retries=0)
+
+    def db(self, name: str = "cell") -> Any:
+        return self.server.get(name)
+
+    def state(self, name: str = "cell") -> dict[str, Any]:
+        """Every document's leaves with _revisions and attachment data: the tree, comparable."""
+        db = self.db(name)
+        out = {}
+        for change in db.changes(0, all_leaves=True):
+            out[change.id] = sorted(
+                (r["ok"]["_rev"], r["ok"]) for r in db.open_revs(change.id, "all", revs=True, attachments_=True))
+            out[change.id].append(("winner", change.revs[0]))
+        return out
+
+
+@pytest.fixture
+def sides(tmp_path: Any) -> Callable[..., Side]:
+    made: list[Side] = []
+
+    def make(**couchdb: Any) -> Side:
+        made.append(Side(tmp_path / f"side{len(made)}", **couchdb))
+        return made[-1]
+
+    yield make
+    for side in made:
+        side.server.close()
+
+
+KINDS = ["local", "http"]
+
+
+@pytest.mark.parametrize("source_kind", KINDS)
+@pytest.mark.parametrize("target_kind", KINDS)
+def test_sync_both_ways_converges(sides, source_kind, target_kind):
+    a, b = sides(), sides()
+    a.server.create("cell").bulk_docs(dataset.SIDE_A, new_edits=False)
+    b.server.create("cell").bulk_docs(dataset.SIDE_B, new_edits=False)
+    first = replicate(a.peer(source_kind), b.peer(target_kind))
+    second = replicate(b.peer(source_kind), a.peer(target_kind))
+    assert first.ok and second.ok, (first.error, second.error)
+    assert a.state() == b.state()
+    winners = {doc_id: a.db().changes(0, doc_ids=[doc_id]).__next__().revs[0] for doc_id in dataset.ALL_IDS}
+    assert winners == dataset.expected_winners()
+
+
+def test_second_run_resumes_from_checkpoint(sides):
+    a, b = sides(), sides()
+    a.server.create("cell").bulk_docs([{"_id": f"d{i:03}"} for i in range(150)])
+    assert replicate(a.peer("http"), b.peer("http")).docs_written == 150
+    a.db().bulk_docs([{"_id": "late"}])
+    again = replicate(a.peer("http"), b.peer("http"))
+    assert again.ok and again.docs_read == 1 and again.start_seq == a.db().seq_string(150)
+
+
+class Breaking(httpx.BaseTransport):
+    """Passes requests through until ``fail_after`` of them, then raises ConnectError once."""
+
+    def __init__(self, inner: httpx.BaseTransport, fail_after: int, path: str = "") -> None:
+        self.inner, self.fail_after, self.path, self.seen, self.paths = inner, fail_after, path, 0, []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        if self.path in request.url.path:
+            self.seen += 1
+            if self.seen == self.fail_after:
+                raise httpx.ConnectError("link cut", request=request)
+        return self.inner.handle_request(request)
+
+
+def test_cut_link_costs_at_most_the_batch_in_flight(sides):
+    a, b = sides(), sides()
+    a.server.create("cell").bulk_docs([{"_id": f"d{i:03}", "n": i} for i in range(500)])
+    breaking: list[Breaking] = []
+    peer = b.peer("http", wrap=lambda t: breaking.append(Breaking(t, 3, "_bulk_docs")) or breaking[-1])
+    cut = replicate(a.peer("local"), peer)
+    assert not cut.ok and "link cut" in cut.error
+    assert cut.docs_written == 200 and b.db().doc_count == 200  # two batches landed before the cut
+    resumed = replicate(a.peer("local"), b.peer("http"))
+    assert resumed.ok and resumed.docs_read == 300  # nothing before the checkpoint is read again
+    assert a.state() == b.state()
+
+
+def test_a_413_halves_the_batch_and_a_lone_oversized_doc_is_skipped(sides):
+    a, b = sides(), sides(max_request_size=40_000)
+    docs = [{"_id": f"d{i:03}", "text": "x" * 1000} for i in range(60)] + [{"_id": "huge", "text": "y" * 60_000}]
+    a.server.create("cell").bulk_docs(docs)
+    b.server.create("cell")
+    peer = b.peer("http")
+    peer._gzip_ok = False  # the limit counts decoded bytes anyway; plain bodies make sizes obvious
+    result = replicate(a.peer("local"), peer, Options(batch_bytes=10_000_000))
+    assert result.ok
+    assert result.docs_written == 60 and b.db().doc_count == 60
+    assert [(e["id"], e["error"]) for e in result.errors] == [("huge", "too_large")]
+
+
+def test_refused_document_is_recorded_and_the_rest_lands(sides):
+    a, b = sides(), sides(max_document_size=5_000)
+    a.server.create("cell").bulk_docs([{"_id": "ok1"}, {"_id": "big", "text": "z" * 10_000}, {"_id": "ok2"}])
+    result = replicate(a.peer("local"), b.peer("http"))
+    assert result.ok and result.docs_written == 2 and result.doc_write_failures == 1
+    assert result.errors[0]["id"] == "big" and result.errors[0]["error"] == "document_too_large"
+    again = replicate(a.peer("local"), b.peer("http"))
+    assert again.docs_read == 0  # recorded and skipped, not retried forever
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_filtered_pull_by_selector_and_doc_ids(sides, kind):
+    hub, kiosk = sides(), sides()
+    hub.server.create("cell").bulk_docs([{"_id": f"a{i}", "type": "article"} for i in range(3)]
+                                        + [{"_id": f"m{i}", "type": "meeting"} for i in range(3)])
+    assert replicate(hub.peer(kind), kiosk.peer("local"), Options(selector={"type": "article"})).docs_written == 3
+    assert sorted(r["id"] for r in kiosk.db().all_docs()) == ["a0", "a1", "a2"]
+    replicate(hub.peer(kind), kiosk.peer("local", "other"), Options(doc_ids=["m1", "nope"]))
+    assert [r["id"] for r in kiosk.db("other").all_docs()] == ["m1"]
+
+
+def big_attachment_doc(size: int) -> dict:
+    data = bytes((i * 7) % 256 for i in range(size))
+    return {"_id": "pdf", "_attachments": {"f.pdf": {"content_type": "application/pdf",
+                                                      "data": base64.b64encode(data).decode()}}}
+
+
+class CutStream(httpx.BaseTransport):
+    """Cuts the first attachment download half way through its body."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner, self.cut, self.ranges = inner, False, []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path.endswith("/f.pdf"):
+            self.ranges.append(request.headers.get("Range"))
+            if not self.cut:
+                self.cut = True
+                body = response.read()
+                return httpx.Response(response.status_code, headers=response.headers,
+                                      stream=_Broken(body[: len(body) // 2]))
+        return response
+
+
+class _Broken(httpx.SyncByteStream):
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self):
+        yield self.data
+        raise httpx.ReadError("connection reset")
+
+
+def test_broken_attachment_download_resumes_with_range(sides):
+    hub, kiosk = sides(), sides()
+    doc = big_attachment_doc(600_000)
+    hub.server.create("cell").bulk_docs([doc])
+    cutter: list[CutStream] = []
+    source = hub.peer("http", wrap=lambda t: cutter.append(CutStream(t)) or cutter[-1])
+    source.retries = 2
+    result = replicate(source, kiosk.peer("local"))
+    assert result.ok, result.error
+    assert cutter[0].ranges == [None, "bytes=300000-"]
+    assert kiosk.db().attachment("pdf", "f.pdf")[1] == base64.b64decode(doc["_attachments"]["f.pdf"]["data"])
+
+
+def test_same_digest_is_fetched_once(sides):
+    hub, kiosk = sides(), sides()
+    doc = big_attachment_doc(300_000)
+    data = doc["_attachments"]["f.pdf"]
+    hub.server.create("cell").bulk_docs([{"_id": f"copy{i}", "_attachments": {"f.pdf": dict(data)}} for i in range(5)])
+    seen: list[Breaking] = []
+    source = hub.peer("http", wrap=lambda t: seen.append(Breaking(t, 0)) or seen[-1])
+    assert replicate(source, kiosk.peer("local")).docs_written == 5
+    downloads = [p for p in seen[0].paths if p.endswith("/f.pdf")]
+    assert len(downloads) == 1
