@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 import httpx
 
 from sync_server.errors import CouchError, NotFound, PeerUnavailable, error_for
+from sync_server.store.selector import compile_selector
 
 from .peer import ChangesPage, PeerInfo, Traffic
 
@@ -54,6 +55,7 @@ class HttpPeer:
         self._db_path = "/" + quote(self.db_name, safe="")
         self._gzip_ok = True
         self._has_bulk_get = True
+        self._server_selector = True
         self._uuid: str | None = None
         self._client = httpx.Client(
             base_url=self.root, auth=auth, transport=transport, trust_env=False,
@@ -126,7 +128,11 @@ class HttpPeer:
 
     def info(self, create: bool = False) -> PeerInfo:
         if self._uuid is None:
-            self._uuid = str(self.request("GET", "/").get("uuid") or "")
+            welcome = self.request("GET", "/")
+            self._uuid = str(welcome.get("uuid") or "")
+            # express-pouchdb (pouchdb-server 4.2) has no _selector filter on _changes, and an
+            # unknown filter crashes it: filter on our side for it (CouchDB 2+ has the filter).
+            self._server_selector = "express-pouchdb" not in welcome
         seq = None
         if create:
             try:
@@ -145,10 +151,23 @@ class HttpPeer:
         body = None
         if doc_ids is not None:
             params["filter"], body = "_doc_ids", {"doc_ids": doc_ids}
-        elif selector is not None:
+        elif selector is not None and self._server_selector:
             params["filter"], body = "_selector", {"selector": selector}
-        result = self.request("POST" if body else "GET", self._db_path + "/_changes", params=params, body=body)
+        elif selector is not None:
+            params["include_docs"] = "true"
+        try:
+            result = self.request("POST" if body else "GET", self._db_path + "/_changes", params=params, body=body)
+        except CouchError as exc:
+            if params.get("filter") != "_selector" or exc.status not in (400, 404):
+                raise
+            # pouchdb-server 4.2 has no _selector filter on _changes (CouchDB 3 has):
+            # filter on our side, at the cost of the documents' bytes.
+            self._server_selector = False
+            return self.changes(since, limit, selector=selector, wait=wait)
         rows = [r for r in result["results"] if "id" in r]
+        if "include_docs" in params:
+            match = compile_selector(selector or {})
+            rows = [{k: v for k, v in r.items() if k != "doc"} for r in rows if r.get("doc") and match(r["doc"])]
         return ChangesPage(rows, result.get("last_seq"), result.get("pending"))
 
     def revs_diff(self, revs: dict[str, list[str]]) -> dict[str, dict]:
