@@ -9,6 +9,7 @@ import time
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from .api import router
 from .api.http import compress_response, respond
@@ -36,13 +37,21 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     app.extensions["authenticator"] = Authenticator(settings.server.admin, store.secret,
                                                     settings.couchdb.session_timeout)
     app.add_url_rule("/", "couch", router.dispatch, methods=_METHODS)
-    app.add_url_rule("/<path:_rest>", "couch_path", lambda _rest: router.dispatch(), methods=_METHODS)
+    app.url_map.converters["anything"] = _Anything
+    app.add_url_rule("/<anything:_rest>", "couch_path", lambda _rest: router.dispatch(), methods=_METHODS)
     app.before_request(_authenticate)
     app.after_request(_finish)
     app.register_error_handler(CouchError, _couch_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
+
+
+class _Anything(BaseConverter):
+    """Any path, newlines included: document ids may hold any character (the router decodes)."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False
 
 
 def _authenticate() -> None:

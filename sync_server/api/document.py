@@ -49,7 +49,10 @@ def get(name: str, doc_id: str) -> Response:
         return respond(results)
     doc = db.get(doc_id, request.args.get("rev"), revs_info=flag("revs_info"), conflicts=flag("conflicts"),
                  deleted_conflicts=flag("deleted_conflicts"), local_seq=flag("local_seq"), **options)
-    return respond(doc, headers={"ETag": f'"{doc["_rev"]}"'})
+    etag = f'"{doc["_rev"]}"'
+    if request.headers.get("If-None-Match") == etag:
+        return Response(status=304, headers={"ETag": etag})
+    return respond(doc, headers={"ETag": etag})
 
 
 def _multipart(results: list[dict]) -> Response:

@@ -11,6 +11,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from .revid import new_revid
 
 # CouchDB's default _revs_limit.
 DEFAULT_REVS_LIMIT = 1000
+# Seconds between checks for writes made by another process, while a feed waits.
+CROSS_PROCESS_POLL = 1.0
 # Rows fetched per query while streaming _changes and _all_docs: bounds memory.
 PAGE = 500
 
@@ -79,13 +82,47 @@ class Database:
         return row[0] if row else None
 
     def _load_counters(self) -> None:
-        """Read the sequence and document counts (after opening or a rollback)."""
+        """Read the sequence, counts and revs limit into the writer's state.
+
+        Called at the start of every write transaction, so another process that
+        wrote to the same file (``sync-server sync --once`` beside ``serve``)
+        never makes this one reuse a sequence.
+        """
         conn = self._writer
         self.instance = self._meta("instance") or "0"
-        self.update_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM docs").fetchone()[0]
-        self.doc_count = conn.execute("SELECT count(*) FROM docs WHERE deleted = 0").fetchone()[0]
-        self.del_count = conn.execute("SELECT count(*) FROM docs WHERE deleted = 1").fetchone()[0]
+        self._seq = conn.execute("SELECT coalesce(max(seq), 0) FROM docs").fetchone()[0]
+        counts = self._meta("counts")
+        if counts is None:
+            live = conn.execute("SELECT count(*) FROM docs WHERE deleted = 0").fetchone()[0]
+            dead = conn.execute("SELECT count(*) FROM docs WHERE deleted = 1").fetchone()[0]
+            counts = f"{live} {dead}"
+        self._docs, self._dels = (int(n) for n in counts.split())
         self.revs_limit = int(self._meta("revs_limit") or DEFAULT_REVS_LIMIT)
+
+    def _save_counters(self) -> None:
+        self._writer.execute("INSERT OR REPLACE INTO meta VALUES ('counts', ?)", (f"{self._docs} {self._dels}",))
+
+    @property
+    def update_seq(self) -> int:
+        """The newest sequence, as committed (by this process or another)."""
+        return self._read().execute("SELECT coalesce(max(seq), 0) FROM docs").fetchone()[0]
+
+    @property
+    def doc_count(self) -> int:
+        """Live documents."""
+        return self._counts()[0]
+
+    @property
+    def del_count(self) -> int:
+        """Deleted documents."""
+        return self._counts()[1]
+
+    def _counts(self) -> tuple[int, int]:
+        counts = self._meta("counts", self._read())
+        if counts is None:
+            return self._docs, self._dels
+        live, dead = counts.split()
+        return int(live), int(dead)
 
     def seq_string(self, seq: int) -> str:
         """An opaque sequence string, as CouchDB 3 sends them."""
@@ -174,7 +211,7 @@ class Database:
             if deleted:
                 raise NotFound("deleted")
             rev = winner
-        elif rev not in tree:
+        elif revtree.parse_rev(rev) and rev not in tree:
             raise NotFound("missing")
         if latest and not revtree.is_leaf(tree, rev):
             rev = revtree.descendant_leaves(tree, rev)[0]
@@ -233,6 +270,8 @@ class Database:
         """
         conn = self._read()
         row = self._row(doc_id, conn)
+        for rev in which if which != "all" else []:
+            revtree.parse_rev(rev)
         if which == "all":
             if row is None:
                 raise NotFound("missing")
@@ -267,8 +306,10 @@ class Database:
         conn = self._read()
         result: dict[str, dict] = {}
         for doc_id, revs in asked.items():
-            if not isinstance(revs, list) or not all(isinstance(r, str) for r in revs):
-                raise BadRequest(f"_revs_diff: revisions of {doc_id!r} must be a list of strings")
+            if not isinstance(revs, list):
+                raise BadRequest(f"_revs_diff: revisions of {doc_id!r} must be a list")
+            for rev in revs:
+                revtree.parse_rev(rev)
             row = conn.execute("SELECT tree FROM docs WHERE id = ?", (doc_id,)).fetchone()
             tree = json.loads(row[0]) if row else {}
             missing, ancestors = revtree.missing_revs(tree, revs)
@@ -303,10 +344,12 @@ class Database:
         with self._write_lock:
             try:
                 with transaction(self._writer):
+                    self._load_counters()
                     for doc in docs:
                         result = self._write_one(doc, new_edits, follows)
                         if result is not None:
                             results.append(result)
+                    self._save_counters()
             except BaseException:
                 self._load_counters()
                 raise
@@ -317,14 +360,14 @@ class Database:
         """Write one document inside a savepoint; per-document errors become result rows."""
         conn = self._writer
         doc_id = doc.get("_id") if isinstance(doc, dict) else None
-        counters = (self.update_seq, self.doc_count, self.del_count)
+        counters = (self._seq, self._docs, self._dels)
         conn.execute("SAVEPOINT doc")
         try:
             rev = self._write(conn, doc, new_edits, follows)
         except (CouchError, RecursionError) as exc:
             conn.execute("ROLLBACK TO doc")
             conn.execute("RELEASE doc")
-            self.update_seq, self.doc_count, self.del_count = counters
+            self._seq, self._docs, self._dels = counters
             err = exc if isinstance(exc, CouchError) else BadRequest("Document nests too deeply")
             return {"id": doc_id if isinstance(doc_id, str) else None, **err.to_json()}
         conn.execute("RELEASE doc")
@@ -413,22 +456,32 @@ class Database:
         conn.executemany("DELETE FROM revs WHERE doc_id = ? AND rev = ?", [(doc_id, r) for r in removed])
         winner = revtree.winning_rev(tree)
         deleted = bool(tree[winner][1])
-        self.update_seq += 1
+        self._seq += 1
         conn.execute("INSERT OR REPLACE INTO docs (id, seq, winner, deleted, tree) VALUES (?, ?, ?, ?, ?)",
-                     (doc_id, self.update_seq, winner, int(deleted), dumps(tree)))
+                     (doc_id, self._seq, winner, int(deleted), dumps(tree)))
         was_deleted = None if row is None else row[1]
         if was_deleted is not deleted:
-            self.doc_count += (not deleted) - (was_deleted is False)
-            self.del_count += deleted - (was_deleted is True)
+            self._docs += (not deleted) - (was_deleted is False)
+            self._dels += deleted - (was_deleted is True)
 
     def _notify(self) -> None:
         with self._changed:
             self._changed.notify_all()
 
     def wait_for_change(self, seq: int, timeout: float) -> bool:
-        """Block until the database passes ``seq`` or ``timeout`` seconds pass."""
+        """Block until the database passes ``seq`` or ``timeout`` seconds pass.
+
+        Writes of this process wake waiters at once; another process's writes
+        are seen within ``CROSS_PROCESS_POLL`` seconds.
+        """
+        deadline = time.monotonic() + timeout
         with self._changed:
-            return self._changed.wait_for(lambda: self.update_seq > seq, timeout=timeout)
+            while self.update_seq <= seq:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, CROSS_PROCESS_POLL))
+        return True
 
     # -- feeds ---------------------------------------------------------------
 
