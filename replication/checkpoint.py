@@ -20,25 +20,53 @@ from .peer import Peer
 
 # Sessions remembered per checkpoint: enough to survive several lost writes.
 HISTORY_SIZE = 10
+# A cached remote checkpoint is read again at least this often (a hub may be restored from backup).
+VERIFY_SECONDS = 6 * 3600
 
 
 @dataclass
 class Checkpointer:
-    """Reads and writes one replication's checkpoints on its two peers."""
+    """Reads and writes one replication's checkpoints on its two peers.
+
+    ``cache`` (kept by a long-lived caller such as the kiosk's scheduler) holds
+    the last checkpoint read from or written to each remote peer. A cached one
+    is used instead of a request while its session matches the other side's,
+    and is re-read at least every ``VERIFY_SECONDS``, so an idle round costs no
+    checkpoint traffic and a hub restored from a backup is still noticed.
+    """
 
     rep_id: str
     source: Peer
     target: Peer
+    cache: dict[str, Any] | None = None
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _docs: dict[str, dict | None] = field(default_factory=dict)
     _last_written: Any = None
 
     def read(self) -> Any:
         """The sequence to start from: the common ancestor of both checkpoints, else 0."""
-        source_doc = self.source.get_local(self.rep_id)
-        target_doc = self.target.get_local(self.rep_id)
-        self._docs = {"source": source_doc, "target": target_doc}
-        return common_seq(source_doc, target_doc)
+        sides = {"source": self.source, "target": self.target}
+        local = [side for side, peer in sides.items() if not getattr(peer, "remote", True)]
+        for side in local:
+            self._docs[side] = sides[side].get_local(self.rep_id)
+        for side in sides.keys() - set(local):
+            self._docs[side] = self._remote_doc(sides[side], [self._docs[s] for s in local])
+        return common_seq(self._docs["source"], self._docs["target"])
+
+    def _remote_doc(self, peer: Peer, others: list[dict | None]) -> dict | None:
+        key = f"{peer.name}|{self.rep_id}"
+        cached = (self.cache or {}).get(key)
+        if cached and time.time() - cached[0] < VERIFY_SECONDS and any(
+                other and cached[1] and other.get("session_id") == cached[1].get("session_id") for other in others):
+            return cached[1]
+        doc = peer.get_local(self.rep_id)
+        self._remember(peer, doc)
+        return doc
+
+    def _remember(self, peer: Peer, doc: dict | None, verified: float | None = None) -> None:
+        if self.cache is not None and getattr(peer, "remote", True):
+            key = f"{peer.name}|{self.rep_id}"
+            self.cache[key] = (verified or time.time(), doc)
 
     def write(self, seq: Any, stats: dict[str, int]) -> None:
         """Record ``seq`` for this session on the target, then the source."""
@@ -54,13 +82,17 @@ class Checkpointer:
         doc: dict[str, Any] = {"session_id": self.session_id, "source_last_seq": seq, "version": 1,
                                "history": [entry, *history][:HISTORY_SIZE]}
         for _ in range(3):
+            doc.pop("_rev", None)
             if current and "_rev" in current:
                 doc["_rev"] = current["_rev"]
             try:
                 doc["_rev"] = peer.put_local(self.rep_id, doc)
+                key = f"{peer.name}|{self.rep_id}"
+                verified = (self.cache or {}).get(key, (time.time(), None))[0]
+                self._remember(peer, doc, verified)
                 return doc
             except Conflict:
-                current = peer.get_local(self.rep_id)  # someone else wrote it: build on theirs
+                current = peer.get_local(self.rep_id)  # someone else wrote it (or it was lost): build on that
         raise Conflict(f"checkpoint {self.rep_id} on {peer.name} keeps conflicting")
 
 

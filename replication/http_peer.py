@@ -50,12 +50,14 @@ class HttpPeer:
                  transport: httpx.BaseTransport | None = None) -> None:
         self.root, self.db_name, auth = split_url(url)
         self.name = f"{self.root}/{self.db_name}"
+        self.remote = True
         self.traffic = Traffic()
         self.retries = retries
         self._db_path = "/" + quote(self.db_name, safe="")
         self._gzip_ok = True
         self._has_bulk_get = True
         self._server_selector = True
+        self._exists = False
         self._uuid: str | None = None
         self._client = httpx.Client(
             base_url=self.root, auth=auth, transport=transport, trust_env=False,
@@ -134,11 +136,12 @@ class HttpPeer:
             # unknown filter crashes it: filter on our side for it (CouchDB 2+ has the filter).
             self._server_selector = "express-pouchdb" not in welcome
         seq = None
-        if create:
+        if create and not self._exists:
             try:
                 seq = self.request("GET", self._db_path)["update_seq"]
             except NotFound:
                 self.request("PUT", self._db_path, ok=(201, 202, 412))
+            self._exists = True  # asked once per peer: a kiosk's idle round must stay cheap
         identity = f"{self._uuid}/{self.db_name}" if self._uuid else self.name
         return PeerInfo(identity, seq)
 

@@ -17,6 +17,7 @@ class LocalPeer:
     def __init__(self, server: Server, db_name: str) -> None:
         self.server, self.db_name = server, db_name
         self.name = f"local:{db_name}"
+        self.remote = False
         self.traffic = Traffic()
         self._db: Database | None = None
 

@@ -45,6 +45,7 @@ class Peer(Protocol):
     """A database reachable with the CouchDB replication protocol."""
 
     name: str
+    remote: bool  # reached over a network (its checkpoints may be cached between runs)
     traffic: Traffic
 
     def info(self, create: bool = False) -> PeerInfo:

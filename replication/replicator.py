@@ -87,8 +87,9 @@ class Replicator:
     """Replicates ``source`` into ``target``."""
 
     def __init__(self, source: Peer, target: Peer, options: Options | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, checkpoint_cache: dict[str, Any] | None = None) -> None:
         self.source, self.target = source, target
+        self.checkpoint_cache = checkpoint_cache
         self.options = options or Options()
         self.progress = progress
         self.result = Result()
@@ -125,7 +126,7 @@ class Replicator:
         target_info = self.target.info(create=self.options.create_target)
         rep_id = replication_id(source_info.identity, target_info.identity,
                                 self.options.doc_ids, self.options.selector)
-        checkpointer = Checkpointer(rep_id, self.source, self.target)
+        checkpointer = Checkpointer(rep_id, self.source, self.target, self.checkpoint_cache)
         self.result.start_seq = self.result.last_seq = checkpointer.read()
         return checkpointer
 

@@ -73,6 +73,11 @@ def _run(settings: Settings, sample: bool) -> None:
     name = settings.server.sample_db or ("handbook-sample" if sample else None)
     if name and ensure_sample(app.extensions["sync_server"], name):
         click.echo(f"sync-server: created sample database '{name}'")
+    if settings.sync.hub_url:
+        from replication.scheduler import start_if_configured
+
+        start_if_configured(settings, app.extensions["sync_server"])
+        click.echo(f"sync-server: syncing with the hub every {settings.sync.interval_seconds} s")
     try:
         server = waitress.create_server(app, host=settings.server.host, port=settings.server.port,
                                         threads=settings.server.threads, channel_timeout=300,
@@ -110,3 +115,34 @@ def replicate(source: str, target: str, data_dir: str | None, selector: str | No
         raise click.ClickException(str(exc)) from None
     if not result.ok:
         raise click.ClickException(f"replication stopped: {result.error}")
+
+
+@main.command()
+@click.option("--once", is_flag=True, required=True, help="Run one round now (the server runs rounds on schedule).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+def sync(once: bool, config_path: str | None, data_dir: str | None) -> None:
+    """Sync this kiosk with the hub: push the cell's records, pull them and the handbook."""
+    from .replicate_cli import run_sync_once
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+        ok = run_sync_once(settings)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not ok:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(config_path: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Show the sync status: last push and pull, what waits to go up, refusals, bytes today."""
+    from .replicate_cli import show_status
+
+    try:
+        show_status(load(config_path).replace("server", data_dir=data_dir), as_json)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None

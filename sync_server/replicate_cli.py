@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -70,3 +71,69 @@ def _progress(result: Any) -> None:
 def _clear() -> None:
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
+
+
+def run_sync_once(settings: Any) -> bool:
+    """One sync round from the command line, with a progress line; True when it completed."""
+    from replication.jobs import Syncer
+
+    if not settings.sync.hub_url:
+        raise StartupError("no hub configured: set sync.hub_url in config.yaml")
+    server = Server(settings.server.data_dir)
+    syncer = Syncer(settings, server)
+    try:
+        done = syncer.run_round(progress=_progress)
+    finally:
+        syncer.close()
+        server.close()
+    _clear()
+    for leg, result in done.results:
+        arrow = "up  " if leg.direction == "push" else "down"
+        state = "ok" if result.ok else f"FAILED: {result.error}"
+        click.echo(f"{arrow} {leg.local}: {result.docs_written} docs, {_size(result.bytes_sent)} sent, "
+                   f"{_size(result.bytes_received)} received, {result.doc_write_failures} refused - {state}")
+    if not done.ok:
+        click.echo(f"Error: sync did not complete: {done.error}", err=True)
+    return done.ok
+
+
+def show_status(settings: Any, as_json: bool) -> None:
+    """Print the kiosk's sync status (sync-server status)."""
+    from .sync_status import SyncStatus, summary, waiting_up
+
+    server = Server(settings.server.data_dir)
+    try:
+        stored = SyncStatus(server.data_dir).read()
+        info = summary(stored, waiting_up(server, stored, settings.sync.cell_db))
+    finally:
+        server.close()
+    if as_json:
+        click.echo(json.dumps(info, ensure_ascii=False, indent=1))
+        return
+    for line in describe(info):
+        click.echo(line)
+
+
+def describe(info: dict[str, Any]) -> list[str]:
+    """The status in plain lines, for people at the kiosk."""
+    def when(stamp: Any) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else "never"
+
+    if not info["configured"]:
+        return ["No hub configured (sync.hub_url in config.yaml)."]
+    state = "running now" if info["running"] else ("synced" if info["synced"] else "NOT synced")
+    lines = [f"Hub: {info['hub']} - {state}"]
+    for db, stamp in sorted(info["last_push_ok"].items()):
+        lines.append(f"Last push of {db}: {when(stamp)}")
+    for db, stamp in sorted(info["last_pull_ok"].items()):
+        lines.append(f"Last pull of {db}: {when(stamp)}")
+    for db, count in sorted(info["waiting_up"].items()):
+        lines.append(f"Waiting to go up from {db}: {count} documents")
+    if info["refused"]:
+        lines.append(f"Refused by the hub: {len(info['refused'])} (newest: {info['refused'][0]['id']}: "
+                     f"{info['refused'][0]['reason']})")
+    if info["last_error"] and not info["synced"]:
+        lines.append(f"Last error ({when(info['last_error']['time'])}): {info['last_error']['message']}")
+    today = info["bytes_today"]
+    lines.append(f"Data used today: {_size(today['sent'])} sent, {_size(today['received'])} received")
+    return lines

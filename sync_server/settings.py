@@ -50,10 +50,28 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class SyncSettings:
+    hub_url: str | None = _setting(None, "Root URL of the provincial hub, with this kiosk's account (https://user:pw@host/). Empty: no hub sync.")
+    cell_db: str | None = _setting(None, "Local database of this cell's records: pushed to the hub and pulled back.")
+    hub_cell_db: str | None = _setting(None, "Name of the cell's database on the hub (default: the same as cell_db).")
+    handbook_db: str | None = _setting(None, "Local database of handbook content, pulled from the hub's database of the same name.")
+    handbook_selector: dict | None = _setting(None, "Mango selector limiting the handbook pull to this kiosk's audience.")
+    handbook_every: int = _setting(8, "Pull the handbook every N rounds (content changes rarely; each idle pull costs bytes).", minimum=1)
+    interval_seconds: int = _setting(1800, "Seconds between sync rounds while the hub answers.", minimum=1)
+    backoff_seconds: int = _setting(30, "First wait after a failed round; doubles (with jitter) up to backoff_max_seconds.", minimum=1)
+    backoff_max_seconds: int = _setting(3600, "Longest wait between attempts while the hub does not answer.", minimum=1)
+    live_seconds: int = _setting(0, "After a good round keep syncing live (longpoll) until idle this long; 0: off.", minimum=0)
+    timeout_seconds: int = _setting(60, "Timeout of one request to the hub.", minimum=1)
+    batch_size: int = _setting(100, "Changes per batch (as PouchDB and CouchDB replicators).", minimum=1)
+    batch_bytes: int = _setting(4_000_000, "Largest request body pushed at once, before gzip.", minimum=1000)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     couchdb: CouchSettings = field(default_factory=CouchSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
 
     def replace(self, section: str, **changes: Any) -> "Settings":
         """A copy with some keys of one section changed (command-line overrides)."""
@@ -108,11 +126,12 @@ def _section(name: str, cls: type, content: Any) -> Any:
 
 
 def _check(key: str, item: dataclasses.Field, value: Any) -> None:
-    expected = {"str": str, "int": int, "str | None": str}[str(item.type)]
+    expected = {"str": str, "int": int, "str | None": str, "dict | None": dict}[str(item.type)]
     if value is None and "None" in str(item.type):
         return
     if not isinstance(value, expected) or isinstance(value, bool):
-        raise StartupError(f"'{key}' must be {'an integer' if expected is int else 'a string'}, not {value!r}")
+        kind = {int: "an integer", str: "a string", dict: "a mapping"}[expected]
+        raise StartupError(f"'{key}' must be {kind}, not {value!r}")
     choices, minimum = item.metadata["choices"], item.metadata["minimum"]
     if choices and value not in choices:
         raise StartupError(f"'{key}' must be one of {', '.join(choices)}, not {value!r}")

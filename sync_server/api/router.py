@@ -77,6 +77,8 @@ def _pick(table: dict[str, Handler]) -> Handler:
 
 def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
     head, rest = parts[0], parts[1:]
+    if parts == ["_sync", "status"]:
+        return _pick({"GET": server.sync_status}), []
     if head == "" or (head.startswith("_") and not rest and head in _SERVER):
         return _pick(_SERVER.get(head) or {}), []
     if head.startswith("_") and head not in ("_users", "_replicator", "_global_changes"):

@@ -81,3 +81,12 @@ def set_session_cookie(response: Response, name: str) -> None:
     authenticator = current_app.extensions["authenticator"]
     value = authenticator.make_cookie(name, int(time.time()))
     response.set_cookie("AuthSession", value, path="/", httponly=True, samesite="Lax")
+
+
+def sync_status() -> Response:
+    """``GET /_sync/status``: the kiosk's sync status (no credentials in it)."""
+    from ..sync_status import SyncStatus, summary, waiting_up
+
+    stored = SyncStatus(server().data_dir).read()
+    cell_db = current_app.config["SETTINGS"].sync.cell_db
+    return respond(summary(stored, waiting_up(server(), stored, cell_db)))

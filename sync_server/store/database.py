@@ -593,6 +593,10 @@ class Database:
             else:
                 yield self._all_docs_row(key, row[0], bool(row[1]), row[2], include_docs)
 
+    def count_since(self, seq: int) -> int:
+        """How many documents changed after ``seq`` (what waits to be pushed)."""
+        return self._read().execute("SELECT count(*) FROM docs WHERE seq > ?", (seq,)).fetchone()[0]
+
     def count_before(self, start: str | None, descending: bool) -> int:
         """How many live ids sort before ``start`` (the ``offset`` of ``_all_docs``)."""
         if start is None:

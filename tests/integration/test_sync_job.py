@@ -1,0 +1,122 @@
+"""The kiosk's sync round against a real hub (pouchdb-server, and our own server as hub)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import couch_dump
+import pytest
+import yaml
+
+from replication.jobs import Syncer
+from replication.scheduler import SyncScheduler
+from sync_server.settings import load
+from sync_server.store import Server
+
+pytestmark = pytest.mark.peers
+ARTICLES = [
+    {"_id": "article:1", "type": "article", "title": "Nghị quyết", "audience": ["TQ.NH"]},
+    {"_id": "article:2", "type": "article", "title": "Chỉ thị", "audience": ["TQ.LB"]},
+]
+SELECTOR = {"audience": {"$elemMatch": {"$eq": "TQ.NH"}}}
+
+
+def kiosk_config(tmp_path: Path, hub_url: str, **sync: Any) -> Path:
+    """A config.yaml for a kiosk of cell TQ.NH.C01 syncing with hub_url."""
+    config = {"server": {"data_dir": str(tmp_path / "kiosk")},
+              "sync": {"hub_url": hub_url, "cell_db": "cell-tq-nh-c01", "handbook_db": "handbook",
+                       "handbook_selector": SELECTOR, **sync}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+def seed_hub(url: str) -> None:
+    couch_dump.create_db(url, "handbook")
+    couch_dump.bulk_docs(url, "handbook", ARTICLES)
+
+
+def seed_kiosk(data_dir: Path) -> None:
+    server = Server(data_dir)
+    server.create("cell-tq-nh-c01").bulk_docs(
+        [{"_id": f"meeting:TQ.NH.C01:{i}", "type": "meeting", "place": "Nhà văn hoá"} for i in range(30)])
+    server.close()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_sync_once_pushes_records_and_pulls_the_audiences_handbook(tmp_path: Path, pouchdb_server: Any) -> None:
+    seed_hub(pouchdb_server.url)
+    config = kiosk_config(tmp_path, pouchdb_server.url)
+    seed_kiosk(tmp_path / "kiosk")
+    before = json.loads(cli("status", "--config", str(config), "--json").stdout)
+    assert before["synced"] is False and before["waiting_up"] == {"cell-tq-nh-c01": 30}
+    proc = cli("sync", "--once", "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    assert "up   cell-tq-nh-c01: 30 docs" in proc.stdout
+    assert sorted(couch_dump.dump(pouchdb_server.url, "cell-tq-nh-c01")) == [f"meeting:TQ.NH.C01:{i}" for i in sorted(range(30), key=str)]
+    server = Server(tmp_path / "kiosk")
+    assert [r["id"] for r in server.get("handbook").all_docs()] == ["article:1"]
+    server.close()
+    status = json.loads(cli("status", "--config", str(config), "--json").stdout)
+    assert status["synced"] is True and status["waiting_up"] == {"cell-tq-nh-c01": 0}
+    assert status["bytes_today"]["sent"] > 0 and status["last_push_ok"]["cell-tq-nh-c01"] > 0
+    assert "synced" in cli("status", "--config", str(config)).stdout
+
+
+def test_hub_down_is_never_reported_as_synced(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    config = kiosk_config(tmp_path, f"http://127.0.0.1:{free_port()}/")
+    seed_kiosk(tmp_path / "kiosk")
+    proc = cli("sync", "--once", "--config", str(config))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: sync did not complete:")
+    status = json.loads(cli("status", "--config", str(config), "--json").stdout)
+    assert status["synced"] is False and status["last_error"]["message"] and status["failures"] == 1
+    assert status["waiting_up"] == {"cell-tq-nh-c01": 30}
+    assert "NOT synced" in cli("status", "--config", str(config)).stdout
+
+
+@pytest.mark.parametrize("hub_kind", ["pouchdb-server", "ours"])
+def test_idle_round_costs_under_one_kilobyte(tmp_path: Path, pouchdb_server: Any, kiosk: Any, hub_kind: str) -> None:
+    hub_url = pouchdb_server.url if hub_kind == "pouchdb-server" else kiosk.url
+    seed_hub(hub_url)
+    seed_kiosk(tmp_path / "kiosk")
+    settings = load(kiosk_config(tmp_path, hub_url))
+    server = Server(settings.server.data_dir)
+    syncer = Syncer(settings, server)
+    try:
+        assert syncer.run_round().ok
+        idle = syncer.run_round()
+    finally:
+        syncer.close()
+        server.close()
+    assert idle.ok
+    wire = sum(r.bytes_sent + r.bytes_received for _, r in idle.results)
+    requests = sum(r.requests for _, r in idle.results)
+    print(f"idle round against {hub_kind}: {wire} bytes in {requests} requests")
+    assert requests == 1 and wire < 1000
+
+
+def test_scheduler_backs_off_while_the_hub_is_down(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    settings = load(kiosk_config(tmp_path, f"http://127.0.0.1:{free_port()}/", backoff_seconds=60))
+    server = Server(settings.server.data_dir)
+    scheduler = SyncScheduler(settings, server)
+    try:
+        scheduler.tick()
+        scheduler.tick()
+        status = scheduler.syncer.status.read()
+    finally:
+        scheduler.syncer.close()
+        server.close()
+    assert scheduler.failures == 2 and status["failures"] == 2
+    assert status["next_attempt"] > status["last_round"]["finished"] + 30  # second back-off: 60..120 s
