@@ -212,3 +212,42 @@ def test_same_digest_is_fetched_once(sides):
     assert replicate(source, kiosk.peer("local")).docs_written == 5
     downloads = [p for p in seen[0].paths if p.endswith("/f.pdf")]
     assert len(downloads) == 1
+
+
+class ClusteredFeed(httpx.BaseTransport):
+    """Makes our _changes look like a CouchDB 3 cluster's: seq null between seq_interval rows, replays."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if not request.url.path.endswith("/_changes"):
+            return response
+        import json
+
+        body = json.loads(response.read())  # httpx has already undone any gzip
+        rows = body["results"]
+        if rows:
+            rows = rows[:1] + rows  # a replayed change, as after a shard moved
+            for row in rows[:-1]:
+                row["seq"] = None
+        body["results"] = rows
+        body["last_seq"] = "g1AAAA" + body["last_seq"]  # still opaque to us
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")}
+        return httpx.Response(response.status_code, headers=headers, json=body)
+
+
+def test_null_sequences_and_replayed_changes_are_applied_once(sides, monkeypatch):
+    hub, kiosk = sides(), sides()
+    hub.server.create("cell").bulk_docs([{"_id": f"d{i}"} for i in range(30)])
+    db = hub.db()
+    real = db.parse_since
+    monkeypatch.setattr(db, "parse_since", lambda since: real(since[6:] if isinstance(since, str) and since.startswith("g1AAAA") else since))
+    source = hub.peer("http", wrap=ClusteredFeed)
+    result = replicate(source, kiosk.peer("local"), Options(batch_size=7))
+    assert result.ok, result.error
+    assert result.docs_written == 30 and kiosk.db().doc_count == 30
+    assert str(result.last_seq).startswith("g1AAAA")
+    again = replicate(hub.peer("http", wrap=ClusteredFeed), kiosk.peer("local"))
+    assert again.ok and again.docs_written == 0
