@@ -17,7 +17,8 @@ from .api.server import set_session_cookie
 from .auth import ADMIN_PARTY, ANONYMOUS, Authenticator, User
 from .errors import CouchError, RequestTooLarge, Unauthorized
 from .settings import Settings
-from .store import Server, StoreOptions
+from .policy import open_store
+from .store import Server
 
 log = logging.getLogger(__name__)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "COPY", "OPTIONS", "PATCH"]
@@ -30,9 +31,7 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     """
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
-    store = server or Server(settings.server.data_dir, StoreOptions(
-        max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,
-        synchronous=settings.storage.synchronous))
+    store = server or open_store(settings)
     app.extensions["sync_server"] = store
     app.extensions["authenticator"] = Authenticator(settings.server.admin, store.secret,
                                                     settings.couchdb.session_timeout)

@@ -101,8 +101,9 @@ def _run(settings: Settings, sample: bool) -> None:
 @click.option("--doc-ids", help="Replicate only these document ids (comma-separated).")
 @click.option("--continuous", is_flag=True, help="Keep replicating new changes until interrupted.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
 def replicate(source: str, target: str, data_dir: str | None, selector: str | None, doc_ids: str | None,
-              continuous: bool, batch_size: int) -> None:
+              continuous: bool, batch_size: int, config_path: str | None) -> None:
     """Replicate SOURCE into TARGET: each a database URL or, with --data-dir, a local database name.
 
     Exits 0 only when the replication completed.
@@ -110,7 +111,9 @@ def replicate(source: str, target: str, data_dir: str | None, selector: str | No
     from .replicate_cli import run_replication
 
     try:
-        result = run_replication(source, target, data_dir, selector, doc_ids, continuous, batch_size)
+        settings = load(config_path).replace("server", data_dir=data_dir)
+        use_store = data_dir is not None or config_path is not None
+        result = run_replication(settings, source, target, use_store, selector, doc_ids, continuous, batch_size)
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
     if not result.ok:
@@ -146,3 +149,64 @@ def status(config_path: str | None, data_dir: str | None, as_json: bool) -> None
         show_status(load(config_path).replace("server", data_dir=data_dir), as_json)
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def keys() -> None:
+    """The province's signing keys (Ed25519)."""
+
+
+@keys.command("create")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False), help="Where private keys are kept.")
+@click.option("--id", "key_id", required=True, help="Key id, e.g. tq-2026 (rotate by creating a new one).")
+def keys_create(directory: str, key_id: str) -> None:
+    """Create a signing key; print the public key to list in config.yaml."""
+    from . import signing
+
+    try:
+        path, public = signing.create_key(directory, key_id)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {path} (keep it secret)")
+    click.echo(f"add to config.yaml of every kiosk:\nsigning:\n  public_keys:\n    {key_id}: {public}")
+
+
+@keys.command("list")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False))
+def keys_list(directory: str) -> None:
+    """List the keys in a directory with their public keys."""
+    from pathlib import Path
+
+    from . import signing
+
+    try:
+        for path in sorted(Path(directory).glob("*.pem")):
+            click.echo(f"{path.stem}: {signing.public_text(signing.load_key(path))}")
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("article", type=click.Path(dir_okay=False))
+@click.option("--hub", "hub_url", required=True, help="URL of the hub's handbook database (credentials may be in it).")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), help="Private key to sign with.")
+@click.option("--key-id", help="Key id (default: the key file's name).")
+@click.option("--attach", "files", multiple=True, type=click.Path(dir_okay=False, exists=True), help="A file to attach.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml with the public keys.")
+def publish(article: str, hub_url: str, key_path: str | None, key_id: str | None, files: tuple[str, ...],
+            config_path: str | None) -> None:
+    """Sign ARTICLE (a JSON file) and publish it, with attachments, to the hub."""
+    from replication import publish as publishing
+
+    from .errors import CouchError
+
+    try:
+        settings = load(config_path)
+        doc = publishing.prepare(publishing.read_article(article), list(files), key_path, key_id,
+                                 settings.signing.public_keys or {})
+        rev = publishing.publish(doc, hub_url)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except CouchError as exc:
+        raise click.ClickException(f"refused: {exc.reason}") from None
+    click.echo(f"published {doc['_id']} ({rev})")

@@ -10,17 +10,16 @@ from typing import Any
 import click
 
 from .errors import StartupError
-from .store import Server
+from .policy import open_store
 
 
-def run_replication(source: str, target: str, data_dir: str | None, selector: str | None,
+def run_replication(settings: Any, source: str, target: str, use_store: bool, selector: str | None,
                     doc_ids: str | None, continuous: bool, batch_size: int) -> Any:
     """Open both peers, replicate, print a summary line; returns the replication result."""
     from replication import Options, open_peer
-
     from replication.replicator import Replicator
 
-    server = Server(data_dir) if data_dir else None
+    server = open_store(settings) if use_store else None
     try:
         peers = [open_peer(spec, server) for spec in (source, target)]
     except ValueError as exc:
@@ -79,7 +78,7 @@ def run_sync_once(settings: Any) -> bool:
 
     if not settings.sync.hub_url:
         raise StartupError("no hub configured: set sync.hub_url in config.yaml")
-    server = Server(settings.server.data_dir)
+    server = open_store(settings)
     syncer = Syncer(settings, server)
     try:
         done = syncer.run_round(progress=_progress)
@@ -101,7 +100,7 @@ def show_status(settings: Any, as_json: bool) -> None:
     """Print the kiosk's sync status (sync-server status)."""
     from .sync_status import SyncStatus, summary, waiting_up
 
-    server = Server(settings.server.data_dir)
+    server = open_store(settings)
     try:
         stored = SyncStatus(server.data_dir).read()
         info = summary(stored, waiting_up(server, stored, settings.sync.cell_db))

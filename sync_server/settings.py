@@ -67,11 +67,18 @@ class SyncSettings:
 
 
 @dataclass(frozen=True)
+class SigningSettings:
+    public_keys: dict | None = _setting(None, "The province's Ed25519 public keys (key id: base64); when set, every article must be signed by one.")
+    quarantine_db: str = _setting("quarantine", "Database (admins only) that keeps articles whose signature failed.")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     couchdb: CouchSettings = field(default_factory=CouchSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    signing: SigningSettings = field(default_factory=SigningSettings)
 
     def replace(self, section: str, **changes: Any) -> "Settings":
         """A copy with some keys of one section changed (command-line overrides)."""

@@ -37,6 +37,9 @@ class StoreOptions:
     max_document_size: int = 8_000_000
     revs_limit: int = DEFAULT_REVS_LIMIT
     synchronous: str = "full"
+    # Called with (db name, document with stubs, digest -> data) for every live document
+    # written; raises CouchError (Forbidden) to refuse it. The store knows no schemas.
+    validate: Any = None
 
 
 @dataclass
@@ -399,6 +402,8 @@ class Database:
             chain[0] = self._hash_rev(chain, body, deleted)
             if chain[0] in tree:
                 return chain[0]  # the same edit again: CouchDB answers with the same rev
+        if self.options.validate is not None and not deleted:
+            self.options.validate(self.name, {"_id": doc_id, **body}, lambda digest: attachments.blob(conn, digest))
         body_json = dumps(body)
         if len(body_json.encode()) > self.options.max_document_size:
             raise DocumentTooLarge()

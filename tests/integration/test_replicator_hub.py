@@ -87,11 +87,11 @@ def test_cli_fails_with_one_line_when_the_hub_is_down(tmp_path: Any) -> None:
 def test_filtered_pull_from_hub_by_selector(kiosk: Any, pouchdb_server: Any, peer: Any) -> None:
     couch_dump.create_db(pouchdb_server.url, "handbook")
     couch_dump.bulk_docs(pouchdb_server.url, "handbook", [
-        {"_id": "article:1", "type": "article", "audience": ["TQ.NH"]},
-        {"_id": "article:2", "type": "article", "audience": ["TQ.LB"]},
-        {"_id": "unit:TQ.NH", "type": "unit"},
+        {"_id": "article:1", "kind": "article", "audience": ["TQ.NH"]},
+        {"_id": "article:2", "kind": "article", "audience": ["TQ.LB"]},
+        {"_id": "unit:TQ.NH", "kind": "unit"},
     ])
-    options = Options(selector={"$or": [{"type": "unit"}, {"audience": {"$elemMatch": {"$eq": "TQ.NH"}}}]})
+    options = Options(selector={"$or": [{"kind": "unit"}, {"audience": {"$elemMatch": {"$eq": "TQ.NH"}}}]})
     result = replicate(peer(f"{pouchdb_server.url}/handbook"), peer(f"{kiosk.url}/handbook"), options)
     assert result.ok, result.error
     assert sorted(couch_dump.dump(kiosk.url, "handbook")) == ["article:1", "unit:TQ.NH"]

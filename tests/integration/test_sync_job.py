@@ -19,9 +19,11 @@ from sync_server.store import Server
 
 pytestmark = pytest.mark.peers
 ARTICLES = [
-    {"_id": "article:1", "type": "article", "title": "Nghị quyết", "audience": ["TQ.NH"]},
-    {"_id": "article:2", "type": "article", "title": "Chỉ thị", "audience": ["TQ.LB"]},
+    {"_id": f"article:{slug}", "type": "article", "title": title, "body": "Toàn văn…", "category": "directive",
+     "language": "vi", "audience": [audience], "published_at": "2026-11-01T08:00:00+07:00"}
+    for slug, title, audience in (("1", "Nghị quyết", "TQ.NH"), ("2", "Chỉ thị", "TQ.LB"))
 ]
+CELL = "TQ.NH.KH.C01"
 SELECTOR = {"audience": {"$elemMatch": {"$eq": "TQ.NH"}}}
 
 
@@ -43,7 +45,12 @@ def seed_hub(url: str) -> None:
 def seed_kiosk(data_dir: Path) -> None:
     server = Server(data_dir)
     server.create("cell-tq-nh-c01").bulk_docs(
-        [{"_id": f"meeting:TQ.NH.C01:{i}", "type": "meeting", "place": "Nhà văn hoá"} for i in range(30)])
+        [{"_id": meeting_id(i), "type": "meeting", "cell": CELL, "kind": "regular", "status": "scheduled",
+          "scheduled": "2026-12-03T19:30:00+07:00", "place": "Nhà văn hoá"} for i in range(30)])
+
+
+def meeting_id(i: int) -> str:
+    return f"meeting:{CELL}:00000000-0000-4000-8000-{i:012d}"
     server.close()
 
 
@@ -60,7 +67,7 @@ def test_sync_once_pushes_records_and_pulls_the_audiences_handbook(tmp_path: Pat
     proc = cli("sync", "--once", "--config", str(config))
     assert proc.returncode == 0, proc.stderr
     assert "up   cell-tq-nh-c01: 30 docs" in proc.stdout
-    assert sorted(couch_dump.dump(pouchdb_server.url, "cell-tq-nh-c01")) == [f"meeting:TQ.NH.C01:{i}" for i in sorted(range(30), key=str)]
+    assert sorted(couch_dump.dump(pouchdb_server.url, "cell-tq-nh-c01")) == sorted(meeting_id(i) for i in range(30))
     server = Server(tmp_path / "kiosk")
     assert [r["id"] for r in server.get("handbook").all_docs()] == ["article:1"]
     server.close()

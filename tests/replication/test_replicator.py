@@ -148,9 +148,9 @@ def test_refused_document_is_recorded_and_the_rest_lands(sides):
 @pytest.mark.parametrize("kind", KINDS)
 def test_filtered_pull_by_selector_and_doc_ids(sides, kind):
     hub, kiosk = sides(), sides()
-    hub.server.create("cell").bulk_docs([{"_id": f"a{i}", "type": "article"} for i in range(3)]
-                                        + [{"_id": f"m{i}", "type": "meeting"} for i in range(3)])
-    assert replicate(hub.peer(kind), kiosk.peer("local"), Options(selector={"type": "article"})).docs_written == 3
+    hub.server.create("cell").bulk_docs([{"_id": f"a{i}", "kind": "article"} for i in range(3)]
+                                        + [{"_id": f"m{i}", "kind": "meeting"} for i in range(3)])
+    assert replicate(hub.peer(kind), kiosk.peer("local"), Options(selector={"kind": "article"})).docs_written == 3
     assert sorted(r["id"] for r in kiosk.db().all_docs()) == ["a0", "a1", "a2"]
     replicate(hub.peer(kind), kiosk.peer("local", "other"), Options(doc_ids=["m1", "nope"]))
     assert [r["id"] for r in kiosk.db("other").all_docs()] == ["m1"]

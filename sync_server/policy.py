@@ -1,0 +1,79 @@
+"""What every document write must satisfy on this server, whatever the client.
+
+- a typed document must match its JSON Schema (``validation.py``);
+- when the province's public keys are configured, an article must carry a
+  signature that verifies, attachments included (``signing.py``). An article
+  that fails is kept in the quarantine database (admins only), never in the
+  database members read, and the write is refused with 403 ``forbidden`` so a
+  replicator records it and carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import signing, validation
+from .errors import Forbidden
+from .store import Server, StoreOptions
+
+log = logging.getLogger(__name__)
+
+AttachmentData = Callable[[str], bytes]
+
+
+class DocumentPolicy:
+    """The write checks of one server, called by the store for every live document."""
+
+    def __init__(self, public_keys: dict[str, str] | None, quarantine_db: str) -> None:
+        self.public_keys = public_keys or {}
+        self.quarantine_db = quarantine_db
+        self.server: Server | None = None  # set once the store is open
+
+    def __call__(self, db_name: str, doc: dict, data: AttachmentData) -> None:
+        """:raises Forbidden: naming the rule the document breaks.
+
+        Documents whose ``type`` is not one of the handbook's (or that have none)
+        are left alone: this is still a general CouchDB replica.
+        """
+        if doc.get("type") in validation.DOCUMENT_TYPES:
+            validation.validate(doc)
+        if doc.get("type") == "article" and self.public_keys and db_name != self.quarantine_db:
+            try:
+                atts = {name: data(stub["digest"]) for name, stub in (doc.get("_attachments") or {}).items()}
+                signing.verify(doc, self.public_keys, atts)
+            except Forbidden as exc:
+                self._quarantine(db_name, doc, exc.reason)
+                raise
+
+    def _quarantine(self, db_name: str, doc: dict, reason: str) -> None:
+        if self.server is None:
+            return
+        db = self.server.get_or_create(self.quarantine_db)
+        if not db.get_security():
+            db.put_security({"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": ["_admin"]}})
+        record = {"_id": f"{db_name}:{doc.get('_id')}:{int(time.time() * 1000)}", "db": db_name,
+                  "reason": reason, "quarantined_at": int(time.time()),
+                  "article": {k: v for k, v in doc.items() if k != "_attachments"}}
+        db.bulk_docs([record])
+        log.warning("quarantined %s from %s: %s", doc.get("_id"), db_name, reason)
+
+
+def quarantined_count(server: Server, quarantine_db: str) -> int:
+    """How many articles wait in quarantine (for the sync status)."""
+    return server.get(quarantine_db).doc_count if server.exists(quarantine_db) else 0
+
+
+__all__ = ["DocumentPolicy", "open_store", "quarantined_count"]
+
+
+def open_store(settings: Any) -> Server:
+    """The store of a data directory with this server's write policy: every entry point opens it so."""
+    policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db)
+    server = Server(settings.server.data_dir, StoreOptions(
+        max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,
+        synchronous=settings.storage.synchronous, validate=policy))
+    policy.server = server
+    return server
