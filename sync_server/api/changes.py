@@ -37,18 +37,41 @@ class _Feed:
     timeout: float
     heartbeat: float | None
 
-    def scan(self, since: int, limit: int | None) -> tuple[list[str], int]:
-        """Rows after ``since`` (JSON text) and the sequence the scan reached."""
-        end = self.db.update_seq
-        rows, last = [], since if not self.descending else end
-        for change in self.db.changes(since, until=end, limit=limit, descending=self.descending,
-                                      all_leaves=self.all_leaves, include_docs=self.include_docs,
-                                      doc_ids=self.doc_ids, predicate=self.predicate):
-            rows.append(change.to_json())
-            last = int(change.seq.split("-", 1)[0])
-        if (limit is None or len(rows) < limit) and not self.descending:
-            last = end
-        return rows, last
+    def scan(self, since: int, limit: int | None) -> _Scan:
+        """The rows after ``since``, as a lazy scan that knows where it ended."""
+        return _Scan(self, since, limit)
+
+
+class _Scan:
+    """Rows (JSON text) of one pass over the feed; ``last`` is the sequence it reached.
+
+    Rows are produced while the response is written, so a full feed of a large
+    database never sits in memory.
+    """
+
+    def __init__(self, feed: _Feed, since: int, limit: int | None) -> None:
+        self.feed, self.limit, self.count = feed, limit, 0
+        self.end = feed.db.update_seq
+        self.last = since if not feed.descending else self.end
+        self._rows = self._generate(since)
+
+    def _generate(self, since: int) -> Iterator[str]:
+        feed = self.feed
+        for change in feed.db.changes(since, until=self.end, limit=self.limit, descending=feed.descending,
+                                      all_leaves=feed.all_leaves, include_docs=feed.include_docs,
+                                      doc_ids=feed.doc_ids, predicate=feed.predicate):
+            self.count += 1
+            self.last = int(change.seq.split("-", 1)[0])
+            yield change.to_json()
+        if (self.limit is None or self.count < self.limit) and not feed.descending:
+            self.last = self.end
+
+    def __iter__(self) -> Iterator[str]:
+        return self._rows
+
+    def first(self) -> str | None:
+        """The first row, or None (the scan is then complete)."""
+        return next(self._rows, None)
 
 
 def changes(name: str) -> Response:
@@ -61,8 +84,7 @@ def changes(name: str) -> Response:
         return stream(_longpoll(feed), live=True)
     if kind != "normal":
         raise BadRequest(f"Supported feeds are normal, longpoll and continuous, not {kind[:40]!r}")
-    rows, last = feed.scan(feed.since, feed.limit)
-    return stream(_document(feed, rows, last))
+    return stream(_document(feed, feed.scan(feed.since, feed.limit)))
 
 
 def _parse(db: Database) -> _Feed:
@@ -100,23 +122,31 @@ def _filter(body: dict) -> tuple[list[str] | None, Any]:
     raise BadRequest(f"filter {name[:60]!r} is not supported here: use _doc_ids, _selector or _design")
 
 
-def _document(feed: _Feed, rows: list[str], last: int) -> Iterator[str]:
-    pending = 0 if feed.descending else max(feed.db.update_seq - last, 0)
+def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[str]:
+    """The body of a normal or longpoll feed, streamed row by row."""
     yield '{"results":[\n'
-    yield ",\n".join(rows)
-    yield f'\n],\n"last_seq":"{feed.db.seq_string(last)}","pending":{pending}}}\n'
+    if first is None:
+        first = scan.first()
+    if first is not None:
+        yield first
+        for row in scan:
+            yield ",\n" + row
+    pending = 0 if feed.descending else max(feed.db.update_seq - scan.last, 0)
+    yield f'\n],\n"last_seq":"{feed.db.seq_string(scan.last)}","pending":{pending}}}\n'
 
 
 def _longpoll(feed: _Feed) -> Iterator[str]:
     """Answer at once when there are changes, else wait for the first one (or the timeout)."""
-    rows, last = feed.scan(feed.since, feed.limit)
+    scan = feed.scan(feed.since, feed.limit)
+    first = scan.first()
     deadline = time.monotonic() + feed.timeout
-    while not rows and time.monotonic() < deadline:
-        if _wait(feed, last, deadline):
-            rows, last = feed.scan(last, feed.limit)
+    while first is None and time.monotonic() < deadline:
+        if _wait(feed, scan.last, deadline):
+            scan = feed.scan(scan.last, feed.limit)
+            first = scan.first()
         else:
             yield "\n"  # heartbeat
-    yield from _document(feed, rows, last)
+    yield from _document(feed, scan, first)
 
 
 def _wait(feed: _Feed, seq: int, deadline: float) -> bool:
@@ -130,11 +160,11 @@ def _continuous(feed: _Feed) -> Iterator[str]:
     sent, last = 0, feed.since
     deadline = time.monotonic() + feed.timeout
     while True:
-        rows, last = feed.scan(last, None if feed.limit is None else feed.limit - sent)
-        for row in rows:
+        scan = feed.scan(last, None if feed.limit is None else feed.limit - sent)
+        for row in scan:
             yield row + "\n"
-        sent += len(rows)
-        if rows:
+        sent, last = sent + scan.count, scan.last
+        if scan.count:
             deadline = time.monotonic() + feed.timeout
         if (feed.limit is not None and sent >= feed.limit) or time.monotonic() >= deadline:
             break

@@ -2,12 +2,14 @@
 
 Every write runs in ``BEGIN IMMEDIATE`` on the one writer connection and is on
 disk (WAL, ``synchronous=FULL`` by default) before it is acknowledged, which is
-why ``_ensure_full_commit`` can be a no-op. Readers use one connection per
-thread, so a long ``_changes`` read never blocks a writer.
+why ``_ensure_full_commit`` can be a no-op. Reads borrow a connection from a
+small pool (WAL lets them run beside the writer), so a long ``_changes`` read
+never blocks a writer and memory does not grow with worker threads.
 """
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -38,10 +40,11 @@ CREATE TABLE IF NOT EXISTS local_docs (id TEXT PRIMARY KEY, rev INTEGER NOT NULL
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
 
 
-# Page cache per connection, in KiB (SQLite's negative cache_size). Readers are one
-# per worker thread, so theirs is small: a kiosk is a cheap computer.
+# Page cache per connection, in KiB (SQLite's negative cache_size): a kiosk is a cheap computer.
 WRITER_CACHE_KIB = 8000
-READER_CACHE_KIB = 2000
+READER_CACHE_KIB = 4000
+# Read connections per database: more would add memory, not speed, on a 2-core kiosk.
+READERS_PER_DB = 4
 
 
 def connect(path: str, synchronous: str = "full", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
@@ -76,23 +79,41 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 class Readers:
-    """One read connection per thread for one database file."""
+    """A small pool of read connections to one database file.
 
-    def __init__(self, path: str, synchronous: str) -> None:
+    A request borrows one for a query (or one page of a feed) and gives it back,
+    so memory does not grow with the number of worker threads: a longpoll
+    request waiting for a change holds no connection at all.
+    """
+
+    def __init__(self, path: str, synchronous: str, size: int = READERS_PER_DB) -> None:
         self._path, self._synchronous = path, synchronous
-        self._local = threading.local()
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
-    def get(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self._path, self._synchronous, READER_CACHE_KIB)
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+    @contextmanager
+    def borrow(self) -> Iterator[sqlite3.Connection]:
+        """A connection for the duration of the ``with`` block (waits when all are busy)."""
+        self._slots.acquire()
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._open()
+            try:
+                yield conn
+            finally:
+                self._idle.put(conn)
+        finally:
+            self._slots.release()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = connect(self._path, self._synchronous, READER_CACHE_KIB)
+        conn.execute("PRAGMA query_only=ON")
+        with self._lock:
+            self._all.append(conn)
         return conn
 
     def close(self) -> None:
@@ -101,4 +122,4 @@ class Readers:
             for conn in self._all:
                 conn.close()
             self._all.clear()
-        self._local = threading.local()
+        self._idle = queue.LifoQueue()

@@ -108,7 +108,7 @@ class Database:
     @property
     def update_seq(self) -> int:
         """The newest sequence, as committed (by this process or another)."""
-        return self._read().execute("SELECT coalesce(max(seq), 0) FROM docs").fetchone()[0]
+        return self._one("SELECT coalesce(max(seq), 0) FROM docs")[0]
 
     @property
     def doc_count(self) -> int:
@@ -121,7 +121,8 @@ class Database:
         return self._counts()[1]
 
     def _counts(self) -> tuple[int, int]:
-        counts = self._meta("counts", self._read())
+        row = self._one("SELECT value FROM meta WHERE key = 'counts'")
+        counts = row[0] if row else None
         if counts is None:
             return self._docs, self._dels
         live, dead = counts.split()
@@ -155,15 +156,21 @@ class Database:
         self._readers.close()
         self._writer.close()
 
-    def _read(self) -> sqlite3.Connection:
-        return self._readers.get()
+    def _one(self, sql: str, args: tuple | list = ()) -> Any:
+        """One row of a read, on a borrowed connection."""
+        with self._readers.borrow() as conn:
+            return conn.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple | list = ()) -> list[Any]:
+        """Every row of a read, on a borrowed connection."""
+        with self._readers.borrow() as conn:
+            return conn.execute(sql, args).fetchall()
 
     # -- database-level ------------------------------------------------------
 
     def info(self) -> dict:
         """``GET /{db}``."""
-        size = self._read().execute(
-            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()").fetchone()[0]
+        size = self._one("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")[0]
         return {
             "db_name": self.name, "update_seq": self.seq_string(self.update_seq),
             "doc_count": self.doc_count, "doc_del_count": self.del_count,
@@ -175,7 +182,8 @@ class Database:
 
     def get_security(self) -> dict:
         """The ``_security`` object ({} when never set)."""
-        return json.loads(self._meta("security", self._read()) or "{}")
+        row = self._one("SELECT value FROM meta WHERE key = 'security'")
+        return json.loads(row[0]) if row else {}
 
     def put_security(self, security: dict) -> None:
         """Replace the ``_security`` object."""
@@ -205,28 +213,28 @@ class Database:
 
         :raises NotFound: reason ``missing``, or ``deleted`` for a deleted winner.
         """
-        conn = self._read()
-        row = self._row(doc_id, conn)
-        if row is None:
-            raise NotFound("missing")
-        winner, deleted, tree = row
-        if rev is None:
-            if deleted:
-                raise NotFound("deleted")
-            rev = winner
-        elif revtree.parse_rev(rev) and rev not in tree:
-            raise NotFound("missing")
-        if latest and not revtree.is_leaf(tree, rev):
-            rev = revtree.descendant_leaves(tree, rev)[0]
-        doc = self._assemble(conn, doc_id, rev, tree, attachments_, atts_since)
-        if revs:
-            doc["_revisions"] = revtree.revisions(tree, rev)
-        if revs_info:
-            doc["_revs_info"] = self._revs_info(conn, doc_id, tree, rev)
-        self._add_conflicts(doc, tree, rev, conflicts, deleted_conflicts)
-        if local_seq:
-            doc["_local_seq"] = self.seq_string(conn.execute("SELECT seq FROM docs WHERE id = ?", (doc_id,)).fetchone()[0])
-        return doc
+        with self._readers.borrow() as conn:
+            row = self._row(doc_id, conn)
+            if row is None:
+                raise NotFound("missing")
+            winner, deleted, tree = row
+            if rev is None:
+                if deleted:
+                    raise NotFound("deleted")
+                rev = winner
+            elif revtree.parse_rev(rev) and rev not in tree:
+                raise NotFound("missing")
+            if latest and not revtree.is_leaf(tree, rev):
+                rev = revtree.descendant_leaves(tree, rev)[0]
+            doc = self._assemble(conn, doc_id, rev, tree, attachments_, atts_since)
+            if revs:
+                doc["_revisions"] = revtree.revisions(tree, rev)
+            if revs_info:
+                doc["_revs_info"] = self._revs_info(conn, doc_id, tree, rev)
+            self._add_conflicts(doc, tree, rev, conflicts, deleted_conflicts)
+            if local_seq:
+                doc["_local_seq"] = self.seq_string(conn.execute("SELECT seq FROM docs WHERE id = ?", (doc_id,)).fetchone()[0])
+            return doc
 
     def _assemble(self, conn: sqlite3.Connection, doc_id: str, rev: str, tree: revtree.Tree,
                   with_atts: bool, atts_since: list[str] | None) -> dict:
@@ -271,20 +279,20 @@ class Database:
 
         :raises NotFound: when ``all`` leaves are asked of a document that does not exist.
         """
-        conn = self._read()
-        row = self._row(doc_id, conn)
-        for rev in which if which != "all" else []:
-            revtree.parse_rev(rev)
-        if which == "all":
-            if row is None:
-                raise NotFound("missing")
-            wanted = revtree.leaves(row[2])
-        else:
-            wanted = list(dict.fromkeys(which))
-        results = []
-        for rev in wanted:
-            results.extend(self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest))
-        return results
+        with self._readers.borrow() as conn:
+            row = self._row(doc_id, conn)
+            for rev in which if which != "all" else []:
+                revtree.parse_rev(rev)
+            if which == "all":
+                if row is None:
+                    raise NotFound("missing")
+                wanted = revtree.leaves(row[2])
+            else:
+                wanted = list(dict.fromkeys(which))
+            results = []
+            for rev in wanted:
+                results.extend(self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest))
+            return results
 
     def _open_rev(self, conn: sqlite3.Connection, doc_id: str, row: Any, rev: str, revs: bool,
                   with_atts: bool, atts_since: list[str] | None, latest: bool) -> list[dict]:
@@ -306,21 +314,21 @@ class Database:
 
     def revs_diff(self, asked: dict[str, list[str]]) -> dict[str, dict]:
         """``_revs_diff``: for each document, the revisions this database lacks."""
-        conn = self._read()
-        result: dict[str, dict] = {}
-        for doc_id, revs in asked.items():
-            if not isinstance(revs, list):
-                raise BadRequest(f"_revs_diff: revisions of {doc_id!r} must be a list")
-            for rev in revs:
-                revtree.parse_rev(rev)
-            row = conn.execute("SELECT tree FROM docs WHERE id = ?", (doc_id,)).fetchone()
-            tree = json.loads(row[0]) if row else {}
-            missing, ancestors = revtree.missing_revs(tree, revs)
-            if missing:
-                result[doc_id] = {"missing": missing}
-                if ancestors:
-                    result[doc_id]["possible_ancestors"] = ancestors
-        return result
+        with self._readers.borrow() as conn:
+            result: dict[str, dict] = {}
+            for doc_id, revs in asked.items():
+                if not isinstance(revs, list):
+                    raise BadRequest(f"_revs_diff: revisions of {doc_id!r} must be a list")
+                for rev in revs:
+                    revtree.parse_rev(rev)
+                row = conn.execute("SELECT tree FROM docs WHERE id = ?", (doc_id,)).fetchone()
+                tree = json.loads(row[0]) if row else {}
+                missing, ancestors = revtree.missing_revs(tree, revs)
+                if missing:
+                    result[doc_id] = {"missing": missing}
+                    if ancestors:
+                        result[doc_id]["possible_ancestors"] = ancestors
+            return result
 
     def attachment(self, doc_id: str, name: str, rev: str | None = None) -> tuple[dict, bytes]:
         """One attachment's stub and data.
@@ -331,7 +339,8 @@ class Database:
         stub = doc.get("_attachments", {}).get(name)
         if stub is None:
             raise NotFound("Document is missing attachment")
-        return stub, attachments.blob(self._read(), stub["digest"])
+        with self._readers.borrow() as conn:
+            return stub, attachments.blob(conn, stub["digest"])
 
     # -- writing documents ---------------------------------------------------
 
@@ -528,7 +537,7 @@ class Database:
             args.extend(ids)
         order = "DESC" if descending else "ASC"
         sql = f"SELECT {cols} FROM docs d{join} WHERE {' AND '.join(where)} ORDER BY d.seq {order} LIMIT {PAGE}"
-        return self._read().execute(sql, args).fetchall()
+        return self._all(sql, args)
 
     def _change(self, doc_id: str, seq: int, winner: str, deleted: int, tree_json: str, body: str | None,
                 all_leaves: bool, include_docs: bool, predicate: Any) -> Change | None:
@@ -574,7 +583,7 @@ class Database:
         join = " JOIN revs r ON r.doc_id = d.id AND r.rev = d.winner" if include_docs else ""
         order = "DESC" if descending else "ASC"
         sql = f"SELECT {cols} FROM docs d{join} WHERE {' AND '.join(where)} ORDER BY d.id {order} LIMIT {PAGE}"
-        return self._read().execute(sql, args).fetchall()
+        return self._all(sql, args)
 
     @staticmethod
     def _all_docs_row(doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool) -> dict:
@@ -588,11 +597,10 @@ class Database:
 
     def all_docs_keys(self, keys: list[Any], include_docs: bool = False) -> Iterator[dict]:
         """``_all_docs`` with ``keys``: one row per key, in the order asked."""
-        conn = self._read()
         for key in keys:
-            row = conn.execute("SELECT d.winner, d.deleted, r.body FROM docs d JOIN revs r "
-                               "ON r.doc_id = d.id AND r.rev = d.winner WHERE d.id = ?",
-                               (key,)).fetchone() if isinstance(key, str) else None
+            row = self._one("SELECT d.winner, d.deleted, r.body FROM docs d JOIN revs r "
+                            "ON r.doc_id = d.id AND r.rev = d.winner WHERE d.id = ?",
+                            (key,)) if isinstance(key, str) else None
             if row is None:
                 yield {"key": key, "error": "not_found"}
             else:
@@ -600,14 +608,14 @@ class Database:
 
     def count_since(self, seq: int) -> int:
         """How many documents changed after ``seq`` (what waits to be pushed)."""
-        return self._read().execute("SELECT count(*) FROM docs WHERE seq > ?", (seq,)).fetchone()[0]
+        return self._one("SELECT count(*) FROM docs WHERE seq > ?", (seq,))[0]
 
     def count_before(self, start: str | None, descending: bool) -> int:
         """How many live ids sort before ``start`` (the ``offset`` of ``_all_docs``)."""
         if start is None:
             return 0
         op = ">" if descending else "<"
-        return self._read().execute(f"SELECT count(*) FROM docs WHERE deleted = 0 AND id {op} ?", (start,)).fetchone()[0]
+        return self._one(f"SELECT count(*) FROM docs WHERE deleted = 0 AND id {op} ?", (start,))[0]
 
     # -- _local documents ----------------------------------------------------
 
@@ -616,7 +624,7 @@ class Database:
 
         :raises NotFound: when it does not exist.
         """
-        row = self._read().execute("SELECT rev, body FROM local_docs WHERE id = ?", (local_id,)).fetchone()
+        row = self._one("SELECT rev, body FROM local_docs WHERE id = ?", (local_id,))
         if row is None:
             raise NotFound("missing")
         return {"_id": "_local/" + local_id, "_rev": f"0-{row[0]}", **json.loads(row[1])}
