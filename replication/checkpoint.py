@@ -56,8 +56,7 @@ class Checkpointer:
     def _remote_doc(self, peer: Peer, others: list[dict | None]) -> dict | None:
         key = f"{peer.name}|{self.rep_id}"
         cached = (self.cache or {}).get(key)
-        if cached and time.time() - cached[0] < VERIFY_SECONDS and any(
-                other and cached[1] and other.get("session_id") == cached[1].get("session_id") for other in others):
+        if cached and time.time() - cached[0] < VERIFY_SECONDS and _agrees(cached[1], others):
             return cached[1]
         doc = peer.get_local(self.rep_id)
         self._remember(peer, doc)
@@ -94,6 +93,13 @@ class Checkpointer:
             except Conflict:
                 current = peer.get_local(self.rep_id)  # someone else wrote it (or it was lost): build on that
         raise Conflict(f"checkpoint {self.rep_id} on {peer.name} keeps conflicting")
+
+
+def _agrees(cached: dict | None, others: list[dict | None]) -> bool:
+    """A cached remote checkpoint still matches the local one (or neither side has one yet)."""
+    if cached is None:
+        return all(other is None for other in others)
+    return any(other is not None and other.get("session_id") == cached.get("session_id") for other in others)
 
 
 def common_seq(source_doc: dict | None, target_doc: dict | None) -> Any:

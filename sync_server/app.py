@@ -6,6 +6,7 @@ import base64
 import binascii
 import logging
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -14,8 +15,8 @@ from werkzeug.routing import BaseConverter
 from .api import router
 from .api.http import compress_response, respond
 from .api.server import set_session_cookie
-from .auth import ADMIN_PARTY, ANONYMOUS, Authenticator, User
-from .errors import CouchError, RequestTooLarge, Unauthorized
+from .auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, User, current_roles
+from .errors import CouchError, NotFound, RequestTooLarge, Unauthorized
 from .settings import Settings
 from .policy import open_store
 from .store import Server
@@ -34,7 +35,7 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     store = server or open_store(settings)
     app.extensions["sync_server"] = store
     app.extensions["authenticator"] = Authenticator(settings.server.admin, store.secret,
-                                                    settings.couchdb.session_timeout)
+                                                    settings.couchdb.session_timeout, _user_lookup(store))
     app.add_url_rule("/", "couch", router.dispatch, methods=_METHODS)
     app.url_map.converters["anything"] = _Anything
     app.add_url_rule("/<anything:_rest>", "couch_path", lambda _rest: router.dispatch(), methods=_METHODS)
@@ -44,6 +45,20 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
+
+
+def _user_lookup(store: Server) -> Callable[[str], dict | None]:
+    """Find an account document in ``_users``."""
+
+    def lookup(name: str) -> dict | None:
+        if not store.exists("_users"):
+            return None
+        try:
+            return store.get("_users").get(USER_PREFIX + name)
+        except NotFound:
+            return None
+
+    return lookup
 
 
 class _Anything(BaseConverter):
@@ -57,6 +72,7 @@ def _authenticate() -> None:
     """Set ``g.user`` from HTTP basic auth or the ``AuthSession`` cookie."""
     auth: Authenticator = current_app.extensions["authenticator"]
     g.user = ADMIN_PARTY if auth.admin_party else ANONYMOUS
+    current_roles.set(g.user.roles)
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("basic "):
         try:
@@ -65,12 +81,14 @@ def _authenticate() -> None:
             return _bad_auth()
         g.user, g.auth_method = (auth.check_password(name, password) if not auth.admin_party
                                  else User(name, ("_admin",))), "default"
+        current_roles.set(g.user.roles)
         return None
     cookie = request.cookies.get("AuthSession")
     if cookie and not auth.admin_party:
         found = auth.read_cookie(cookie, int(time.time()))
         if found:
             g.user, g.auth_method = found[0], "cookie"
+            current_roles.set(g.user.roles)
             g.refresh_cookie = time.time() - found[1] > auth.session_timeout / 2
     return None
 

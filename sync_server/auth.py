@@ -1,6 +1,7 @@
-"""Who is asking, and what they may do. Pure decisions and cookie arithmetic, no I/O.
+"""Who is asking, and what they may do: decisions and cookie arithmetic.
 
-Until accounts arrive (issue 5) the only account is the server admin. With no
+Accounts are the server admin (from the settings) and the users of the
+``_users`` database (CouchDB's format, passwords hashed with PBKDF2). With no
 admin configured the server is in CouchDB's "admin party": everyone is admin,
 which is why the CLI then binds to loopback only.
 """
@@ -10,9 +11,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
+from . import passwords
 from .errors import Forbidden, Unauthorized
+
+# The roles of the user whose request is being served; None outside any request
+# (the server's own work, such as the replication it runs). Set per request by the app.
+current_roles: ContextVar[tuple[str, ...] | None] = ContextVar("current_roles", default=None)
+USER_PREFIX = "org.couchdb.user:"
+# A successful password check is remembered this long: PBKDF2 is slow on purpose.
+CHECK_CACHE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -35,12 +48,15 @@ ADMIN_PARTY = User(None, ("_admin",))
 
 
 class Authenticator:
-    """Checks credentials against the configured admin and signs session cookies."""
+    """Checks credentials against the admin and ``_users``, and signs session cookies."""
 
-    def __init__(self, admin: str | None, secret: str, session_timeout: int) -> None:
+    def __init__(self, admin: str | None, secret: str, session_timeout: int,
+                 users: Callable[[str], dict[str, Any] | None] | None = None) -> None:
         self.admin_name, self.admin_password = (admin.split(":", 1) if admin else (None, None))
         self._secret = secret.encode()
         self.session_timeout = session_timeout
+        self._users = users or (lambda name: None)
+        self._checked: dict[tuple[str, str], tuple[float, User]] = {}
 
     @property
     def admin_party(self) -> bool:
@@ -54,7 +70,25 @@ class Authenticator:
         if self.admin_name is not None and hmac.compare_digest(name.encode(), self.admin_name.encode()) \
                 and hmac.compare_digest(password.encode(), str(self.admin_password).encode()):
             return User(name, ("_admin",))
-        raise Unauthorized("Name or password is incorrect.")
+        key = (name, hashlib.sha256(password.encode()).hexdigest())
+        cached = self._checked.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        doc = self._users(name)
+        if doc is None or not passwords.check(doc, password):
+            raise Unauthorized("Name or password is incorrect.")
+        user = User(name, tuple(str(r) for r in doc.get("roles") or []))
+        if len(self._checked) > 10_000:
+            self._checked.clear()
+        self._checked[key] = (time.monotonic() + CHECK_CACHE_SECONDS, user)
+        return user
+
+    def user_named(self, name: str) -> User | None:
+        """The user a valid cookie names (roles read afresh), or None if the account is gone."""
+        if name == self.admin_name:
+            return User(name, ("_admin",))
+        doc = self._users(name)
+        return User(name, tuple(str(r) for r in doc.get("roles") or [])) if doc else None
 
     def make_cookie(self, name: str, now: int) -> str:
         """An ``AuthSession`` value: base64url of ``name:hex-time:hmac`` (CouchDB's shape)."""
@@ -71,9 +105,10 @@ class Authenticator:
         except (ValueError, UnicodeDecodeError):
             return None
         expected = hmac.new(self._secret, f"{name}:{stamp}".encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(mac, expected) or now - issued > self.session_timeout or name != self.admin_name:
+        if not hmac.compare_digest(mac, expected) or now - issued > self.session_timeout:
             return None
-        return User(name, ("_admin",)), issued
+        user = self.user_named(name)
+        return (user, issued) if user else None
 
 
 def require_admin(user: User) -> None:

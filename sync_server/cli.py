@@ -210,3 +210,29 @@ def publish(article: str, hub_url: str, key_path: str | None, key_id: str | None
     except CouchError as exc:
         raise click.ClickException(f"refused: {exc.reason}") from None
     click.echo(f"published {doc['_id']} ({rev})")
+
+
+@main.command()
+@click.option("--hub", "hub_url", required=True, help="Root URL of the hub, with an admin account in it.")
+@click.option("--hierarchy", "hierarchy_path", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="The province's hierarchy CSV (code,name,level,parent).")
+@click.option("--credentials", type=click.Path(dir_okay=False), default="kiosk-credentials.csv", show_default=True,
+              help="Where new kiosk accounts' passwords are appended (mode 0600).")
+def provision(hub_url: str, hierarchy_path: str, credentials: str) -> None:
+    """Set the hub up: handbook, one database per cell with its access rules, kiosk accounts."""
+    from replication.provision import provision as run
+
+    from schemas.hierarchy import load_hierarchy
+
+    from .errors import CouchError, PeerUnavailable
+
+    try:
+        report = run(hub_url, load_hierarchy(hierarchy_path), credentials)
+    except (StartupError, PeerUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    except CouchError as exc:
+        raise click.ClickException(f"the hub refused: {exc.error}: {exc.reason}") from None
+    click.echo(f"provisioned: {report.created_dbs} databases created, {report.security_set} access rules set, "
+               f"{report.design_docs} validation documents, {report.units_written} units, "
+               f"{len(report.accounts_created)} kiosk accounts"
+               + (f" (passwords in {credentials})" if report.accounts_created else ""))

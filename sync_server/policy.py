@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import signing, validation
-from .errors import Forbidden
+from . import ownership, passwords, signing, validation
+from .auth import USER_PREFIX, current_roles
+from .errors import BadRequest, Forbidden
 from .store import Server, StoreOptions
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,19 @@ class DocumentPolicy:
         self.quarantine_db = quarantine_db
         self.server: Server | None = None  # set once the store is open
 
-    def __call__(self, db_name: str, doc: dict, data: AttachmentData) -> None:
-        """:raises Forbidden: naming the rule the document breaks.
+    def __call__(self, db_name: str, doc: dict, data: AttachmentData) -> dict | None:
+        """:raises Forbidden: naming the rule the document breaks; returns a rewritten document or None.
 
         Documents whose ``type`` is not one of the handbook's (or that have none)
         are left alone: this is still a general CouchDB replica.
         """
+        if db_name == "_users":
+            return user_doc(doc)
         if doc.get("type") in validation.DOCUMENT_TYPES:
             validation.validate(doc)
+        reason = ownership.check(ownership.rules_for(db_name), doc, current_roles.get())
+        if reason is not None:
+            raise Forbidden(reason)
         if doc.get("type") == "article" and self.public_keys and db_name != self.quarantine_db:
             try:
                 atts = {name: data(stub["digest"]) for name, stub in (doc.get("_attachments") or {}).items()}
@@ -47,6 +53,7 @@ class DocumentPolicy:
             except Forbidden as exc:
                 self._quarantine(db_name, doc, exc.reason)
                 raise
+        return None
 
     def _quarantine(self, db_name: str, doc: dict, reason: str) -> None:
         if self.server is None:
@@ -59,6 +66,29 @@ class DocumentPolicy:
                   "article": {k: v for k, v in doc.items() if k != "_attachments"}}
         db.bulk_docs([record])
         log.warning("quarantined %s from %s: %s", doc.get("_id"), db_name, reason)
+
+
+def user_doc(doc: dict) -> dict | None:
+    """Check a ``_users`` document as CouchDB does, and hash a clear-text password.
+
+    :raises Forbidden: for a malformed account document.
+    """
+    doc_id = str(doc.get("_id", ""))
+    if doc_id.startswith("_design/"):
+        return None
+    name = doc.get("name")
+    if not doc_id.startswith(USER_PREFIX) or doc_id != USER_PREFIX + str(name) or doc.get("type") != "user":
+        raise Forbidden("a _users document needs _id org.couchdb.user:<name>, that name, and type 'user'")
+    roles = doc.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Forbidden("roles must be a list of strings")
+    if "password" not in doc:
+        return None
+    if not isinstance(doc["password"], str) or not doc["password"]:
+        raise BadRequest("password must be a non-empty string")
+    rewritten = {k: v for k, v in doc.items() if k != "password"}
+    rewritten.update(passwords.hash_fields(doc["password"]))
+    return rewritten
 
 
 def quarantined_count(server: Server, quarantine_db: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import g
 
-from ..auth import require_db_admin, require_member
+from ..auth import require_admin, require_db_admin, require_member
 from ..store import Database
 from .http import server, settings
 
@@ -15,6 +15,8 @@ def open_db(name: str, *, design_write: bool = False) -> Database:
     :raises NotFound: when it does not exist; Unauthorized/Forbidden per ``_security``.
     """
     db = server().get(name)
+    if name == "_users":  # password hashes: admins only, as CouchDB 3 keeps it
+        require_admin(g.user)
     security = db.get_security()
     require_member(g.user, security, settings().couchdb.default_security)
     if design_write:

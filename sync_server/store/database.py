@@ -38,7 +38,8 @@ class StoreOptions:
     revs_limit: int = DEFAULT_REVS_LIMIT
     synchronous: str = "full"
     # Called with (db name, document with stubs, digest -> data) for every live document
-    # written; raises CouchError (Forbidden) to refuse it. The store knows no schemas.
+    # written, before its revision is hashed; raises CouchError (Forbidden) to refuse it,
+    # or returns a replacement document. The store knows no schemas.
     validate: Any = None
 
 
@@ -407,12 +408,14 @@ class Database:
         if "_attachments" in doc:
             revpos = revtree.pos(chain[0]) if new_edits else None
             body["_attachments"] = attachments.prepare(conn, doc_id, doc["_attachments"], parent_atts, revpos, follows)
+        if self.options.validate is not None and not deleted:
+            changed = self.options.validate(self.name, {"_id": doc_id, **body}, lambda d: attachments.blob(conn, d))
+            if changed is not None:  # the policy rewrote the body (a _users password becomes its hash)
+                body = {k: v for k, v in changed.items() if k != "_id"}
         if new_edits:
             chain[0] = self._hash_rev(chain, body, deleted)
             if chain[0] in tree:
                 return chain[0]  # the same edit again: CouchDB answers with the same rev
-        if self.options.validate is not None and not deleted:
-            self.options.validate(self.name, {"_id": doc_id, **body}, lambda digest: attachments.blob(conn, digest))
         body_json = dumps(body)
         if len(body_json.encode()) > self.options.max_document_size:
             raise DocumentTooLarge()

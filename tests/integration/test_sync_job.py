@@ -30,7 +30,7 @@ SELECTOR = {"audience": {"$elemMatch": {"$eq": "TQ.NH"}}}
 def kiosk_config(tmp_path: Path, hub_url: str, **sync: Any) -> Path:
     """A config.yaml for a kiosk of cell TQ.NH.C01 syncing with hub_url."""
     config = {"server": {"data_dir": str(tmp_path / "kiosk")},
-              "sync": {"hub_url": hub_url, "cell_db": "cell-tq-nh-c01", "handbook_db": "handbook",
+              "sync": {"hub_url": hub_url, "cell_db": "cell-tq-nh-kh-c01", "handbook_db": "handbook",
                        "handbook_selector": SELECTOR, **sync}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
@@ -44,7 +44,7 @@ def seed_hub(url: str) -> None:
 
 def seed_kiosk(data_dir: Path) -> None:
     server = Server(data_dir)
-    server.create("cell-tq-nh-c01").bulk_docs(
+    server.create("cell-tq-nh-kh-c01").bulk_docs(
         [{"_id": meeting_id(i), "type": "meeting", "cell": CELL, "kind": "regular", "status": "scheduled",
           "scheduled": "2026-12-03T19:30:00+07:00", "place": "Nhà văn hoá"} for i in range(30)])
 
@@ -63,17 +63,17 @@ def test_sync_once_pushes_records_and_pulls_the_audiences_handbook(tmp_path: Pat
     config = kiosk_config(tmp_path, pouchdb_server.url)
     seed_kiosk(tmp_path / "kiosk")
     before = json.loads(cli("status", "--config", str(config), "--json").stdout)
-    assert before["synced"] is False and before["waiting_up"] == {"cell-tq-nh-c01": 30}
+    assert before["synced"] is False and before["waiting_up"] == {"cell-tq-nh-kh-c01": 30}
     proc = cli("sync", "--once", "--config", str(config))
     assert proc.returncode == 0, proc.stderr
-    assert "up   cell-tq-nh-c01: 30 docs" in proc.stdout
-    assert sorted(couch_dump.dump(pouchdb_server.url, "cell-tq-nh-c01")) == sorted(meeting_id(i) for i in range(30))
+    assert "up   cell-tq-nh-kh-c01: 30 docs" in proc.stdout
+    assert sorted(couch_dump.dump(pouchdb_server.url, "cell-tq-nh-kh-c01")) == sorted(meeting_id(i) for i in range(30))
     server = Server(tmp_path / "kiosk")
     assert [r["id"] for r in server.get("handbook").all_docs()] == ["article:1"]
     server.close()
     status = json.loads(cli("status", "--config", str(config), "--json").stdout)
-    assert status["synced"] is True and status["waiting_up"] == {"cell-tq-nh-c01": 0}
-    assert status["bytes_today"]["sent"] > 0 and status["last_push_ok"]["cell-tq-nh-c01"] > 0
+    assert status["synced"] is True and status["waiting_up"] == {"cell-tq-nh-kh-c01": 0}
+    assert status["bytes_today"]["sent"] > 0 and status["last_push_ok"]["cell-tq-nh-kh-c01"] > 0
     assert "synced" in cli("status", "--config", str(config)).stdout
 
 
@@ -87,7 +87,7 @@ def test_hub_down_is_never_reported_as_synced(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: sync did not complete:")
     status = json.loads(cli("status", "--config", str(config), "--json").stdout)
     assert status["synced"] is False and status["last_error"]["message"] and status["failures"] == 1
-    assert status["waiting_up"] == {"cell-tq-nh-c01": 30}
+    assert status["waiting_up"] == {"cell-tq-nh-kh-c01": 30}
     assert "NOT synced" in cli("status", "--config", str(config)).stdout
 
 

@@ -65,3 +65,25 @@ def test_needed_attachments_are_those_newer_than_the_targets_ancestor():
     assert _needed(doc, ["2-b"]) == ["new"]
     assert sorted(_needed(doc, [])) == ["new", "old"]
     assert sorted(_needed(doc, ["2-zzz"])) == ["new", "old"]  # not an ancestor: send everything
+
+
+def test_idle_pull_with_no_checkpoint_yet_reads_the_remote_once():
+    from replication.checkpoint import Checkpointer
+
+    class Remote:
+        name, remote, reads = "hub/cell", True, 0
+
+        def get_local(self, _id):
+            Remote.reads += 1
+            return None
+
+    class Local:
+        name, remote = "local:cell", False
+
+        def get_local(self, _id):
+            return None
+
+    cache: dict = {}
+    for _ in range(3):
+        assert Checkpointer("rep", Remote(), Local(), cache).read() == 0
+    assert Remote.reads == 1
