@@ -251,8 +251,18 @@ class HttpPeer:
     def put_local(self, local_id: str, doc: dict) -> str:
         return self.request("PUT", f"{self._db_path}/_local/{quote(local_id, safe='')}", body=doc)["rev"]
 
+    def sibling(self, db_name: str) -> HttpPeer:
+        """A peer for another database of the same server, sharing this one's connection and uuid."""
+        other = object.__new__(HttpPeer)
+        other.__dict__.update(self.__dict__)
+        other.db_name, other.name = db_name, f"{self.root}/{db_name}"
+        other._db_path = "/" + quote(db_name, safe="")
+        other.traffic, other._exists, other._owns_client = self.traffic, False, False
+        return other
+
     def close(self) -> None:
-        self._client.close()
+        if getattr(self, "_owns_client", True):
+            self._client.close()
 
 
 class _Partial(httpx.TransportError):

@@ -61,10 +61,41 @@ class SyncScheduler:
         self.syncer.close()
 
 
-def start_if_configured(settings: Settings, server: Server) -> Any:
-    """Start the kiosk's sync scheduler when a hub is configured; returns it (or None)."""
-    if not settings.sync.hub_url:
-        return None
-    scheduler = SyncScheduler(settings, server)
-    scheduler.start()
-    return scheduler
+class NightlyScheduler:
+    """The province's nightly pull and reports, as an APScheduler cron job."""
+
+    def __init__(self, settings: Settings, server: Server) -> None:
+        self.settings, self.server = settings, server
+        self.checkpoints: dict[str, Any] = {}
+        self._scheduler = BackgroundScheduler(daemon=True)
+
+    def start(self) -> None:
+        hour, minute = (int(part) for part in self.settings.province.report_time.split(":"))
+        self._scheduler.add_job(self.run, "cron", hour=hour, minute=minute, id="nightly-report",
+                                max_instances=1, coalesce=True)
+        self._scheduler.start()
+
+    def run(self) -> None:
+        from .province import run_nightly
+
+        try:
+            done = run_nightly(self.settings, self.server, checkpoint_cache=self.checkpoints)
+            log.warning("nightly: %d cells pulled (%d changed), %d failed, %.0f s",
+                        done.cells, done.cells_changed, len(done.failed), done.seconds)
+        except Exception:  # a failed night must not stop the scheduler; the next night resumes
+            log.exception("nightly report failed")
+
+    def stop(self) -> None:
+        self._scheduler.shutdown(wait=False)
+
+
+def start_if_configured(settings: Settings, server: Server) -> list[Any]:
+    """Start the kiosk's sync and the province's nightly job, as configured; returns them."""
+    started: list[Any] = []
+    if settings.sync.hub_url:
+        started.append(SyncScheduler(settings, server))
+    if settings.province.hub_url:
+        started.append(NightlyScheduler(settings, server))
+    for scheduler in started:
+        scheduler.start()
+    return started

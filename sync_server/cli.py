@@ -73,11 +73,14 @@ def _run(settings: Settings, sample: bool) -> None:
     name = settings.server.sample_db or ("handbook-sample" if sample else None)
     if name and ensure_sample(app.extensions["sync_server"], name):
         click.echo(f"sync-server: created sample database '{name}'")
-    if settings.sync.hub_url:
+    if settings.sync.hub_url or settings.province.hub_url:
         from replication.scheduler import start_if_configured
 
         start_if_configured(settings, app.extensions["sync_server"])
+    if settings.sync.hub_url:
         click.echo(f"sync-server: syncing with the hub every {settings.sync.interval_seconds} s")
+    if settings.province.hub_url:
+        click.echo(f"sync-server: pulling every cell and writing reports at {settings.province.report_time} daily")
     try:
         server = waitress.create_server(app, host=settings.server.host, port=settings.server.port,
                                         threads=settings.server.threads, channel_timeout=300,
@@ -236,3 +239,50 @@ def provision(hub_url: str, hierarchy_path: str, credentials: str) -> None:
                f"{report.design_docs} validation documents, {report.units_written} units, "
                f"{len(report.accounts_created)} kiosk accounts"
                + (f" (passwords in {credentials})" if report.accounts_created else ""))
+
+
+@main.command()
+@click.option("--now", is_flag=True, required=True, help="Run the nightly pull and reports now.")
+@click.option("--month", help="Month to report, YYYY-MM (default: this month).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the merged replica lives.")
+def report(now: bool, month: str | None, config_path: str | None, data_dir: str | None) -> None:
+    """The province's nightly job: pull every cell from the hub, then write the month's reports."""
+    from replication.province import run_nightly
+
+    from .policy import open_store
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+        if month is not None and not _is_month(month):
+            raise StartupError(f"--month must be YYYY-MM, not {month!r}")
+        server = open_store(settings)
+        try:
+            done = run_nightly(settings, server, month)
+        finally:
+            server.close()
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    province = done.report.province
+    click.echo(f"pulled {done.cells} cells ({done.cells_changed} changed, {done.docs_written} documents) "
+               f"in {done.seconds:.1f} s; reports in {done.files['report.html'].parent}")
+    if province.meetings_held == 0 and not province.members:
+        click.echo(f"no data for {done.month}: nothing to report (not 0%)")
+    else:
+        click.echo(f"{done.month}: installed {_pct(province.install_rate_all)} of members, "
+                   f"{_pct(province.install_rate_target)} of the smartphone target group; "
+                   f"{_pct(province.share_using)} of cells used the handbook in meetings (goal 80%)")
+    for cell, error in done.failed[:20]:
+        click.echo(f"  cell {cell} not pulled: {error}", err=True)
+    if done.failed:
+        raise SystemExit(1)
+
+
+def _is_month(text: str) -> bool:
+    import re
+
+    return re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text) is not None
+
+
+def _pct(value: float | None) -> str:
+    return "no data" if value is None else f"{value * 100:.0f}%"

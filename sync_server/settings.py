@@ -8,6 +8,7 @@ them in step). Unknown keys and wrong types raise StartupError naming the key.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ import yaml
 from .errors import StartupError
 
 
-def _setting(default: Any, help: str, choices: tuple = (), minimum: int | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+def _setting(default: Any, help: str, choices: tuple = (), minimum: int | None = None,
+             pattern: str | None = None, example: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
+                                            "pattern": pattern, "example": example})
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,23 @@ class SigningSettings:
 
 
 @dataclass(frozen=True)
+class ProvinceSettings:
+    hub_url: str | None = _setting(None, "Root URL of the hub with the province's account; empty: this server does not report.")
+    hierarchy: str | None = _setting(None, "The province's hierarchy CSV (code,name,level,parent).")
+    merged_db: str = _setting("province", "Local database into which every cell's records are pulled.")
+    report_dir: str = _setting("./reports", "Where reports are written, one folder per month.")
+    report_time: str = _setting("02:30", "Time of day (HH:MM, local) of the nightly pull and reports.",
+                                pattern=r"([01][0-9]|2[0-3]):[0-5][0-9]", example="02:30")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     couchdb: CouchSettings = field(default_factory=CouchSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
+    province: ProvinceSettings = field(default_factory=ProvinceSettings)
 
     def replace(self, section: str, **changes: Any) -> "Settings":
         """A copy with some keys of one section changed (command-line overrides)."""
@@ -142,5 +156,8 @@ def _check(key: str, item: dataclasses.Field, value: Any) -> None:
     choices, minimum = item.metadata["choices"], item.metadata["minimum"]
     if choices and value not in choices:
         raise StartupError(f"'{key}' must be one of {', '.join(choices)}, not {value!r}")
+    pattern = item.metadata.get("pattern")
+    if pattern and not re.fullmatch(pattern, value):
+        raise StartupError(f"'{key}' must look like {item.metadata['example']}, not {value!r}")
     if minimum is not None and value < minimum:
         raise StartupError(f"'{key}' must be at least {minimum}, not {value}")

@@ -116,6 +116,17 @@ class Readers:
             self._all.append(conn)
         return conn
 
+    def trim(self) -> None:
+        """Close the idle readers (the database has not been used for a while)."""
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            with self._lock:
+                self._all.remove(conn)
+            conn.close()
+
     def close(self) -> None:
         """Close every reader (the database is being deleted or the server stops)."""
         with self._lock:

@@ -152,6 +152,10 @@ class Database:
                 return int(number) if not token or token == self.instance else 0
         raise BadRequest(f"Malformed sequence supplied in 'since' parameter: {str(since)[:80]}")
 
+    def trim(self) -> None:
+        """Give back the idle read connections (kept: the writer)."""
+        self._readers.trim()
+
     def close(self) -> None:
         """Close every connection."""
         self._readers.close()

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -22,6 +23,9 @@ from .database import Database, StoreOptions
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_$()+/-]{0,237}$")
 SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
 _SUFFIX = ".sqlite"
+# Databases whose idle read connections stay open; older ones give theirs back.
+# A hub has a database per cell (thousands): open files and memory stay bounded.
+ACTIVE_DBS = 64
 
 
 def check_db_name(name: str) -> str:
@@ -47,6 +51,7 @@ class Server:
         self._dbs_dir = self.data_dir / "dbs"
         self._dbs_dir.mkdir(parents=True, exist_ok=True)
         self._open: dict[str, Database] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         identity = self._identity()
         self.uuid: str = identity["uuid"]
@@ -94,14 +99,27 @@ class Server:
         :raises NotFound: reason "Database does not exist."
         """
         db = self._open.get(name)
-        if db is not None:
-            return db
+        if db is None:
+            with self._lock:
+                if name not in self._open:
+                    if not self._path(name).exists():
+                        raise NotFound("Database does not exist.")
+                    self._open[name] = Database(name, str(self._path(name)), self.options)
+                db = self._open[name]
+        self._touch(name)
+        return db
+
+    def _touch(self, name: str) -> None:
+        """Note a use; the least recently used database beyond ACTIVE_DBS gives back its readers."""
         with self._lock:
-            if name not in self._open:
-                if not self._path(name).exists():
-                    raise NotFound("Database does not exist.")
-                self._open[name] = Database(name, str(self._path(name)), self.options)
-            return self._open[name]
+            self._recent[name] = None
+            self._recent.move_to_end(name)
+            if len(self._recent) <= ACTIVE_DBS:
+                return
+            oldest, _ = self._recent.popitem(last=False)
+            db = self._open.get(oldest)
+        if db is not None:
+            db.trim()
 
     def get_or_create(self, name: str) -> Database:
         """Open a database, creating it when missing."""
@@ -122,6 +140,7 @@ class Server:
             if not self.exists(name):
                 raise NotFound("Database does not exist.")
             db = self._open.pop(name, None)
+            self._recent.pop(name, None)
             if db is not None:
                 db.close()
             for suffix in ("", "-wal", "-shm"):

@@ -226,3 +226,15 @@ def test_document_too_large(server):
     small = Server(server.data_dir / "other", StoreOptions(max_document_size=100)).create("x")
     assert small.bulk_docs([{"_id": "a", "text": "x" * 200}])[0]["error"] == "document_too_large"
     assert small.update_seq == 0
+
+
+def test_idle_readers_of_old_databases_are_given_back(server, monkeypatch):
+    from sync_server.store import server as server_module
+
+    monkeypatch.setattr(server_module, "ACTIVE_DBS", 2)
+    dbs = [server.create(f"db{i}") for i in range(4)]
+    for i, db in enumerate(dbs):
+        db.bulk_docs([{"_id": "x"}])
+        server.get(f"db{i}").get("x")
+    assert len(dbs[0]._readers._all) == 0 and len(dbs[3]._readers._all) == 1
+    assert server.get("db0").get("x")["_id"] == "x"  # reopens on demand
