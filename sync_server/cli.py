@@ -13,6 +13,10 @@ from .errors import StartupError
 from .settings import Settings, load
 
 LOOPBACK = "127.0.0.1"
+# Waitress buffers up to 16 MB per connection before it pauses a streaming response
+# for a slow reader; with several phones reading a large _changes feed over Wi-Fi
+# that is most of a kiosk's memory. Pause early instead, spill past 256 KB to disk.
+WAITRESS_BUFFERS = {"outbuf_high_watermark": 1_048_576, "outbuf_overflow": 262_144}
 
 
 @click.group()
@@ -84,7 +88,7 @@ def _run(settings: Settings, sample: bool) -> None:
     try:
         server = waitress.create_server(app, host=settings.server.host, port=settings.server.port,
                                         threads=settings.server.threads, channel_timeout=300,
-                                        ident="party-handbook-sync")
+                                        ident="party-handbook-sync", **WAITRESS_BUFFERS)
     except OSError as exc:
         raise StartupError(f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}") from None
     click.echo(f"sync-server: listening on http://{settings.server.host}:{server.effective_port}/ "
