@@ -98,12 +98,14 @@ def run_sync_once(settings: Any) -> bool:
 
 def show_status(settings: Any, as_json: bool) -> None:
     """Print the kiosk's sync status (sync-server status)."""
+    from .policy import quarantined_count
     from .sync_status import SyncStatus, summary, waiting_up
 
     server = open_store(settings)
     try:
         stored = SyncStatus(server.data_dir).read()
-        info = summary(stored, waiting_up(server, stored, settings.sync.cell_db))
+        info = summary(stored, waiting_up(server, stored, settings.sync.cell_db),
+                       quarantined_count(server, settings.signing.quarantine_db))
     finally:
         server.close()
     if as_json:
@@ -131,6 +133,8 @@ def describe(info: dict[str, Any]) -> list[str]:
     if info["refused"]:
         lines.append(f"Refused by the hub: {len(info['refused'])} (newest: {info['refused'][0]['id']}: "
                      f"{info['refused'][0]['reason']})")
+    if info["quarantined"]:
+        lines.append(f"Articles held back because their signature failed: {info['quarantined']}")
     if info["last_error"] and not info["synced"]:
         lines.append(f"Last error ({when(info['last_error']['time'])}): {info['last_error']['message']}")
     today = info["bytes_today"]

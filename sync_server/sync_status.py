@@ -68,7 +68,7 @@ def add_refused(status: dict[str, Any], db: str, errors: list[dict[str, Any]]) -
     status["refused"] = (stamped + status.get("refused", []))[:REFUSED_KEPT]
 
 
-def summary(status: dict[str, Any], waiting_up: dict[str, int]) -> dict[str, Any]:
+def summary(status: dict[str, Any], waiting_up: dict[str, int], quarantined: int = 0) -> dict[str, Any]:
     """The status as shown to people and the API: stored facts plus what is derived from them."""
     last = status.get("last_round") or {}
     running = bool(status.get("running")) and _alive(status.get("pid"))
@@ -83,6 +83,7 @@ def summary(status: dict[str, Any], waiting_up: dict[str, int]) -> dict[str, Any
         "last_pull_ok": status.get("last_pull_ok", {}),
         "waiting_up": waiting_up,
         "refused": status.get("refused", []),
+        "quarantined": quarantined,
         "last_error": status.get("last_error"),
         "failures": status.get("failures", 0),
         "next_attempt": status.get("next_attempt"),

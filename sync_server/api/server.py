@@ -85,8 +85,10 @@ def set_session_cookie(response: Response, name: str) -> None:
 
 def sync_status() -> Response:
     """``GET /_sync/status``: the kiosk's sync status (no credentials in it)."""
+    from ..policy import quarantined_count
     from ..sync_status import SyncStatus, summary, waiting_up
 
+    settings = current_app.config["SETTINGS"]
     stored = SyncStatus(server().data_dir).read()
-    cell_db = current_app.config["SETTINGS"].sync.cell_db
-    return respond(summary(stored, waiting_up(server(), stored, cell_db)))
+    quarantined = quarantined_count(server(), settings.signing.quarantine_db)
+    return respond(summary(stored, waiting_up(server(), stored, settings.sync.cell_db), quarantined))
