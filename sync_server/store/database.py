@@ -374,20 +374,19 @@ class Database:
         return results
 
     def _write_one(self, doc: Any, new_edits: bool, follows: dict[str, bytes] | None) -> dict | None:
-        """Write one document inside a savepoint; per-document errors become result rows."""
-        conn = self._writer
+        """Write one document; per-document errors become result rows.
+
+        Every check happens before the document's rows are written (``_store`` is
+        last and raises only SQLite errors, which abort the whole batch), so a
+        refused document leaves nothing behind but, at most, attachment data no
+        revision references, which compaction removes. No savepoint is needed.
+        """
         doc_id = doc.get("_id") if isinstance(doc, dict) else None
-        counters = (self._seq, self._docs, self._dels)
-        conn.execute("SAVEPOINT doc")
         try:
-            rev = self._write(conn, doc, new_edits, follows)
+            rev = self._write(self._writer, doc, new_edits, follows)
         except (CouchError, RecursionError) as exc:
-            conn.execute("ROLLBACK TO doc")
-            conn.execute("RELEASE doc")
-            self._seq, self._docs, self._dels = counters
             err = exc if isinstance(exc, CouchError) else BadRequest("Document nests too deeply")
             return {"id": doc_id if isinstance(doc_id, str) else None, **err.to_json()}
-        conn.execute("RELEASE doc")
         if new_edits:
             return {"ok": True, "id": doc["_id"], "rev": rev}
         return None

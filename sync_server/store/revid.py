@@ -60,30 +60,66 @@ def _rev_term(old_hash: str) -> Any:
     return old_hash.encode()
 
 
+_ATOMS = {True: b"d\x00\x04true", False: b"d\x00\x05false", None: b"d\x00\x04null"}
+_NIL_BYTE = b"j"
+_PAIR = b"h\x02"
+
+
 def _encode(term: Any) -> bytes:
     """Encode one term (no version byte)."""
-    if term is True or term is False or term is None:
-        name = {True: b"true", False: b"false", None: b"null"}[term]
-        return struct.pack(">BH", _ATOM, len(name)) + name
-    if isinstance(term, int):
-        return _encode_int(term)
-    if isinstance(term, float):
-        return struct.pack(">Bd", _NEW_FLOAT, term)
-    if isinstance(term, (bytes, str, _Bin)):
-        raw = term.value.encode() if isinstance(term, _Bin) else term.encode() if isinstance(term, str) else term
-        return struct.pack(">BI", _BINARY, len(raw)) + raw
-    if isinstance(term, dict):
-        term = _Obj(term)
-    if isinstance(term, _Obj):
-        pairs = [(_Bin(k), v) for k, v in term.value.items()]
-        return struct.pack(">BB", _SMALL_TUPLE, 1) + _encode(pairs)
-    if isinstance(term, tuple):
-        return struct.pack(">BB", _SMALL_TUPLE, len(term)) + b"".join(_encode(t) for t in term)
-    if isinstance(term, list):
+    out: list[bytes] = []
+    _write(term, out)
+    return b"".join(out)
+
+
+def _binary(raw: bytes, out: list[bytes]) -> None:
+    out.append(b"m" + len(raw).to_bytes(4, "big"))
+    out.append(raw)
+
+
+def _write(term: Any, out: list[bytes]) -> None:
+    """Append the encoding of ``term``; dispatch on exact types, this runs for every field written."""
+    kind = type(term)
+    if kind is str:
+        _binary(term.encode(), out)
+    elif kind is dict or kind is _Obj:
+        items = term.items() if kind is dict else term.value.items()
+        out.append(b"h\x01")
+        if not items:
+            out.append(_NIL_BYTE)
+            return
+        out.append(b"l" + len(items).to_bytes(4, "big"))
+        for key, value in items:
+            out.append(_PAIR)
+            _binary(key.encode(), out)
+            _write(value, out)
+        out.append(_NIL_BYTE)
+    elif kind is list:
         if not term:
-            return bytes([_NIL])
-        return struct.pack(">BI", _LIST, len(term)) + b"".join(_encode(t) for t in term) + bytes([_NIL])
-    raise TypeError(f"cannot encode {type(term).__name__} as an Erlang term")
+            out.append(_NIL_BYTE)
+            return
+        out.append(b"l" + len(term).to_bytes(4, "big"))
+        for item in term:
+            _write(item, out)
+        out.append(_NIL_BYTE)
+    elif term is True or term is False or term is None:
+        out.append(_ATOMS[term])
+    elif kind is int:
+        out.append(_encode_int(term))
+    elif kind is float:
+        out.append(struct.pack(">Bd", _NEW_FLOAT, term))
+    elif kind is bytes:
+        _binary(term, out)
+    elif kind is _Bin:
+        _binary(term.value.encode(), out)
+    elif kind is tuple:
+        out.append(struct.pack(">BB", _SMALL_TUPLE, len(term)))
+        for item in term:
+            _write(item, out)
+    elif isinstance(term, int):  # an int subclass other than bool
+        out.append(_encode_int(int(term)))
+    else:
+        raise TypeError(f"cannot encode {kind.__name__} as an Erlang term")
 
 
 def _encode_int(value: int) -> bytes:
