@@ -74,6 +74,7 @@ class Database:
         self._readers = Readers(path, options.synchronous)
         self._write_lock = threading.Lock()
         self._changed = threading.Condition()
+        self._batch: dict[str, Any] = {}  # rows of the batch being written, by id (under the write lock)
         with transaction(self._writer):
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('revs_limit', ?)", (str(options.revs_limit),))
@@ -362,6 +363,7 @@ class Database:
             try:
                 with transaction(self._writer):
                     self._load_counters()
+                    self._batch = self._prefetch(docs)
                     for doc in docs:
                         result = self._write_one(doc, new_edits, follows)
                         if result is not None:
@@ -370,8 +372,21 @@ class Database:
             except BaseException:
                 self._load_counters()
                 raise
+            finally:
+                self._batch = {}
         self._notify()
         return results
+
+    def _prefetch(self, docs: list[Any]) -> dict[str, Any]:
+        """The current rows of a batch's documents, read in a few queries instead of one each."""
+        ids = list({d["_id"] for d in docs if isinstance(d, dict) and isinstance(d.get("_id"), str)})
+        found: dict[str, Any] = dict.fromkeys(ids)
+        for start in range(0, len(ids), PAGE):
+            chunk = ids[start:start + PAGE]
+            sql = f"SELECT id, winner, deleted, tree FROM docs WHERE id IN ({','.join('?' * len(chunk))})"
+            for doc_id, winner, deleted, tree in self._writer.execute(sql, chunk):
+                found[doc_id] = (winner, bool(deleted), json.loads(tree))
+        return found
 
     def _write_one(self, doc: Any, new_edits: bool, follows: dict[str, bytes] | None) -> dict | None:
         """Write one document; per-document errors become result rows.
@@ -398,7 +413,7 @@ class Database:
             raise BadRequest("Document must be a JSON object")
         doc_id = check_doc_id(doc.get("_id"))
         check_members(doc)
-        row = self._row(doc_id, conn)
+        row = self._batch[doc_id] if doc_id in self._batch else self._row(doc_id, conn)
         tree: revtree.Tree = row[2] if row else {}
         deleted = bool(doc.get("_deleted"))
         if new_edits:
@@ -479,6 +494,8 @@ class Database:
         self._seq += 1
         conn.execute("INSERT OR REPLACE INTO docs (id, seq, winner, deleted, tree) VALUES (?, ?, ?, ?, ?)",
                      (doc_id, self._seq, winner, int(deleted), dumps(tree)))
+        if doc_id in self._batch:
+            self._batch[doc_id] = (winner, deleted, tree)
         was_deleted = None if row is None else row[1]
         if was_deleted is not deleted:
             self._docs += (not deleted) - (was_deleted is False)
