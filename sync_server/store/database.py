@@ -154,8 +154,13 @@ class Database:
         raise BadRequest(f"Malformed sequence supplied in 'since' parameter: {str(since)[:80]}")
 
     def trim(self) -> None:
-        """Give back the idle read connections (kept: the writer)."""
+        """Give back the idle read connections and the writer's page cache (a hub has thousands of these)."""
         self._readers.trim()
+        if self._write_lock.acquire(blocking=False):  # busy writing: it is not idle, leave it
+            try:
+                self._writer.execute("PRAGMA shrink_memory")
+            finally:
+                self._write_lock.release()
 
     def close(self) -> None:
         """Close every connection."""
