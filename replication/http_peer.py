@@ -28,6 +28,8 @@ GZIP_MIN_BYTES = 200
 DEFAULT_RETRIES = 4
 # First pause between attempts (doubles each time): short, the round's back-off is the scheduler's.
 RETRY_PAUSE = 0.5
+# Seconds a longpoll may run past the wait we asked for before we stop reading.
+LONGPOLL_GRACE = 5.0
 # Statuses that say "try again later" rather than "this request is wrong".
 _TRANSIENT = {500, 502, 503, 504}
 
@@ -150,7 +152,8 @@ class HttpPeer:
         params: dict[str, Any] = {"style": "all_docs", "since": since if isinstance(since, str) else json.dumps(since),
                                   "limit": limit}
         if wait > 0:
-            params.update(feed="longpoll", timeout=int(wait * 1000), heartbeat=10000)
+            # no heartbeat: in CouchDB a heartbeat overrides the timeout and the poll never ends
+            params.update(feed="longpoll", timeout=int(wait * 1000))
         body = None
         if doc_ids is not None:
             params["filter"], body = "_doc_ids", {"doc_ids": doc_ids}
@@ -159,7 +162,12 @@ class HttpPeer:
         elif selector is not None:
             params["include_docs"] = "true"
         try:
-            result = self.request("POST" if body else "GET", self._db_path + "/_changes", params=params, body=body)
+            if wait > 0 and body is None:
+                result = self._longpoll(params, wait)
+                if result is None:  # the peer kept the poll open past its timeout: nothing new
+                    return ChangesPage([], since, 0)
+            else:
+                result = self.request("POST" if body else "GET", self._db_path + "/_changes", params=params, body=body)
         except CouchError as exc:
             if params.get("filter") != "_selector" or exc.status not in (400, 404):
                 raise
@@ -172,6 +180,31 @@ class HttpPeer:
             match = compile_selector(selector or {})
             rows = [{k: v for k, v in r.items() if k != "doc"} for r in rows if r.get("doc") and match(r["doc"])]
         return ChangesPage(rows, result.get("last_seq"), result.get("pending"))
+
+    def _longpoll(self, params: dict[str, Any], wait: float) -> Any:
+        """A longpoll ``_changes`` read with a deadline of our own.
+
+        pouchdb-server 4.2 ignores ``timeout`` and keeps the poll open with blank
+        lines, so a read timeout never fires: stop reading at the deadline and
+        call it "no changes" (None). A dropped connection raises as usual.
+        """
+        deadline = time.monotonic() + wait + LONGPOLL_GRACE
+        timeout = httpx.Timeout(wait + LONGPOLL_GRACE, connect=self._client.timeout.connect)
+        body = bytearray()
+        try:
+            with self._client.stream("GET", self._db_path + "/_changes", params=params, timeout=timeout) as response:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if time.monotonic() > deadline:
+                        return None
+                self._count(response, None)
+                if response.status_code != 200:
+                    raise error_for(*_error_fields(bytes(body), response))
+        except httpx.ReadTimeout:
+            return None  # silent past the deadline (a gzip stream holds back the blank lines)
+        except httpx.TransportError as exc:
+            raise PeerUnavailable(f"{self.name}: longpoll _changes: {exc}") from None
+        return json.loads(body)
 
     def revs_diff(self, revs: dict[str, list[str]]) -> dict[str, dict]:
         return self.request("POST", self._db_path + "/_revs_diff", body=revs) if revs else {}
@@ -263,6 +296,14 @@ class HttpPeer:
     def close(self) -> None:
         if getattr(self, "_owns_client", True):
             self._client.close()
+
+
+def _error_fields(body: bytes, response: httpx.Response) -> tuple[str, str, int]:
+    try:
+        parsed = json.loads(body)
+        return str(parsed["error"]), str(parsed.get("reason", "")), response.status_code
+    except (ValueError, KeyError, TypeError):
+        return "unknown_error", body[:200].decode("utf-8", "replace"), response.status_code
 
 
 class _Partial(httpx.TransportError):

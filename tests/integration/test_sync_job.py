@@ -127,3 +127,31 @@ def test_scheduler_backs_off_while_the_hub_is_down(tmp_path: Path) -> None:
         server.close()
     assert scheduler.failures == 2 and status["failures"] == 2
     assert status["next_attempt"] > status["last_round"]["finished"] + 30  # second back-off: 60..120 s
+
+
+def test_live_sync_carries_changes_while_the_link_holds(tmp_path: Path, pouchdb_server: Any) -> None:
+    import threading
+    import time
+
+    seed_hub(pouchdb_server.url)
+    seed_kiosk(tmp_path / "kiosk")
+    settings = load(kiosk_config(tmp_path, pouchdb_server.url, live_seconds=3))
+    server = Server(settings.server.data_dir)
+    syncer = Syncer(settings, server)
+    try:
+        assert syncer.run_round().ok
+        finished: list[Any] = []
+        thread = threading.Thread(target=lambda: finished.append(syncer.run_live()), daemon=True)
+        thread.start()
+        time.sleep(0.5)
+        late = {"_id": meeting_id(99), "type": "meeting", "cell": CELL, "kind": "thematic", "status": "scheduled",
+                "scheduled": "2026-12-10T19:30:00+07:00"}
+        couch_dump.bulk_docs(pouchdb_server.url, "cell-tq-nh-kh-c01", [late])
+        server.get("cell-tq-nh-kh-c01").bulk_docs([dict(late, _id=meeting_id(98))])
+        thread.join(60)
+        assert not thread.is_alive() and finished[0].ok, finished
+        assert server.get("cell-tq-nh-kh-c01").get(meeting_id(99))["kind"] == "thematic"  # pulled live
+        assert meeting_id(98) in couch_dump.dump(pouchdb_server.url, "cell-tq-nh-kh-c01")  # pushed live
+    finally:
+        syncer.close()
+        server.close()
