@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync_server.audit import audit_for
 from sync_server.settings import Settings
 from sync_server.store import Server
 from sync_server.sync_status import SyncStatus, add_bytes, add_refused
@@ -147,6 +148,10 @@ class Syncer:
                 status["last_error"] = {"time": now, "message": done.error}
 
         self.status.update(change)
+        audit_for(self.server.data_dir).record(
+            "sync", ok=done.ok, error=done.error,
+            legs=[f"{leg.direction} {leg.local}: {r.docs_written} docs, {r.doc_write_failures} refused"
+                  for leg, r in done.results])
 
     def close(self) -> None:
         for peer in self._peers.values():

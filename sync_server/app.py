@@ -15,7 +15,8 @@ from werkzeug.routing import BaseConverter
 from .api import router
 from .api.http import compress_response, respond
 from .api.server import set_session_cookie
-from .auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, User, current_roles
+from .audit import audit_for
+from .auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, User, current_name, current_roles
 from .errors import CouchError, NotFound, RequestTooLarge, Unauthorized
 from .settings import Settings
 from .policy import open_store
@@ -34,6 +35,7 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     store = server or open_store(settings)
     app.extensions["sync_server"] = store
+    app.extensions["audit"] = audit_for(store.data_dir)
     app.extensions["authenticator"] = Authenticator(settings.server.admin, store.secret,
                                                     settings.couchdb.session_timeout, _user_lookup(store))
     app.add_url_rule("/", "couch", router.dispatch, methods=_METHODS)
@@ -73,15 +75,22 @@ def _authenticate() -> None:
     auth: Authenticator = current_app.extensions["authenticator"]
     g.user = ADMIN_PARTY if auth.admin_party else ANONYMOUS
     current_roles.set(g.user.roles)
+    current_name.set(None)
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("basic "):
         try:
             name, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return _bad_auth()
-        g.user, g.auth_method = (auth.check_password(name, password) if not auth.admin_party
-                                 else User(name, ("_admin",))), "default"
+        try:
+            g.user, g.auth_method = (auth.check_password(name, password) if not auth.admin_party
+                                     else User(name, ("_admin",))), "default"
+        except Unauthorized:
+            current_app.extensions["audit"].record("sign_in_failed", name=name, via="basic",
+                                                   remote=request.remote_addr)
+            raise
         current_roles.set(g.user.roles)
+        current_name.set(g.user.name)
         return None
     cookie = request.cookies.get("AuthSession")
     if cookie and not auth.admin_party:
@@ -89,6 +98,7 @@ def _authenticate() -> None:
         if found:
             g.user, g.auth_method = found[0], "cookie"
             current_roles.set(g.user.roles)
+            current_name.set(g.user.name)
             g.refresh_cookie = time.time() - found[1] > auth.session_timeout / 2
     return None
 

@@ -23,6 +23,7 @@ from .errors import Forbidden, Unauthorized
 # The roles of the user whose request is being served; None outside any request
 # (the server's own work, such as the replication it runs). Set per request by the app.
 current_roles: ContextVar[tuple[str, ...] | None] = ContextVar("current_roles", default=None)
+current_name: ContextVar[str | None] = ContextVar("current_name", default=None)
 USER_PREFIX = "org.couchdb.user:"
 # A successful password check is remembered this long: PBKDF2 is slow on purpose.
 CHECK_CACHE_SECONDS = 300

@@ -290,3 +290,25 @@ def _is_month(text: str) -> bool:
 
 def _pct(value: float | None) -> str:
     return "no data" if value is None else f"{value * 100:.0f}%"
+
+
+@main.group()
+def audit() -> None:
+    """The audit log (sign-ins, refused writes, syncs), chained by hashes."""
+
+
+@audit.command("verify")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+def audit_verify(config_path: str | None, data_dir: str | None) -> None:
+    """Check that no line of the audit log was edited, removed or cut off."""
+    from .audit import verify
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    intact, count, problem = verify(settings.server.data_dir)
+    if not intact:
+        raise click.ClickException(f"audit log tampered with: {problem} ({count} entries check out before it)")
+    click.echo(f"audit log intact: {count} entries")

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import ownership, passwords, signing, validation
-from .auth import USER_PREFIX, current_roles
+from .audit import audit_for
+from .auth import USER_PREFIX, current_name, current_roles
 from .errors import BadRequest, Forbidden
 from .store import Server, StoreOptions
 
@@ -34,6 +35,17 @@ class DocumentPolicy:
         self.server: Server | None = None  # set once the store is open
 
     def __call__(self, db_name: str, doc: dict, data: AttachmentData) -> dict | None:
+        """Check one document; a refusal is also written to the audit log."""
+        try:
+            return self._check(db_name, doc, data)
+        except Forbidden as exc:
+            if self.server is not None:
+                audit_for(self.server.data_dir).record(
+                    "refused_write", db=db_name, id=str(doc.get("_id")), reason=exc.reason,
+                    user=current_name.get(), roles=list(current_roles.get() or ["(server)"]))
+            raise
+
+    def _check(self, db_name: str, doc: dict, data: AttachmentData) -> dict | None:
         """:raises Forbidden: naming the rule the document breaks; returns a rewritten document or None.
 
         Documents whose ``type`` is not one of the handbook's (or that have none)

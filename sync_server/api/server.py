@@ -10,7 +10,7 @@ from flask import Response, current_app, g, request
 
 from .. import __version__
 from ..auth import require_admin
-from ..errors import BadRequest
+from ..errors import BadRequest, Unauthorized
 from .http import integer, parse_json, raw_body, respond, server
 
 # The CouchDB API version whose behaviour this server follows.
@@ -64,7 +64,13 @@ def session_post() -> Response:
     if not isinstance(form, dict) or not isinstance(form.get("name"), str) or not isinstance(form.get("password"), str):
         raise BadRequest("name and password are required")
     authenticator = current_app.extensions["authenticator"]
-    user = authenticator.check_password(form["name"], form["password"])
+    audit = current_app.extensions["audit"]
+    try:
+        user = authenticator.check_password(form["name"], form["password"])
+    except Unauthorized:
+        audit.record("sign_in_failed", name=form["name"], via="session", remote=request.remote_addr)
+        raise
+    audit.record("sign_in", name=user.name, via="session", remote=request.remote_addr)
     response = respond({"ok": True, "name": user.name, "roles": list(user.roles)})
     set_session_cookie(response, user.name or "")
     return response
