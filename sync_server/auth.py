@@ -27,6 +27,9 @@ current_name: ContextVar[str | None] = ContextVar("current_name", default=None)
 USER_PREFIX = "org.couchdb.user:"
 # A successful password check is remembered this long: PBKDF2 is slow on purpose.
 CHECK_CACHE_SECONDS = 300
+# Wrong tries before an account is locked, and the first lock; each further lock doubles.
+MAX_TRIES = 5
+FIRST_LOCK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Authenticator:
         self.session_timeout = session_timeout
         self._users = users or (lambda name: None)
         self._checked: dict[tuple[str, str], tuple[float, User]] = {}
+        self._failures: dict[str, list[float]] = {}  # name -> [wrong tries, locks so far, locked until]
 
     @property
     def admin_party(self) -> bool:
@@ -71,18 +75,40 @@ class Authenticator:
         if self.admin_name is not None and hmac.compare_digest(name.encode(), self.admin_name.encode()) \
                 and hmac.compare_digest(password.encode(), str(self.admin_password).encode()):
             return User(name, ("_admin",))
+        self._refuse_if_locked(name)
         key = (name, hashlib.sha256(password.encode()).hexdigest())
         cached = self._checked.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
         doc = self._users(name)
         if doc is None or not passwords.check(doc, password):
+            self._failed(name)
             raise Unauthorized("Name or password is incorrect.")
+        self._failures.pop(name, None)
         user = User(name, tuple(str(r) for r in doc.get("roles") or []))
         if len(self._checked) > 10_000:
             self._checked.clear()
         self._checked[key] = (time.monotonic() + CHECK_CACHE_SECONDS, user)
         return user
+
+    def _refuse_if_locked(self, name: str) -> None:
+        state = self._failures.get(name)
+        if state and state[2] > time.monotonic():
+            raise Unauthorized(f"Too many wrong tries: this account is locked for {state[2] - time.monotonic():.0f} s.")
+
+    def _failed(self, name: str) -> None:
+        """Count a wrong try; the MAX_TRIES-th locks the account, each lock twice as long as the last."""
+        state = self._failures.setdefault(name, [0, 0, 0.0])
+        state[0] += 1
+        if state[0] >= MAX_TRIES:
+            state[1] += 1
+            state[0] = 0
+            state[2] = time.monotonic() + FIRST_LOCK_SECONDS * 2 ** (state[1] - 1)
+
+    def locked(self, name: str) -> bool:
+        """Whether an account is locked now."""
+        state = self._failures.get(name)
+        return bool(state and state[2] > time.monotonic())
 
     def user_named(self, name: str) -> User | None:
         """The user a valid cookie names (roles read afresh), or None if the account is gone."""

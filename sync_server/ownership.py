@@ -40,12 +40,20 @@ def rules_for(db_name: str) -> dict[str, Any] | None:
     return None
 
 
-def check(rule: dict[str, Any] | None, doc: dict[str, Any], roles: tuple[str, ...] | None) -> str | None:
+def check(rule: dict[str, Any] | None, doc: dict[str, Any], roles: tuple[str, ...] | None,
+          name: str | None = None) -> str | None:
     """Why ``doc`` may not be written under ``rule`` by a user with ``roles``, or None when it may.
 
     :param roles: the writer's roles; None for the server itself (replication it runs).
+    :param name: the writer's account name (members may only write their own records).
     """
-    if rule is None or doc.get("_deleted") or str(doc.get("_id", "")).startswith("_design/"):
+    if rule is None or str(doc.get("_id", "")).startswith("_design/"):
+        return None
+    if rule["kind"] == "cell" and roles is not None:
+        refused = _person_check(rule["cell"], doc, roles, name)
+        if refused:
+            return refused
+    if doc.get("_deleted"):
         return None
     if rule["kind"] == "handbook" and roles is not None and "_admin" not in roles \
             and not set(roles) & set(rule["writers"]):
@@ -54,6 +62,48 @@ def check(rule: dict[str, Any] | None, doc: dict[str, Any], roles: tuple[str, ..
         return f"a {doc['type']} document does not belong in this database (allowed: {', '.join(rule['types'])})"
     if rule["kind"] == "cell" and doc.get("cell") != rule["cell"]:
         return f"this is cell {rule['cell']}'s database; the document belongs to {doc.get('cell')!r}"
+    return None
+
+
+# Roles of people at a kiosk (issue 5). Accounts of the server itself, the province,
+# kiosk accounts (the replication) and admins write anything the structure allows.
+MEMBER_ROLE, SECRETARY_ROLE, KIOSK_ADMIN_ROLE = "member", "secretary", "kiosk-admin"
+_TRUSTED = frozenset({"_admin", PROVINCE_ROLE, "kiosk"})
+SECRETARY_TYPES = ("meeting", "minutes", "attendance", "feedback")
+MEMBER_TYPES = ("attendance", "feedback")
+KIOSK_ADMIN_TYPES = ("member", "device")
+
+
+def cell_role(cell: str) -> str:
+    """The role that ties an account to its cell."""
+    return f"cell:{cell}"
+
+
+def member_account(cell: str, member_no: str) -> str:
+    """A member's account name: cell code and member number (``TQ.NH.KH.C01.001``)."""
+    return f"{cell}.{member_no}"
+
+
+def _person_check(cell: str, doc: dict[str, Any], roles: tuple[str, ...], name: str | None) -> str | None:
+    """What a member, secretary or kiosk admin of ``cell`` may write there."""
+    if set(roles) & _TRUSTED:
+        return None
+    if cell_role(cell) not in roles:
+        return "you are not a member of this cell"
+    kind = doc.get("type") or str(doc.get("_id", "")).split(":", 1)[0]
+    if KIOSK_ADMIN_ROLE in roles and kind in KIOSK_ADMIN_TYPES:
+        return None
+    if SECRETARY_ROLE in roles:
+        return None if kind in SECRETARY_TYPES else f"a secretary does not write {kind} documents"
+    if MEMBER_ROLE not in roles:
+        return "your account has no role in this cell"
+    if doc.get("_deleted"):
+        return "members do not delete records; ask the cell's secretary"
+    if kind not in MEMBER_TYPES:
+        return f"a member writes only attendance and feedback, not {kind}"
+    own = f"member:{cell}:{(name or '')[len(cell) + 1:]}"
+    if not (name or "").startswith(cell + ".") or doc.get("member") != own:
+        return f"a member writes only their own {kind} (member must be {own})"
     return None
 
 

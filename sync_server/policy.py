@@ -52,13 +52,14 @@ class DocumentPolicy:
         are left alone: this is still a general CouchDB replica.
         """
         if db_name == "_users":
-            return user_doc(doc)
+            return None if doc.get("_deleted") else user_doc(doc)
         if doc.get("type") in validation.DOCUMENT_TYPES:
             validation.validate(doc)
-        reason = ownership.check(ownership.rules_for(db_name), doc, current_roles.get())
+        reason = ownership.check(ownership.rules_for(db_name), doc, current_roles.get(), current_name.get())
         if reason is not None:
             raise Forbidden(reason)
-        if doc.get("type") == "article" and self.public_keys and db_name != self.quarantine_db:
+        if doc.get("type") == "article" and self.public_keys and db_name != self.quarantine_db \
+                and not doc.get("_deleted"):
             try:
                 atts = {name: data(stub["digest"]) for name, stub in (doc.get("_attachments") or {}).items()}
                 signing.verify(doc, self.public_keys, atts)
@@ -94,12 +95,15 @@ def user_doc(doc: dict) -> dict | None:
     roles = doc.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Forbidden("roles must be a list of strings")
-    if "password" not in doc:
+    secret = "pin" if "pin" in doc else "password" if "password" in doc else None
+    if secret is None:
         return None
-    if not isinstance(doc["password"], str) or not doc["password"]:
-        raise BadRequest("password must be a non-empty string")
-    rewritten = {k: v for k, v in doc.items() if k != "password"}
-    rewritten.update(passwords.hash_fields(doc["password"]))
+    if not isinstance(doc[secret], str) or not doc[secret]:
+        raise BadRequest(f"{secret} must be a non-empty string")
+    if secret == "pin" and not (doc["pin"].isdigit() and 4 <= len(doc["pin"]) <= 8):
+        raise BadRequest("a PIN is 4 to 8 digits")
+    rewritten = {k: v for k, v in doc.items() if k not in ("password", "pin")}
+    rewritten.update(passwords.pin_fields(doc["pin"]) if secret == "pin" else passwords.hash_fields(doc["password"]))
     return rewritten
 
 

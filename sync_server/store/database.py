@@ -37,8 +37,8 @@ class StoreOptions:
     max_document_size: int = 8_000_000
     revs_limit: int = DEFAULT_REVS_LIMIT
     synchronous: str = "full"
-    # Called with (db name, document with stubs, digest -> data) for every live document
-    # written, before its revision is hashed; raises CouchError (Forbidden) to refuse it,
+    # Called with (db name, document with stubs, digest -> data) for every document
+    # written (a deletion carries "_deleted": true), before its revision is hashed; raises CouchError (Forbidden) to refuse it,
     # or returns a replacement document. The store knows no schemas.
     validate: Any = None
 
@@ -431,10 +431,11 @@ class Database:
         if "_attachments" in doc:
             revpos = revtree.pos(chain[0]) if new_edits else None
             body["_attachments"] = attachments.prepare(conn, doc_id, doc["_attachments"], parent_atts, revpos, follows)
-        if self.options.validate is not None and not deleted:
-            changed = self.options.validate(self.name, {"_id": doc_id, **body}, lambda d: attachments.blob(conn, d))
+        if self.options.validate is not None:
+            seen = {"_id": doc_id, **body, **({"_deleted": True} if deleted else {})}
+            changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d))
             if changed is not None:  # the policy rewrote the body (a _users password becomes its hash)
-                body = {k: v for k, v in changed.items() if k != "_id"}
+                body = {k: v for k, v in changed.items() if k not in ("_id", "_deleted")}
         if new_edits:
             chain[0] = self._hash_rev(chain, body, deleted)
             if chain[0] in tree:
