@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync_server.audit import audit_for
+from sync_server.secrets_source import read_secret, with_credentials
 from sync_server.settings import Settings
 from sync_server.store import Server
 from sync_server.sync_status import SyncStatus, add_bytes, add_refused
@@ -71,13 +72,16 @@ class Syncer:
         self.settings, self.server = settings, server
         self.status = status or SyncStatus(server.data_dir)
         self.rounds = 0
+        self.hub_url = settings.sync.hub_url
+        if settings.sync.hub_credentials:
+            self.hub_url = with_credentials(self.hub_url, read_secret(settings.sync.hub_credentials))
         self._peers: dict[str, HttpPeer] = {}
         self._checkpoints: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def _hub(self, db: str) -> HttpPeer:
         if db not in self._peers:
-            url = self.settings.sync.hub_url.rstrip("/") + "/" + db.replace("/", "%2F")  # type: ignore[union-attr]
+            url = self.hub_url.rstrip("/") + "/" + db.replace("/", "%2F")
             self._peers[db] = HttpPeer(url, timeout=self.settings.sync.timeout_seconds)
         return self._peers[db]
 

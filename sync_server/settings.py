@@ -55,6 +55,7 @@ class StorageSettings:
 @dataclass(frozen=True)
 class SyncSettings:
     hub_url: str | None = _setting(None, "Root URL of the provincial hub, with this kiosk's account (https://user:pw@host/). Empty: no hub sync.")
+    hub_credentials: str | None = _setting(None, "The kiosk's hub account as env:NAME or file:/path holding USER:PASSWORD (kept out of this file).")
     cell_db: str | None = _setting(None, "Local database of this cell's records: pushed to the hub and pulled back.")
     hub_cell_db: str | None = _setting(None, "Name of the cell's database on the hub (default: the same as cell_db).")
     handbook_db: str | None = _setting(None, "Local database of handbook content, pulled from the hub's database of the same name.")

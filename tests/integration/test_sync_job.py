@@ -155,3 +155,20 @@ def test_live_sync_carries_changes_while_the_link_holds(tmp_path: Path, pouchdb_
     finally:
         syncer.close()
         server.close()
+
+
+def test_hub_credentials_come_from_the_environment(tmp_path: Path, kiosk: Any, monkeypatch: Any) -> None:
+    seed_hub(kiosk.url)
+    seed_kiosk(tmp_path / "kiosk")
+    monkeypatch.setenv("HUB_ACCOUNT", "admin:secret")
+    settings = load(kiosk_config(tmp_path, kiosk.base, hub_credentials="env:HUB_ACCOUNT"))
+    server = Server(settings.server.data_dir)
+    syncer = Syncer(settings, server)
+    try:
+        done = syncer.run_round()
+    finally:
+        syncer.close()
+        server.close()
+    assert done.ok, done.error
+    status = (tmp_path / "kiosk" / "sync-status.json").read_text()
+    assert "secret" not in status and "admin:" not in status  # never shown
