@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas.hierarchy import cell_db_name, load_hierarchy
 from sync_server import reports
-from sync_server.errors import StartupError
+from sync_server.errors import PeerUnavailable, StartupError
 from sync_server.settings import Settings
 from sync_server.store import Server
 
@@ -58,18 +58,32 @@ def run_nightly(settings: Settings, server: Server, month: str | None = None,
     merged = LocalPeer(server, province.merged_db)
     root = HttpPeer(province.hub_url.rstrip("/") + "/_users", timeout=settings.sync.timeout_seconds)
     try:
-        for cell in hierarchy.cells():
+        root.info()  # asked once: every cell's peer shares the hub's uuid and connection
+        cells = hierarchy.cells()
+        for index, cell in enumerate(cells):
             done.cells += 1
-            source = root.sibling(cell_db_name(cell.code))
-            result = Replicator(source, merged, checkpoint_cache=checkpoint_cache).run()
-            if not result.ok:
-                done.failed.append((cell.code, result.error or "unknown error"))
-            elif result.docs_written:
-                done.cells_changed += 1
+            result = Replicator(root.sibling(cell_db_name(cell.code)), merged, checkpoint_cache=checkpoint_cache).run()
+            if result.ok:
+                done.cells_changed += bool(result.docs_written)
                 done.docs_written += result.docs_written
+                continue
+            done.failed.append((cell.code, result.error or "unknown error"))
+            if not _hub_answers(root):  # the hub went away: do not spend hours retrying every cell
+                done.failed += [(c.code, "not tried: the hub stopped answering") for c in cells[index + 1:]]
+                break
     finally:
         root.close()
-    done.report = reports.compute(server.get(province.merged_db), hierarchy, done.month)
+    merged_db = server.get_or_create(province.merged_db)
+    done.report = reports.compute(merged_db, hierarchy, done.month)
+    done.report.missing_cells = [code for code, _ in done.failed]
     done.files = reports.write_reports(done.report, Path(province.report_dir) / done.month)
     done.seconds = time.monotonic() - started
     return done
+
+
+def _hub_answers(root: HttpPeer) -> bool:
+    try:
+        root.request("GET", "/")
+        return True
+    except PeerUnavailable:
+        return False

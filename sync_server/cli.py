@@ -16,7 +16,9 @@ LOOPBACK = "127.0.0.1"
 # Waitress buffers up to 16 MB per connection before it pauses a streaming response
 # for a slow reader; with several phones reading a large _changes feed over Wi-Fi
 # that is most of a kiosk's memory. Pause early instead, spill past 256 KB to disk.
-WAITRESS_BUFFERS = {"outbuf_high_watermark": 1_048_576, "outbuf_overflow": 262_144}
+# poll(), not select(): select() fails on file descriptors above 1023, and a hub
+# holding thousands of cell databases has that many files open.
+WAITRESS_BUFFERS = {"outbuf_high_watermark": 1_048_576, "outbuf_overflow": 262_144, "asyncore_use_poll": True}
 
 
 @click.group()
@@ -254,6 +256,7 @@ def report(now: bool, month: str | None, config_path: str | None, data_dir: str 
     """The province's nightly job: pull every cell from the hub, then write the month's reports."""
     from replication.province import run_nightly
 
+    from .errors import PeerUnavailable
     from .policy import open_store
 
     try:
@@ -265,7 +268,7 @@ def report(now: bool, month: str | None, config_path: str | None, data_dir: str 
             done = run_nightly(settings, server, month)
         finally:
             server.close()
-    except StartupError as exc:
+    except (StartupError, PeerUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     province = done.report.province
     click.echo(f"pulled {done.cells} cells ({done.cells_changed} changed, {done.docs_written} documents) "
@@ -276,6 +279,8 @@ def report(now: bool, month: str | None, config_path: str | None, data_dir: str 
         click.echo(f"{done.month}: installed {_pct(province.install_rate_all)} of members, "
                    f"{_pct(province.install_rate_target)} of the smartphone target group; "
                    f"{_pct(province.share_using)} of cells used the handbook in meetings (goal 80%)")
+    if done.failed:
+        click.echo(f"INCOMPLETE: {len(done.failed)} cells could not be pulled; the report names them", err=True)
     for cell, error in done.failed[:20]:
         click.echo(f"  cell {cell} not pulled: {error}", err=True)
     if done.failed:

@@ -335,6 +335,16 @@ def _definitions(goal: float) -> str:
     return f'<h2 id="definitions">Cách tính <span class="en">(Definitions)</span></h2><dl>{body}</dl>'
 
 
+def _missing(report: Report) -> str:
+    """A warning when some cells could not be pulled: their numbers are last night's or absent."""
+    missing = getattr(report, "missing_cells", [])
+    if not missing:
+        return ""
+    return (f'<p class="sub" role="alert"><strong>Thiếu dữ liệu của {fmt_int(len(missing))} chi bộ '
+            f"(data of {len(missing)} cells could not be pulled tonight): {_e(', '.join(missing[:20]))}"
+            f"{' …' if len(missing) > 20 else ''}</strong></p>")
+
+
 def render(report: Report) -> str:
     """The whole report page as one HTML string."""
     p = report.province
@@ -351,6 +361,7 @@ def render(report: Report) -> str:
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>",
         f'<h1>Báo cáo sử dụng Sổ tay đảng viên điện tử <span class="en">(Party-member handbook report)</span></h1>',
         f'<p class="sub">{_e(p.name)} · {_e(month)} · lập lúc (generated) {_e(report.generated_at)}</p>',
+        _missing(report),
         _cards(report),
         f'<h2 id="using">Sử dụng trong sinh hoạt chi bộ <span class="en">(Use in cell activities)</span></h2>',
         f'<figure aria-describedby="district-table">{chart_share_using(report, districts)}'

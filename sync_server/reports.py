@@ -143,6 +143,7 @@ class Report:
     rows: dict[str, list[Row]]
     docs_scanned: int = 0
     unattributed: dict[str, int] = field(default_factory=dict)
+    missing_cells: list[str] = field(default_factory=list)  # cells the nightly pull could not reach
 
     def __post_init__(self) -> None:
         self._by_code = {row.code: row for rows in self.rows.values() for row in rows}
@@ -172,7 +173,7 @@ class Report:
         """What ``summary.json`` holds: the month, the province and district rows, the scan's counts."""
         return {"month": self.month, "goal": self.goal, "generated_at": self.generated_at,
                 "database": self.database, "docs_scanned": self.docs_scanned,
-                "unattributed": dict(self.unattributed),
+                "unattributed": dict(self.unattributed), "missing_cells": list(self.missing_cells),
                 "units": {level: len(rows) for level, rows in self.rows.items()},
                 "province": self.province.to_dict(),
                 "districts": [r.to_dict() for r in self.rows["district"]]}

@@ -81,7 +81,7 @@ def changes(name: str) -> Response:
     if kind == "continuous":
         return stream(_continuous(feed), live=True)
     if kind == "longpoll":
-        return stream(_longpoll(feed), live=True)
+        return stream(_longpoll(feed), live=feed.heartbeat is not None)
     if kind != "normal":
         raise BadRequest(f"Supported feeds are normal, longpoll and continuous, not {kind[:40]!r}")
     return stream(_document(feed, feed.scan(feed.since, feed.limit)))

@@ -7,6 +7,7 @@ with no NaN or Infinity, as CouchDB's parser is.
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
 from collections.abc import Iterable, Iterator
@@ -134,13 +135,30 @@ def wants_gzip() -> bool:
 
 def stream(chunks: Iterable[str], *, live: bool = False, status: int = 200,
            content_type: str = JSON_TYPE) -> Response:
-    """A streamed response, gzip-compressed when the client accepts it.
+    """A response built from chunks: whole when small, streamed when large or live.
 
-    :param live: flush the compressor after every chunk (longpoll heartbeats,
-        continuous feeds) instead of only at the end.
+    Waitress closes the connection after every response without a length, so a
+    body that fits in ``WHOLE_BODY_LIMIT`` is collected and sent with one: the
+    client keeps its connection (on 3G, a new one costs a second or more).
+    Larger bodies stream, memory flat. Gzip when the client accepts it.
+
+    :param live: stream from the first chunk and flush the compressor after each
+        (heartbeats, continuous feeds).
     """
-    encoded = (chunk.encode() for chunk in chunks) if live else _coalesce(chunks)
     headers = {"Cache-Control": "must-revalidate"}
+    if not live:
+        iterator = iter(_coalesce(chunks))
+        collected, size = [], 0
+        for piece in iterator:
+            collected.append(piece)
+            size += len(piece)
+            if size >= WHOLE_BODY_LIMIT:
+                break
+        else:
+            return Response(b"".join(collected), status=status, headers=headers, content_type=content_type)
+        encoded: Iterator[bytes] = itertools.chain(collected, iterator)
+    else:
+        encoded = (chunk.encode() for chunk in chunks)
     if wants_gzip():
         headers["Content-Encoding"] = "gzip"
         headers["Vary"] = "Accept-Encoding"
@@ -148,6 +166,10 @@ def stream(chunks: Iterable[str], *, live: bool = False, status: int = 200,
     response = Response(encoded, status=status, headers=headers, content_type=content_type)
     response.direct_passthrough = True
     return response
+
+
+# A response body up to this size is sent whole, with a Content-Length.
+WHOLE_BODY_LIMIT = 1_048_576
 
 
 # Rows are joined into writes of about this size: one write per row costs the

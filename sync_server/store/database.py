@@ -69,7 +69,7 @@ class Database:
 
     def __init__(self, name: str, path: str, options: StoreOptions) -> None:
         self.name, self.path, self.options = name, path, options
-        self._writer = connect(path, options.synchronous)
+        self._writer_conn: sqlite3.Connection | None = None
         create_schema(self._writer)
         self._readers = Readers(path, options.synchronous)
         self._write_lock = threading.Lock()
@@ -153,19 +153,33 @@ class Database:
                 return int(number) if not token or token == self.instance else 0
         raise BadRequest(f"Malformed sequence supplied in 'since' parameter: {str(since)[:80]}")
 
+    @property
+    def _writer(self) -> sqlite3.Connection:
+        """The one write connection, opened again after ``trim`` closed it."""
+        if self._writer_conn is None:
+            self._writer_conn = connect(self.path, self.options.synchronous)
+        return self._writer_conn
+
     def trim(self) -> None:
-        """Give back the idle read connections and the writer's page cache (a hub has thousands of these)."""
+        """Close the idle read connections and the writer (a hub has thousands of databases).
+
+        Both reopen on the next use; a writer that is busy is left alone.
+        """
         self._readers.trim()
-        if self._write_lock.acquire(blocking=False):  # busy writing: it is not idle, leave it
+        if self._write_lock.acquire(blocking=False):
             try:
-                self._writer.execute("PRAGMA shrink_memory")
+                if self._writer_conn is not None:
+                    self._writer_conn.close()
+                    self._writer_conn = None
             finally:
                 self._write_lock.release()
 
     def close(self) -> None:
         """Close every connection."""
         self._readers.close()
-        self._writer.close()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
 
     def _one(self, sql: str, args: tuple | list = ()) -> Any:
         """One row of a read, on a borrowed connection."""
@@ -700,4 +714,5 @@ class Database:
                 used.update(s["digest"] for s in json.loads(body).get("_attachments", {}).values())
             orphans = [d for (d,) in conn.execute("SELECT digest FROM atts") if d not in used]
             conn.executemany("DELETE FROM atts WHERE digest = ?", [(d,) for d in orphans])
-        self._writer.execute("VACUUM")
+        with self._write_lock:
+            self._writer.execute("VACUUM")

@@ -79,3 +79,28 @@ def test_report_refuses_a_bad_month(setup: Any) -> None:
     hub, config, province = setup
     proc = cli("report", "--now", "--month", "2026-13", "--config", str(config))
     assert proc.returncode != 0 and "--month must be YYYY-MM" in proc.stderr
+
+
+def test_unreachable_cells_are_named_in_the_report(setup: Any, tmp_path: Path) -> None:
+    hub, config, province = setup
+    first_cell = next(iter(province.cell_docs))
+    with __import__("httpx").Client(base_url=hub.url, trust_env=False) as http:
+        assert http.delete(f"/{cell_db_name(first_cell)}").status_code == 200
+    proc = cli("report", "--now", "--month", MONTH, "--config", str(config))
+    assert proc.returncode == 1 and "INCOMPLETE: 1 cells" in proc.stderr
+    summary = json.loads((tmp_path / "reports" / MONTH / "summary.json").read_text())
+    assert summary["missing_cells"] == [first_cell]
+    assert "could not be pulled" in (tmp_path / "reports" / MONTH / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_hub_that_is_down_stops_the_night_at_once(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    province = generate("small", seed=2, months=[MONTH])
+    hierarchy = tmp_path / "hierarchy.csv"
+    province.write_hierarchy(hierarchy)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"server": {"data_dir": str(tmp_path / "p")},
+                                      "province": {"hub_url": f"http://127.0.0.1:{free_port()}/", "hierarchy": str(hierarchy)}}))
+    proc = cli("report", "--now", "--month", MONTH, "--config", str(config))
+    assert proc.returncode != 0 and proc.stderr.startswith("Error:") and len(proc.stderr.strip().splitlines()) == 1
