@@ -22,6 +22,9 @@ from .peer import Peer
 HISTORY_SIZE = 10
 # A cached remote checkpoint is read again at least this often (a hub may be restored from backup).
 VERIFY_SECONDS = 6 * 3600
+# A remote checkpoint is written at most this often during a run, and at its end
+# (CouchDB's replicator checkpoints every 30 s too, not after every batch).
+REMOTE_EVERY_SECONDS = 30.0
 
 
 @dataclass
@@ -42,6 +45,9 @@ class Checkpointer:
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _docs: dict[str, dict | None] = field(default_factory=dict)
     _last_written: Any = None
+    _written: dict[str, Any] = field(default_factory=dict)
+    _stamps: dict[str, float] = field(default_factory=dict)
+    _pending: bool = False
 
     def read(self) -> Any:
         """The sequence to start from: the common ancestor of both checkpoints, else 0."""
@@ -67,13 +73,37 @@ class Checkpointer:
             key = f"{peer.name}|{self.rep_id}"
             self.cache[key] = (verified or time.time(), doc)
 
-    def write(self, seq: Any, stats: dict[str, int]) -> None:
-        """Record ``seq`` for this session on the target, then the source."""
-        if seq == self._last_written:
+    def write(self, seq: Any, stats: dict[str, int], final: bool = False) -> None:
+        """Record ``seq`` for this session on both sides; a remote *target* at most every
+        ``REMOTE_EVERY_SECONDS`` and at the end (``final``).
+
+        On a push the source is local and resuming reads its checkpoint, which is
+        written after every batch, so a lagging remote target costs nothing after
+        a cut and saves a round trip per batch. A remote *source* (a pull) is
+        written every batch: resuming takes the older of the two sides, and a
+        lag there would mean reading batches again.
+        """
+        if seq == self._last_written and not final:
             return
         for side, peer in (("target", self.target), ("source", self.source)):
-            self._docs[side] = self._write_side(peer, self._docs.get(side), seq, stats)
+            throttled = side == "target" and getattr(peer, "remote", True) and not getattr(self.source, "remote", True)
+            if throttled and not final and self._recent(side):
+                self._pending = True
+                continue
+            if self._written.get(side) != seq:
+                self._docs[side] = self._write_side(peer, self._docs.get(side), seq, stats)
+                self._written[side] = seq
+                self._stamps[side] = time.monotonic()
         self._last_written = seq
+
+    def flush(self, stats: dict[str, int]) -> None:
+        """Write any remote checkpoint that lags behind the last recorded sequence."""
+        if self._pending and self._last_written is not None:
+            self.write(self._last_written, stats, final=True)
+
+    def _recent(self, side: str) -> bool:
+        stamp = self._stamps.get(side)
+        return stamp is not None and time.monotonic() - stamp < REMOTE_EVERY_SECONDS
 
     def _write_side(self, peer: Peer, current: dict | None, seq: Any, stats: dict[str, int]) -> dict:
         history = [h for h in (current or {}).get("history", []) if h.get("session_id") != self.session_id]

@@ -36,8 +36,11 @@ from .replication_id import replication_id
 BATCH_SIZE = 100
 # Largest _bulk_docs body we send, before gzip; CouchDB's max_http_request_size is far above.
 BATCH_BYTES = 4_000_000
-# Attachments at most this size come inline in a _bulk_get; larger ones by Range-resumable GET.
-INLINE_ATTACHMENT_BYTES = 256_000
+# Attachments at most this size come inline in a _bulk_get, at most INLINE_BATCH_BYTES of
+# them per request; larger ones by Range GET, resumed after a cut. Measured on an emulated
+# 2G link cut every 20 s: one 1 MB inline response never finished (bench/LINKS.md).
+INLINE_ATTACHMENT_BYTES = 32_000
+INLINE_BATCH_BYTES = 64_000
 # Digest cache for one run: the same PDF attached to many documents is fetched once.
 DIGEST_CACHE_BYTES = 64_000_000
 
@@ -100,14 +103,18 @@ class Replicator:
         """Replicate until caught up (or, when continuous, until idle or stopped)."""
         started = time.monotonic()
         before = self._traffic()
+        checkpointer: Checkpointer | None = None
         try:
             checkpointer = self._start()
             self._loop(checkpointer)
+            checkpointer.flush(self.result.stats())
         except CouchError as exc:
             self.result.ok, self.result.error = False, f"{exc.error}: {exc.reason}"
         except Exception as exc:  # PeerUnavailable and transport errors end the run; the next resumes
             self.result.ok, self.result.error = False, f"{type(exc).__name__}: {exc}"
         finally:
+            if not self.result.ok and checkpointer is not None:
+                _try_final_checkpoint(checkpointer, self.result)
             after = self._traffic()
             self.result.bytes_sent, self.result.bytes_received, self.result.requests = (
                 after[0] - before[0], after[1] - before[1], after[2] - before[2])
@@ -174,21 +181,28 @@ class Replicator:
     # -- attachments ---------------------------------------------------------
 
     def _with_attachment_data(self, docs: list[dict], ancestors: dict[str, list[str]]) -> list[dict]:
-        """Fill in data for attachments the target does not have; keep stubs for the rest."""
-        refetch, out = [], []
+        """Fill in data for attachments the target does not have; keep stubs for the rest.
+
+        Documents whose missing attachments are all small come again from one
+        more ``_bulk_get`` per ``INLINE_BATCH_BYTES``; any other attachment comes
+        by its own ``Range``-resumable GET. So no single response is longer than
+        a mobile link stays up (a batch of ten PDFs inline never finished on 2G).
+        """
+        refetch: list[tuple[dict, int]] = []
+        out = []
         for doc in docs:
             needed = _needed(doc, ancestors.get(doc["_id"], []))
-            small = [n for n in needed if doc["_attachments"][n].get("length", 0) <= INLINE_ATTACHMENT_BYTES
-                     and doc["_attachments"][n]["digest"] not in self._cache]
-            if small:
-                refetch.append(doc)
+            lengths = [doc["_attachments"][n].get("length", 0) for n in needed
+                       if doc["_attachments"][n]["digest"] not in self._cache]
+            if lengths and max(lengths) <= INLINE_ATTACHMENT_BYTES and sum(lengths) <= INLINE_BATCH_BYTES:
+                refetch.append((doc, sum(lengths)))
                 continue
             self._fill(doc, needed)
             out.append(doc)
-        if refetch:
-            wanted = [{"id": d["_id"], "rev": d["_rev"], "atts_since": ancestors.get(d["_id"], [])} for d in refetch]
+        for group in _groups(refetch, INLINE_BATCH_BYTES):
+            wanted = [{"id": d["_id"], "rev": d["_rev"], "atts_since": ancestors.get(d["_id"], [])} for d in group]
             fetched = {(d["_id"], d["_rev"]): d for d in self.source.bulk_get(wanted, attachments=True)}
-            for doc in refetch:
+            for doc in group:
                 full = fetched.get((doc["_id"], doc["_rev"]), doc)
                 self._remember(full)
                 self._fill(full, _needed(full, ancestors.get(doc["_id"], [])))
@@ -247,6 +261,14 @@ class Replicator:
                                    "error": failure.get("error"), "reason": failure.get("reason")})
 
 
+def _try_final_checkpoint(checkpointer: Checkpointer, result: Result) -> None:
+    """After a failed run, still try to record progress on the remote side (it may be back)."""
+    try:
+        checkpointer.flush(result.stats())
+    except Exception:  # the link is down: the local checkpoint and the session history suffice
+        pass
+
+
 def _needed(doc: dict, atts_since: list[str]) -> list[str]:
     """Attachments newer than the newest ancestor the target already has."""
     atts = doc.get("_attachments") or {}
@@ -257,6 +279,19 @@ def _needed(doc: dict, atts_since: list[str]) -> list[str]:
     known = [revtree.pos(r) for r in atts_since if r in chain]
     floor = max(known) if known else 0
     return [name for name, att in atts.items() if "data" not in att and att.get("revpos", 0) > floor]
+
+
+def _groups(sized: list[tuple[dict, int]], limit: int) -> list[list[dict]]:
+    """Documents grouped so each group's sizes add up to at most ``limit`` (a larger one alone)."""
+    groups: list[list[dict]] = []
+    total = limit + 1
+    for doc, size in sized:
+        if total + size > limit:
+            groups.append([])
+            total = 0
+        groups[-1].append(doc)
+        total += size
+    return groups
 
 
 def _chunks(docs: list[dict], limit: int) -> list[list[dict]]:

@@ -20,6 +20,16 @@
  *       target holds N document ids (deleted ones included) and the replication
  *       is paused again, or until the timeout; then cancels it.
  *       -> the fields above plus {"reached": bool, "count": ids on the target}
+ *   {"op": "replicate_stats", "source": S, "target": T, "keepalive": true,
+ *    "options": {...}}
+ *       One-shot replication timed inside Node, every HTTP request counted.
+ *       Remote databases get a fetch through one http.Agent: with keepalive
+ *       (the default) it keeps connections open and allows 6 per host, as a
+ *       browser does; without it node-fetch sends "Connection: close" (PouchDB's
+ *       default in Node: one connection per request). Like a browser, a request
+ *       that fails on a kept-alive socket the server has just closed ("socket
+ *       hang up") is sent once more on a new connection.
+ *       -> the "replicate" fields plus {"seconds", "requests", "retried", "methods"}
  *   {"op": "bulk", "db": D, "docs": [...], "new_edits": true}
  *       db.bulkDocs(docs, {new_edits}) -> its result array.
  *   {"op": "dump", "db": D}
@@ -111,6 +121,50 @@ async function replicateLive(cmd) {
   return {...result, reached: count >= cmd.wait_for, count};
 }
 
+/** A PouchDB for a path or URL; remote ones fetch through a counting, optionally keep-alive, agent. */
+function countedDb(name, stats, agent) {
+  if (!/^https?:/.test(name)) return new PouchDB(name);
+  const nodeFetch = require('node-fetch');
+  const fetch = async (url, opts) => {
+    stats.requests += 1;
+    const method = (opts && opts.method) || 'GET';
+    const parts = new URL(url).pathname.split('/').filter(Boolean);  // [db, doc or _endpoint, attachment]
+    const what = parts.length < 2 ? (parts.length ? '(db)' : '/')
+      : parts[1].startsWith('_') && parts[1] !== '_design' ? parts[1] : parts.length > 2 ? '(attachment)' : '(doc)';
+    const key = `${method} ${what}`;
+    stats.methods[key] = (stats.methods[key] || 0) + 1;
+    try {
+      return await nodeFetch(url, {...opts, agent});
+    } catch (err) {
+      // A kept-alive socket the server closed while idle ("socket hang up" before any
+      // response byte): a browser silently retries the request once on a new connection.
+      if (!agent || !(err.code === 'ECONNRESET' || /socket hang up/.test(err.message))) throw err;
+      stats.requests += 1;
+      stats.retried += 1;
+      return nodeFetch(url, {...opts});  // no agent: a fresh connection
+    }
+  };
+  return new PouchDB(name, {fetch});
+}
+
+/** One-shot replication, timed, with its HTTP requests counted. */
+async function replicateStats(cmd) {
+  const http = require('http');
+  const agent = cmd.keepalive === false ? undefined : new http.Agent({keepAlive: true, maxSockets: 6});
+  const stats = {requests: 0, retried: 0, methods: {}};
+  const source = countedDb(cmd.source, stats, agent);
+  const target = countedDb(cmd.target, stats, agent);
+  const started = process.hrtime.bigint();
+  let result;
+  try {
+    result = summary(await PouchDB.replicate(source, target, cmd.options || {}));
+  } catch (err) {
+    result = {ok: false, status: 'error', errors: [errText(err)]};
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return {...result, seconds, requests: stats.requests, retried: stats.retried, methods: stats.methods};
+}
+
 /** Keep the comparable attachment fields; sort _conflicts. */
 function normalize(doc) {
   const out = {...doc};
@@ -175,6 +229,7 @@ async function bulk(cmd) {
 
 const OPS = {
   replicate: (cmd) => (cmd.live ? replicateLive(cmd) : replicateOnce(cmd)),
+  replicate_stats: replicateStats,
   bulk,
   dump,
 };

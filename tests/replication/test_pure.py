@@ -87,3 +87,39 @@ def test_idle_pull_with_no_checkpoint_yet_reads_the_remote_once():
     for _ in range(3):
         assert Checkpointer("rep", Remote(), Local(), cache).read() == 0
     assert Remote.reads == 1
+
+
+def test_push_checkpoints_the_remote_target_by_time_not_every_batch(monkeypatch):
+    from replication import checkpoint
+    from replication.checkpoint import Checkpointer
+
+    class Side:
+        def __init__(self, name, remote):
+            self.name, self.remote, self.puts, self.doc = name, remote, 0, None
+
+        def get_local(self, _id):
+            return self.doc
+
+        def put_local(self, _id, doc):
+            self.puts += 1
+            self.doc = dict(doc, _rev=f"0-{self.puts}")
+            return self.doc["_rev"]
+
+    clock = [0.0]
+    monkeypatch.setattr(checkpoint.time, "monotonic", lambda: clock[0])
+    local, hub = Side("local", False), Side("hub", True)
+    ck = Checkpointer("rep", local, hub)
+    ck.read()
+    for batch in range(1, 11):
+        clock[0] += 1.0
+        ck.write(f"{batch}-x", {})
+    assert local.puts == 10 and hub.puts == 1  # the hub: the first batch only, within 30 s
+    ck.flush({})
+    assert hub.puts == 2 and hub.doc["source_last_seq"] == "10-x"
+    # a pull (remote source) still writes both sides every batch
+    hub2, local2 = Side("hub", True), Side("local", False)
+    pull = Checkpointer("rep2", hub2, local2)
+    pull.read()
+    for batch in range(1, 4):
+        pull.write(f"{batch}-y", {})
+    assert hub2.puts == 3 and local2.puts == 3

@@ -251,3 +251,19 @@ def test_null_sequences_and_replayed_changes_are_applied_once(sides, monkeypatch
     assert str(result.last_seq).startswith("g1AAAA")
     again = replicate(hub.peer("http", wrap=ClusteredFeed), kiosk.peer("local"))
     assert again.ok and again.docs_written == 0
+
+
+def test_inline_attachment_fetches_are_bounded_in_size(sides):
+    hub, kiosk = sides(), sides()
+    docs = []
+    for i in range(10):
+        data = bytes((i * 31 + j) % 256 for j in range(20_000))
+        docs.append({"_id": f"doc{i}", "_attachments": {"a.bin": {"content_type": "application/octet-stream",
+                                                                  "data": base64.b64encode(data).decode()}}})
+    hub.server.create("cell").bulk_docs(docs)
+    seen: list[Breaking] = []
+    source = hub.peer("http", wrap=lambda t: seen.append(Breaking(t, 0)) or seen[-1])
+    assert replicate(source, kiosk.peer("local")).docs_written == 10
+    # 20 KB each, at most 64 KB of attachment data per request: 4 requests, not one of 200 KB
+    assert sum(1 for p in seen[0].paths if p.endswith("/_bulk_get")) == 1 + 4
+    assert kiosk.db().attachment("doc7", "a.bin")[1] == bytes((7 * 31 + j) % 256 for j in range(20_000))

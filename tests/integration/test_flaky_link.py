@@ -1,0 +1,119 @@
+"""A pull from a pouchdb-server hub over a link that resets every connection every 1.5 s.
+
+The link is bench/linkproxy.py (loopback): fast enough for a quick test, with enough
+latency that the pull spans several cuts. The kiosk pulls the quick cell data set
+(bench/cell_dataset.py: 222 documents, two 100 KB PDF attachments) into its local store
+with our replicator, re-running a failed run as the scheduler would (after a short
+pause standing in for its back-off), at most ``MAX_RUNS`` times. Then:
+
+* the kiosk's database is identical to the hub's (tests/peers/couch_dump.py dumps);
+* every run after the first checkpoint started from a checkpoint, not from 0;
+* a cut costs at most one batch: documents read over all runs <= documents +
+  batch_size x cuts, and bytes over the link <= 1.2 x an uncut pull's + one batch's
+  bytes (the largest of the uncut pull) x cuts.
+
+Parametrized on the per-request retries of HttpPeer: 0 (every cut that hits a
+request ends the run, the scheduler re-runs) and the default (the peer retries
+the request on a fresh connection, the run usually survives).
+No wall-clock time is asserted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import couch_dump
+import pytest
+from conftest import Kiosk, free_port
+
+from replication import Options, replicate
+from replication.http_peer import DEFAULT_RETRIES, HttpPeer
+from replication.local_peer import LocalPeer
+from sync_server.store import Server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import cell_dataset as dataset  # bench/cell_dataset.py
+from linkproxy import LinkProxy
+
+pytestmark = pytest.mark.peers
+
+DB = "cell"
+BATCH = 20  # small batches: several checkpoints between cuts
+LINK = {"down_bps": 8_000_000, "up_bps": 4_000_000, "latency": 0.04}
+CUT_EVERY = 1.5
+DOWN_FOR = 0.2  # new connections refused this long after each cut
+PAUSE = 0.3  # the scheduler's back-off before a re-run, scaled down
+MAX_RUNS = 30
+
+
+def pull(hub_url: str, data_dir: Path, retries: int, progress: Any = None) -> Any:
+    """One run of the kiosk's pull: hub URL (through the link) -> local database ``cell``."""
+    server = Server(data_dir)
+    source = HttpPeer(f"{hub_url}/{DB}", retries=retries)
+    try:
+        return replicate(source, LocalPeer(server, DB), Options(batch_size=BATCH), progress)
+    finally:
+        source.close()
+        server.close()
+
+
+def local_dump(data_dir: Path) -> dict[str, Any]:
+    """Dump the kiosk's database by serving its data directory with our server."""
+    kiosk = Kiosk(data_dir, free_port())
+    try:
+        return couch_dump.dump(kiosk.start().url, DB)
+    finally:
+        kiosk.stop()
+
+
+@pytest.mark.parametrize("retries", [0, DEFAULT_RETRIES])
+def test_pull_over_a_link_cut_every_few_seconds(pouchdb_server: Any, tmp_path: Path, retries: int) -> None:
+    docs = dataset.cell_dataset(quick=True)
+    dataset.load(pouchdb_server.url, DB, docs)
+    hub_dump = couch_dump.dump(pouchdb_server.url, DB)
+
+    # The reference: the same pull over the same link, never cut. One batch's bytes is the
+    # link traffic between two checkpoints; the largest of them bounds what a cut may waste.
+    marks: list[int] = []
+    with LinkProxy(pouchdb_server.port, **LINK) as link:
+        def mark(_: Any) -> None:
+            marks.append(link.stats.bytes_down + link.stats.bytes_up)
+
+        uncut = pull(f"http://127.0.0.1:{link.port}", tmp_path / "uncut", retries, mark)
+        time.sleep(0.2)
+        uncut_bytes = link.stats.bytes_down + link.stats.bytes_up
+    assert uncut.ok and uncut.docs_written == len(docs), uncut.error
+    one_batch = max(b - a for a, b in zip([0, *marks], marks))
+
+    runs: list[Any] = []
+    checkpointed = False  # a run wrote a checkpoint: every later run must start after 0
+    with LinkProxy(pouchdb_server.port, **LINK, cut_every=CUT_EVERY, down_for=DOWN_FOR) as link:
+        def written(_: Any) -> None:
+            nonlocal checkpointed
+            checkpointed = True
+
+        while len(runs) < MAX_RUNS:
+            resumes = checkpointed
+            runs.append(pull(f"http://127.0.0.1:{link.port}", tmp_path / "kiosk", retries, written))
+            run = runs[-1]
+            if resumes and (run.ok or run.docs_read):  # the run got past reading the checkpoints
+                assert run.start_seq not in (0, "0", None), [(r.start_seq, r.error) for r in runs]
+            if run.ok:
+                break
+            time.sleep(PAUSE)
+        time.sleep(0.2)
+        stats = link.stats.snapshot()
+
+    errors = [r.error for r in runs if r.error]
+    assert runs[-1].ok, f"no complete run in {MAX_RUNS}: {errors}"
+    assert stats.cuts >= 1 and stats.connections_cut >= 1, "the link was never cut during the pull"
+    couch_dump.assert_same_dump(local_dump(tmp_path / "kiosk"), hub_dump)
+
+    docs_read = sum(r.docs_read for r in runs)
+    assert docs_read <= len(docs) + BATCH * stats.cuts, (docs_read, stats.cuts, errors)
+    total = stats.bytes_down + stats.bytes_up
+    assert total <= 1.2 * uncut_bytes + one_batch * stats.cuts, (total, uncut_bytes, one_batch, stats, errors)
