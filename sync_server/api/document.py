@@ -190,15 +190,19 @@ def attachment_delete(name: str, doc_id: str, att: str) -> Response:
 
 
 def _current(db: Any, doc_id: str) -> dict:
-    """The revision an attachment edit applies to: ``?rev=`` must be the current one."""
+    """The revision an attachment edit applies to: ``?rev=`` names it (any leaf, as in CouchDB).
+
+    Without ``?rev=`` the document must not exist yet (or be deleted); the write
+    itself refuses a revision that is not a leaf with 409.
+    """
     rev = _rev_param()
     try:
-        doc = db.get(doc_id)
+        doc = db.get(doc_id, rev, attachments_=False) if rev else db.get(doc_id)
     except NotFound:
         if rev:
             raise Conflict() from None
         return {"_id": doc_id}
-    if rev != doc["_rev"]:
+    if rev is None:
         raise Conflict()
+    doc.pop("_deleted", None)
     return doc
-

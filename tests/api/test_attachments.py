@@ -215,3 +215,16 @@ def test_head_attachment(db: Any) -> None:
 def test_attachment_counts_do_not_change_doc_count(db: Any) -> None:
     db.put(f"/{DB}/doc/a.txt", data=b"a", content_type="text/plain")
     assert info(db)["doc_count"] == 1
+
+
+def test_attachment_put_on_a_conflicting_leaf(client):
+    """CouchDB opens the revision ?rev= names, a conflict leaf included, and builds on it."""
+    client.put("/atts")
+    client.post("/atts/_bulk_docs", json={"new_edits": False, "docs": [
+        {"_id": "d", "_rev": "2-aaa", "_revisions": {"start": 2, "ids": ["aaa", "root"]}, "v": "a"},
+        {"_id": "d", "_rev": "2-bbb", "_revisions": {"start": 2, "ids": ["bbb", "root"]}, "v": "b"}]})
+    response = client.put("/atts/d/n.txt?rev=2-aaa", data=b"note", content_type="text/plain")
+    assert response.status_code == 201 and response.json["rev"].startswith("3-")
+    assert client.get(f"/atts/d?rev={response.json['rev']}").json["v"] == "a"
+    assert client.put("/atts/d/n.txt?rev=1-root", data=b"x", content_type="text/plain").status_code == 409
+    assert client.put("/atts/d/n.txt", data=b"x", content_type="text/plain").status_code == 409
