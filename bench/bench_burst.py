@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hub.start()
         dataset.load(f"http://127.0.0.1:{hub.port}", "cell", docs)
-        for mode in ("inline", "range"):
-            replicator_module.INLINE_ATTACHMENT_BYTES = 256_000 if mode == "inline" else 0
+        shipped = replicator_module.INLINE_ATTACHMENT_BYTES
+        for mode in ("as shipped", "range"):
+            replicator_module.INLINE_ATTACHMENT_BYTES = shipped if mode == "as shipped" else 0
             runs = []
             started = time.monotonic()
             with LinkProxy.profile(args.profile, hub.port, cut_every=args.cut_every, down_for=args.down_for) as link:
