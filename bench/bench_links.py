@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from procs import stop_group
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -125,19 +126,7 @@ class Hub:
         raise RuntimeError(f"{self.kind} hub did not answer in {START_TIMEOUT} s")
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait()
+        stop_group(self.proc, STOP_TIMEOUT)
 
 
 def run_child(args: list[str], timeout: float = RUN_TIMEOUT) -> dict[str, Any]:

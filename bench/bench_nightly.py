@@ -91,6 +91,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from procs import stop_group
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -202,16 +203,7 @@ class Hub:
         proc = self.proc
         if proc is None:
             return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait()
+        stop_group(proc, STOP_TIMEOUT)
         log(f"hub: pid {proc.pid} stopped ({proc.returncode})")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
-import contextlib
 import datetime
 import hashlib
 import json
@@ -41,6 +40,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from procs import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 POUCHDB_SERVER_JS = ROOT / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
@@ -175,19 +175,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """SIGTERM the process group led by our pid, SIGKILL if it lingers, then reap."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait()
+        stop_group(self.proc, STOP_TIMEOUT)
 
     def exe(self) -> str:
         try:
