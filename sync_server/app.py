@@ -19,6 +19,7 @@ from .audit import audit_for
 from .auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, User, current_name, current_roles
 from .errors import CouchError, NotFound, RequestTooLarge, Unauthorized
 from .settings import Settings
+from .pairing import Pairing
 from .policy import open_store
 from .store import Server
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     store = server or open_store(settings)
     app.extensions["sync_server"] = store
     app.extensions["audit"] = audit_for(store.data_dir)
+    app.extensions["pairing"] = Pairing(store.data_dir)
     app.extensions["authenticator"] = Authenticator(settings.server.admin, store.secret,
                                                     settings.couchdb.session_timeout, _user_lookup(store))
     app.add_url_rule("/", "couch", router.dispatch, methods=_METHODS)
@@ -92,6 +94,8 @@ def _authenticate() -> None:
         current_roles.set(g.user.roles)
         current_name.set(g.user.name)
         return None
+    if header.lower().startswith("bearer "):
+        return _device(auth, header[7:].strip())
     cookie = request.cookies.get("AuthSession")
     if cookie and not auth.admin_party:
         found = auth.read_cookie(cookie, int(time.time()))
@@ -101,6 +105,17 @@ def _authenticate() -> None:
             current_name.set(g.user.name)
             g.refresh_cookie = time.time() - found[1] > auth.session_timeout / 2
     return None
+
+
+def _device(auth: Authenticator, token: str) -> None:
+    """A paired phone's device token: the member it was paired for, unless revoked."""
+    member = current_app.extensions["pairing"].member_of(token)
+    user = auth.user_named(member) if member else None
+    if user is None:
+        raise Unauthorized("This device is not paired with the kiosk (or was revoked): pair it again.")
+    g.user, g.auth_method = user, "device"
+    current_roles.set(user.roles)
+    current_name.set(user.name)
 
 
 def _bad_auth() -> None:

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from flask import Response, request
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import bulk, changes, database, document, server
+from . import bulk, changes, database, document, pairing, server
 
 Handler = Callable[..., Response]
 
@@ -79,6 +79,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
     head, rest = parts[0], parts[1:]
     if parts == ["_sync", "status"]:
         return _pick({"GET": server.sync_status}), []
+    if head == "_pairing":
+        return _pairing_route(rest)
     if head == "" or (head.startswith("_") and not rest and head in _SERVER):
         return _pick(_SERVER.get(head) or {}), []
     if head.startswith("_") and head not in ("_users", "_replicator", "_global_changes"):
@@ -97,6 +99,18 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
     if first.startswith("_"):
         raise BadRequest("Only reserved document ids may start with underscore.", error="illegal_docid")
     return _named(head, first, rest[1:])
+
+
+def _pairing_route(rest: list[str]) -> tuple[Handler, list[str]]:
+    if rest == ["code"]:
+        return _pick({"POST": pairing.new_code}), []
+    if rest == ["claim"]:
+        return _pick({"POST": pairing.claim}), []
+    if rest == ["devices"]:
+        return _pick({"GET": pairing.devices}), []
+    if len(rest) == 2 and rest[0] == "devices":
+        return _pick({"DELETE": pairing.revoke}), [rest[1]]
+    raise NotFound("missing")
 
 
 def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:

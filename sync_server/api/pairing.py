@@ -1,0 +1,66 @@
+"""``/_pairing/*``: pair a member's phone with the kiosk, list and revoke devices."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, request
+
+from ..auth import require_admin
+from ..errors import BadRequest, Forbidden
+from ..ownership import KIOSK_ADMIN_ROLE
+from ..pairing import Pairing
+from .http import json_body, respond
+
+
+def _pairing() -> Pairing:
+    return current_app.extensions["pairing"]
+
+
+def _require_kiosk_admin() -> None:
+    if KIOSK_ADMIN_ROLE in g.user.roles:
+        return
+    try:
+        require_admin(g.user)
+    except Forbidden:
+        raise Forbidden("Only a kiosk admin pairs and revokes devices.") from None
+
+
+def new_code() -> Response:
+    """``POST /_pairing/code``: a one-time code and its QR code for the kiosk screen."""
+    _require_kiosk_admin()
+    body = json_body(require_type=False) if request.content_length else {}
+    kiosk_url = body.get("kiosk_url") or request.host_url
+    result = _pairing().new_code(str(kiosk_url))
+    current_app.extensions["audit"].record("pairing_code", by=g.user.name)
+    return respond(result, 201)
+
+
+def claim() -> Response:
+    """``POST /_pairing/claim``: code, member account and PIN in; a device token out."""
+    body = json_body()
+    fields = [body.get(k) for k in ("code", "name", "pin")]
+    if not all(isinstance(v, str) and v for v in fields):
+        raise BadRequest("code, name and pin are required")
+    code, name, pin = fields
+    audit = current_app.extensions["audit"]
+    try:
+        user = current_app.extensions["authenticator"].check_password(name, pin)
+    except Exception:
+        audit.record("sign_in_failed", name=name, via="pairing", remote=request.remote_addr)
+        raise
+    device = _pairing().claim(code, user.name or name, str(body.get("label") or "phone"))
+    audit.record("paired", name=user.name, device=device["device_id"], remote=request.remote_addr)
+    return respond({"ok": True, **device}, 201)
+
+
+def devices() -> Response:
+    """``GET /_pairing/devices``: every paired device (tokens are never shown)."""
+    _require_kiosk_admin()
+    return respond(_pairing().devices())
+
+
+def revoke(device_id: str) -> Response:
+    """``DELETE /_pairing/devices/{id}``: the device's token is refused from now on."""
+    _require_kiosk_admin()
+    _pairing().revoke(device_id)
+    current_app.extensions["audit"].record("revoked", device=device_id, by=g.user.name)
+    return respond({"ok": True})
