@@ -55,24 +55,9 @@ Doc = dict[str, Any]
 
 # --- deterministic, realistic documents ------------------------------------------------
 
-HO = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ",
-      "Ngô", "Dương", "Lý"]
-DEM = ["Văn", "Thị", "Hữu", "Minh", "Thanh", "Ngọc", "Quốc", "Đức", "Thu", "Hoài", "Xuân", "Bích"]
-TEN = ["An", "Bình", "Cường", "Dũng", "Hà", "Hạnh", "Hùng", "Lan", "Linh", "Mai", "Nam", "Phương", "Quân",
-       "Sơn", "Thảo", "Trang", "Tuấn", "Yến", "Khoa", "Nhung", "Đạt", "Huệ"]
-PLACES = ["Hội trường UBND phường Bến Nghé", "Nhà văn hóa khu phố 3", "Phòng họp Đảng ủy xã Tân Phú",
-          "Hội trường Trường THCS Lê Lợi", "Trụ sở Mặt trận Tổ quốc phường Đa Kao",
-          "Nhà sinh hoạt cộng đồng ấp Bình Thạnh", "Phòng họp chi bộ khu dân cư số 7"]
-TITLES = ["Sinh hoạt chi bộ định kỳ tháng {m}/{y}",
-          "Họp chuyên đề: học tập và làm theo tư tưởng, đạo đức, phong cách Hồ Chí Minh",
-          "Kiểm điểm, đánh giá chất lượng đảng viên cuối năm {y}",
-          "Triển khai nghị quyết Đảng bộ phường nhiệm kỳ mới",
-          "Họp chi ủy mở rộng về công tác phát triển đảng viên"]
-AGENDA = ["Thông qua biên bản kỳ họp trước", "Đánh giá kết quả thực hiện nhiệm vụ tháng",
-          "Phương hướng nhiệm vụ tháng tới", "Thu đảng phí", "Ý kiến của đảng viên",
-          "Công tác an sinh xã hội trên địa bàn", "Giới thiệu quần chúng ưu tú"]
-REASONS = ["Đi công tác tỉnh Bình Dương", "Ốm, có giấy xác nhận của trạm y tế", "Trực ca tại cơ quan",
-           "Việc gia đình đột xuất", "Đang tham gia lớp bồi dưỡng lý luận chính trị"]
+# Meeting text shared with the link benchmark's data set (bench/cell_dataset.py).
+from cell_dataset import AGENDA, PLACES, TITLES  # noqa: E402
+
 NOTES = ["Đồng chí phát biểu ý kiến về công tác phát triển đảng viên mới.",
          "Đề nghị chi ủy xem xét hỗ trợ gia đình có hoàn cảnh khó khăn.",
          "Đã nộp đảng phí đầy đủ, đúng hạn.",
