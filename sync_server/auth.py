@@ -60,6 +60,7 @@ class Authenticator:
         self._secret = secret.encode()
         self.session_timeout = session_timeout
         self._users = users or (lambda name: None)
+        # (name, hash of stored key and password) -> (until, user): skips the slow KDF, not the lookup
         self._checked: dict[tuple[str, str], tuple[float, User]] = {}
         self._failures: dict[str, list[float]] = {}  # name -> [wrong tries, locks so far, locked until]
 
@@ -76,11 +77,12 @@ class Authenticator:
                 and hmac.compare_digest(password.encode(), str(self.admin_password).encode()):
             return User(name, ("_admin",))
         self._refuse_if_locked(name)
-        key = (name, hashlib.sha256(password.encode()).hexdigest())
+        doc = self._users(name)  # read every time: a changed password or deleted account counts at once
+        stored = str((doc or {}).get("derived_key", ""))
+        key = (name, hashlib.sha256((stored + ":" + password).encode()).hexdigest())
         cached = self._checked.get(key)
-        if cached and cached[0] > time.monotonic():
+        if doc is not None and cached and cached[0] > time.monotonic():
             return cached[1]
-        doc = self._users(name)
         if doc is None or not passwords.check(doc, password):
             self._failed(name)
             raise Unauthorized("Name or password is incorrect.")

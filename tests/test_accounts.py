@@ -104,3 +104,16 @@ def test_rendered_javascript_carries_the_same_rule():
     source = ownership.validate_doc_update(ownership.rules_for(DB))
     assert source.startswith("function (newDoc, oldDoc, userCtx, secObj)")
     assert '"cell": "TQ.NH.KH.C01"' in source and "throw({forbidden:" in source
+
+
+def test_a_changed_password_or_deleted_account_counts_at_once(client):
+    tinh = auth("tinh", "mật khẩu 1")
+    assert client.get("/_session", headers=tinh).json["userCtx"]["name"] == "tinh"  # now cached
+    doc = client.get("/_users/org.couchdb.user:tinh", headers=ADMIN).json
+    doc["password"] = "mật khẩu 2"
+    assert client.put("/_users/org.couchdb.user:tinh", json=doc, headers=ADMIN).status_code == 201
+    assert client.get("/_session", headers=tinh).status_code == 401
+    assert client.get("/_session", headers=auth("tinh", "mật khẩu 2")).status_code == 200
+    rev = client.get("/_users/org.couchdb.user:tinh", headers=ADMIN).json["_rev"]
+    client.delete(f"/_users/org.couchdb.user:tinh?rev={rev}", headers=ADMIN)
+    assert client.get("/_session", headers=auth("tinh", "mật khẩu 2")).status_code == 401
