@@ -130,6 +130,7 @@ class ServerProcess:
     log: Path
     ready_text: str
     port: int
+    env: dict[str, str] | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -144,7 +145,8 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.args, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env=None if self.env is None else {**os.environ, **self.env})
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -171,6 +173,8 @@ class ServerProcess:
 
 # Where the sync_server package that "ours" runs comes from (--ours-src; default: this checkout).
 OURS_SRC = ROOT
+# With --encrypted, ours keeps bodies and attachments encrypted at rest (storage.encryption_key).
+ENCRYPTED = False
 
 
 def ours(workdir: Path, tag: str = "") -> ServerProcess:
@@ -180,8 +184,14 @@ def ours(workdir: Path, tag: str = "") -> ServerProcess:
     port = free_port()
     args = [sys.executable, "-m", "sync_server", "serve", "--data-dir", str(data), "--host", HOST,
             "--port", str(port), "--admin", ":".join(ADMIN)]
+    env = None
+    if ENCRYPTED:
+        config = workdir / f"ours-config{tag}.yaml"
+        config.write_text("storage:\n  encryption_key: env:BENCH_PASSPHRASE\n")
+        args += ["--config", str(config)]
+        env = {"BENCH_PASSPHRASE": "bench passphrase"}
     # cwd is the source dir: ``-m`` puts it first on sys.path, ahead of the editable install.
-    return ServerProcess("ours", args, OURS_SRC, workdir / f"ours{tag}.log", "listening on", port)
+    return ServerProcess("ours", args, OURS_SRC, workdir / f"ours{tag}.log", "listening on", port, env)
 
 
 def pouchdb_server(workdir: Path, tag: str = "") -> ServerProcess:
@@ -649,12 +659,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-clients", type=int, default=8, help="concurrent clients in the read burst")
     parser.add_argument("--ours-src", type=Path, default=ROOT,
                         help="directory holding the sync_server package to run (e.g. a `git archive` of a commit)")
+    parser.add_argument("--encrypted", action="store_true", help="run ours with encryption at rest")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data)")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
-    global OURS_SRC
+    global OURS_SRC, ENCRYPTED
     OURS_SRC = args.ours_src.resolve()
+    ENCRYPTED = args.encrypted
 
     def terminate(signum: int, _frame: Any) -> None:
         raise SystemExit(128 + signum)
@@ -666,7 +678,8 @@ def main(argv: list[str] | None = None) -> int:
           f"cpus={os.cpu_count()}  python {platform.python_version()}  node {_node_version()}", flush=True)
     print(f"bench: docs={args.docs} reps={reps} batch={args.batch} revs_diff_batch={args.revs_diff_batch or 'all'} "
           f"big={args.big} workdir={workdir}", flush=True)
-    print(f"bench: ours runs sync_server from {OURS_SRC}{_git_describe(OURS_SRC)}", flush=True)
+    print(f"bench: ours runs sync_server from {OURS_SRC}{_git_describe(OURS_SRC)}"
+          f"{' with encryption at rest' if ENCRYPTED else ''}", flush=True)
     try:
         for server in servers:
             server.start()

@@ -79,6 +79,8 @@ def _run(settings: Settings, sample: bool) -> None:
     name = settings.server.sample_db or ("handbook-sample" if sample else None)
     if name and ensure_sample(app.extensions["sync_server"], name):
         click.echo(f"sync-server: created sample database '{name}'")
+    # Only a server running the sample tells the web app the demo accounts (GET /_app/sample.json).
+    app.config["SAMPLE_ACCOUNTS"] = bool(name)
     if settings.sync.hub_url or settings.province.hub_url:
         from replication.scheduler import start_if_configured
 
@@ -317,3 +319,29 @@ def audit_verify(config_path: str | None, data_dir: str | None) -> None:
     if not intact:
         raise click.ClickException(f"audit log tampered with: {problem} ({count} entries check out before it)")
     click.echo(f"audit log intact: {count} entries")
+
+
+@main.group()
+def encryption() -> None:
+    """Encryption at rest of the data directory (storage.encryption_key)."""
+
+
+@encryption.command("passphrase")
+@click.option("--new", "new_spec", required=True, help="The new passphrase: env:NAME, file:/path or prompt.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+def encryption_passphrase(new_spec: str, config_path: str | None, data_dir: str | None) -> None:
+    """Change the passphrase (the old one is storage.encryption_key); the data is not rewritten."""
+    from .secrets_source import read_passphrase
+    from .store import crypto
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+        where = settings.server.data_dir
+        if settings.storage.encryption_key is None:
+            raise StartupError("set storage.encryption_key to the current passphrase first")
+        old = read_passphrase(settings.storage.encryption_key, f"the data directory {where}")
+        crypto.change_passphrase(where, old, read_passphrase(new_spec, "the data directory (new)"))
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"passphrase changed for {where}; set storage.encryption_key to the new one")

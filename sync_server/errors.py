@@ -16,8 +16,10 @@
     - RequestTooLarge       413 too_large
     - BadContentType        415 bad_content_type
     - RangeNotSatisfiable   416 requested_range_not_satisfiable
+    - StoreCorrupt          500 store_corrupt    (an encrypted value fails its check)
   + StartupError            bad config.yaml or command line; the CLI prints one line, exits 2
   + PeerUnavailable         a peer could not be reached (replication)
+  + BundleError             a sync bundle refused (altered, cut short, unknown signer, misaddressed)
 
 Only this module knows status codes; the HTTP layer turns a CouchError into JSON
 with one handler, and the store raises these same classes.
@@ -101,12 +103,22 @@ class RangeNotSatisfiable(CouchError):
     status, error, reason = 416, "requested_range_not_satisfiable", "Requested range not satisfiable"
 
 
+class StoreCorrupt(CouchError):
+    """A stored value fails its check: the file was edited, or rows were moved between places."""
+
+    status, error, reason = 500, "store_corrupt", "A stored value fails its integrity check."
+
+
 class StartupError(SyncError):
     """Bad configuration or command line: the CLI prints one line and exits non-zero."""
 
 
 class PeerUnavailable(SyncError):
     """A replication peer could not be reached or timed out."""
+
+
+class BundleError(SyncError):
+    """A sync bundle (USB stick) that is refused as a whole: nothing of it is applied (#6)."""
 
 
 # Error names raised with ``error=`` on a broader class, so they map back to it.

@@ -18,8 +18,10 @@ from typing import Any
 from . import ownership, passwords, signing, validation
 from .audit import audit_for
 from .auth import USER_PREFIX, current_name, current_roles
-from .errors import BadRequest, Forbidden
-from .store import Server, StoreOptions
+from .errors import BadRequest, Forbidden, StartupError
+from .secrets_source import read_passphrase
+from .store import Server, StoreOptions, crypto
+from .store.crypto import Cipher
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,20 @@ def open_store(settings: Any) -> Server:
     policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db)
     server = Server(settings.server.data_dir, StoreOptions(
         max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,
-        synchronous=settings.storage.synchronous, validate=policy))
+        synchronous=settings.storage.synchronous, validate=policy, cipher=store_cipher(settings)))
     policy.server = server
     return server
+
+
+def store_cipher(settings: Any) -> Cipher | None:
+    """The data directory's cipher from ``storage.encryption_key``, or None when it is kept in clear.
+
+    :raises StartupError: when the directory is encrypted and no key is set, or the passphrase is wrong.
+    """
+    data_dir, spec = settings.server.data_dir, settings.storage.encryption_key
+    if spec is None:
+        if crypto.is_encrypted(data_dir):
+            raise StartupError(f"the data directory {data_dir} is encrypted: set storage.encryption_key "
+                               "(env:NAME, file:/path or prompt)")
+        return None
+    return crypto.unlock(data_dir, read_passphrase(spec, f"the data directory {data_dir}"))

@@ -7,8 +7,10 @@ read. Values are read when needed and never logged or shown in the status.
 
 from __future__ import annotations
 
+import getpass
 import os
 import stat
+import sys
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -37,6 +39,18 @@ def read_secret(spec: str, environ: dict[str, str] | None = None) -> str:
             raise StartupError(f"the secret file {where} is readable by others: chmod 600 it")
         return text.strip().splitlines()[0] if text.strip() else ""
     raise StartupError(f"a secret is given as env:NAME or file:/path, not {kind!r}")
+
+
+def read_passphrase(spec: str, what: str) -> str:
+    """A passphrase from ``env:NAME``, ``file:/path``, or ``prompt`` (asked on the terminal, not echoed).
+
+    :raises StartupError: when ``prompt`` is asked but there is no terminal to ask on.
+    """
+    if spec != "prompt":
+        return read_secret(spec)
+    if not sys.stdin.isatty():
+        raise StartupError(f"the passphrase of {what} is set to prompt, but there is no terminal to ask on")
+    return getpass.getpass(f"Passphrase of {what}: ")
 
 
 def with_credentials(url: str, credentials: str) -> str:

@@ -50,6 +50,9 @@ class CouchSettings:
 class StorageSettings:
     synchronous: str = _setting("full", "SQLite synchronous mode: full survives power cuts, normal only crashes.",
                                 choices=("normal", "full", "extra"))
+    encryption_key: str | None = _setting(
+        None, "Passphrase that unlocks the data key: env:NAME, file:/path (mode 600) or prompt. Empty: stored in clear.",
+        pattern=r"env:.+|file:.+|prompt", example="env:SYNC_SERVER_PASSPHRASE")
 
 
 @dataclass(frozen=True)

@@ -73,11 +73,13 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     pytest.fail(f"{proc.args!r} did not answer GET {url} in {START_TIMEOUT} s:\n{log.read_text()}")
 
 
-def start_process(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_process(args: list[str], cwd: Path, log: Path,
+                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start args in a new session (its own process group), output appended to log."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
         )
 
 
@@ -91,6 +93,8 @@ class Kiosk:
         self.url = f"http://{ADMIN[0]}:{ADMIN[1]}@127.0.0.1:{port}"
         self.log = data_dir.parent / f"{data_dir.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []  # more `serve` options, e.g. ["--config", path]
+        self.env: dict[str, str] | None = None  # more environment variables
 
     @property
     def pid(self) -> int:
@@ -101,8 +105,8 @@ class Kiosk:
     def start(self) -> Kiosk:
         """Start the server and wait until GET / answers 200."""
         args = [sys.executable, "-m", "sync_server", "serve", "--data-dir", str(self.data_dir),
-                "--host", "127.0.0.1", "--port", str(self.port), "--admin", ":".join(ADMIN)]
-        self.proc = start_process(args, ROOT, self.log)
+                "--host", "127.0.0.1", "--port", str(self.port), "--admin", ":".join(ADMIN), *self.extra_args]
+        self.proc = start_process(args, ROOT, self.log, self.env)
         wait_ready(self.proc, self.url + "/", self.log)
         return self
 

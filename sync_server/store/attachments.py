@@ -13,6 +13,7 @@ import sqlite3
 from typing import Any
 
 from ..errors import BadRequest, PreconditionFailed
+from .crypto import Cipher
 from .document import check_attachment_name
 
 
@@ -26,15 +27,21 @@ def md5_of_digest(digest: str) -> bytes:
     return base64.b64decode(digest[4:]) if digest.startswith("md5-") else b""
 
 
-def store_blob(conn: sqlite3.Connection, data: bytes) -> str:
-    """Keep data once per digest and return the digest."""
+def _aad(digest: str) -> bytes:
+    return b"att\0" + digest.encode()
+
+
+def store_blob(conn: sqlite3.Connection, data: bytes, cipher: Cipher | None = None) -> str:
+    """Keep data once per digest (encrypted when there is a cipher) and return the digest."""
     digest = digest_of(data)
-    conn.execute("INSERT OR IGNORE INTO atts (digest, length, data) VALUES (?, ?, ?)", (digest, len(data), data))
+    if conn.execute("SELECT 1 FROM atts WHERE digest = ?", (digest,)).fetchone() is None:
+        stored = cipher.seal(data, _aad(digest)) if cipher is not None else data
+        conn.execute("INSERT INTO atts (digest, length, data) VALUES (?, ?, ?)", (digest, len(data), stored))
     return digest
 
 
 def prepare(conn: sqlite3.Connection, doc_id: str, atts: object, known: list[dict], revpos: int | None,
-            follows: dict[str, bytes] | None = None) -> dict[str, dict]:
+            follows: dict[str, bytes] | None = None, cipher: Cipher | None = None) -> dict[str, dict]:
     """Turn a document's ``_attachments`` into stored stubs.
 
     :param known: ``_attachments`` of earlier revisions to resolve stubs against, nearest first.
@@ -54,7 +61,7 @@ def prepare(conn: sqlite3.Connection, doc_id: str, atts: object, known: list[dic
         data = _data_of(name, att, follows)
         stubs[name] = {
             "content_type": att.get("content_type") or "application/octet-stream",
-            "digest": store_blob(conn, data),
+            "digest": store_blob(conn, data, cipher),
             "length": len(data),
             "revpos": revpos if revpos is not None else _int(att.get("revpos"), 1),
             "stub": True,
@@ -100,23 +107,33 @@ def for_revid(stubs: dict[str, dict]) -> list[tuple[str, str, bytes]]:
     return [(n, s["content_type"], md5_of_digest(s["digest"])) for n, s in stubs.items()]
 
 
-def expand(conn: sqlite3.Connection, stubs: dict[str, dict], since_pos: int | None) -> dict[str, dict]:
+def expand(conn: sqlite3.Connection, stubs: dict[str, dict], since_pos: int | None,
+           cipher: Cipher | None = None) -> dict[str, dict]:
     """Inline the data of attachments newer than ``since_pos`` (all when 0), stubs for the rest."""
     out: dict[str, Any] = {}
     for name, stub in stubs.items():
         if since_pos is not None and stub["revpos"] > since_pos:
             out[name] = {
                 "content_type": stub["content_type"], "revpos": stub["revpos"],
-                "digest": stub["digest"], "data": base64.b64encode(blob(conn, stub["digest"])).decode(),
+                "digest": stub["digest"], "data": base64.b64encode(blob(conn, stub["digest"], cipher)).decode(),
             }
         else:
             out[name] = dict(stub)
     return out
 
 
-def blob(conn: sqlite3.Connection, digest: str) -> bytes:
-    """The stored data of one digest."""
+def blob(conn: sqlite3.Connection, digest: str, cipher: Cipher | None = None) -> bytes:
+    """The stored data of one digest (decrypted when there is a cipher)."""
     row = conn.execute("SELECT data FROM atts WHERE digest = ?", (digest,)).fetchone()
     if row is None:
         raise PreconditionFailed(f"attachment data {digest} is missing", error="missing_stub")
-    return bytes(row[0])
+    return cipher.open(bytes(row[0]), _aad(digest)) if cipher is not None else bytes(row[0])
+
+
+def seal_all(conn: sqlite3.Connection, cipher: Cipher) -> int:
+    """Encrypt every attachment of a database that was stored in clear; returns how many."""
+    digests = [d for (d,) in conn.execute("SELECT digest FROM atts")]
+    for digest in digests:
+        (data,) = conn.execute("SELECT data FROM atts WHERE digest = ?", (digest,)).fetchone()
+        conn.execute("UPDATE atts SET data = ? WHERE digest = ?", (cipher.seal(bytes(data), _aad(digest)), digest))
+    return len(digests)

@@ -16,9 +16,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadRequest, Conflict, CouchError, DocumentTooLarge, NotFound
+from ..errors import BadRequest, Conflict, CouchError, DocumentTooLarge, NotFound, StartupError
 from . import attachments, revtree
 from .connection import Readers, connect, create_schema, transaction
+from .crypto import Cipher
 from .document import assemble, body_of, check_doc_id, check_members, dumps, splice
 from .revid import new_revid
 
@@ -41,6 +42,8 @@ class StoreOptions:
     # written (a deletion carries "_deleted": true), before its revision is hashed; raises CouchError (Forbidden) to refuse it,
     # or returns a replacement document. The store knows no schemas.
     validate: Any = None
+    # Encrypts bodies, attachments and _local documents at rest (crypto.py); None: stored in clear.
+    cipher: Cipher | None = None
 
 
 @dataclass
@@ -78,7 +81,65 @@ class Database:
         with transaction(self._writer):
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('revs_limit', ?)", (str(options.revs_limit),))
+        self._cipher = options.cipher
+        self._check_encryption()
         self._load_counters()
+
+    # -- encryption at rest ----------------------------------------------------
+
+    def _check_encryption(self) -> None:
+        """Refuse a file encrypted under another key (or none); encrypt a clear one in place.
+
+        :raises StartupError: when the file is encrypted and this store has no or another key.
+        """
+        marker = self._meta("encryption")
+        if self._cipher is None:
+            if marker is not None:
+                raise StartupError(f"database {self.name} is encrypted: set storage.encryption_key to open it")
+            return
+        if marker == self._cipher.key_id:
+            return
+        if marker is not None:
+            raise StartupError(f"database {self.name} is encrypted under another key")
+        self._seal_existing()
+
+    def _seal_existing(self) -> None:
+        """Encrypt every value of a database written in clear, then rewrite the file so no clear page is left."""
+        conn, cipher = self._writer, self._cipher
+        assert cipher is not None
+        with transaction(conn):
+            sealed = attachments.seal_all(conn, cipher)
+            after = ("", "")
+            while True:
+                rows = conn.execute("SELECT doc_id, rev, body FROM revs WHERE (doc_id, rev) > (?, ?) "
+                                    f"ORDER BY doc_id, rev LIMIT {PAGE}", after).fetchall()
+                if not rows:
+                    break
+                conn.executemany("UPDATE revs SET body = ? WHERE doc_id = ? AND rev = ?",
+                                 [(self._seal_body(d, r, b), d, r) for d, r, b in rows])
+                sealed, after = sealed + len(rows), rows[-1][:2]
+            for local_id, body in conn.execute("SELECT id, body FROM local_docs").fetchall():
+                conn.execute("UPDATE local_docs SET body = ? WHERE id = ?", (self._seal_local(local_id, body), local_id))
+                sealed += 1
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('encryption', ?)", (cipher.key_id,))
+        if sealed:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _aad(self, *parts: str) -> bytes:
+        return "\0".join((self.name, *parts)).encode()
+
+    def _seal_body(self, doc_id: str, rev: str, body_json: str) -> str | bytes:
+        return body_json if self._cipher is None else self._cipher.seal_text(body_json, self._aad(doc_id, rev))
+
+    def _open_body(self, doc_id: str, rev: str, stored: str | bytes) -> str:
+        return stored if self._cipher is None else self._cipher.open_text(stored, self._aad(doc_id, rev))
+
+    def _seal_local(self, local_id: str, body_json: str) -> str | bytes:
+        return body_json if self._cipher is None else self._cipher.seal_text(body_json, self._aad("_local", local_id))
+
+    def _open_local(self, local_id: str, stored: str | bytes) -> str:
+        return stored if self._cipher is None else self._cipher.open_text(stored, self._aad("_local", local_id))
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -229,7 +290,7 @@ class Database:
 
     def _body(self, doc_id: str, rev: str, conn: sqlite3.Connection) -> dict | None:
         row = conn.execute("SELECT body FROM revs WHERE doc_id = ? AND rev = ?", (doc_id, rev)).fetchone()
-        return json.loads(row[0]) if row else None
+        return json.loads(self._open_body(doc_id, rev, row[0])) if row else None
 
     def get(self, doc_id: str, rev: str | None = None, *, revs: bool = False, revs_info: bool = False,
             conflicts: bool = False, deleted_conflicts: bool = False, attachments_: bool = False,
@@ -268,7 +329,7 @@ class Database:
             raise NotFound("missing")
         if "_attachments" in body:
             since = 0 if with_atts else self._atts_since_pos(tree, rev, atts_since)
-            body["_attachments"] = attachments.expand(conn, body["_attachments"], since)
+            body["_attachments"] = attachments.expand(conn, body["_attachments"], since, self._cipher)
         return assemble(doc_id, rev, bool(tree[rev][1]), body)
 
     @staticmethod
@@ -365,7 +426,7 @@ class Database:
         if stub is None:
             raise NotFound("Document is missing attachment")
         with self._readers.borrow() as conn:
-            return stub, attachments.blob(conn, stub["digest"])
+            return stub, attachments.blob(conn, stub["digest"], self._cipher)
 
     # -- writing documents ---------------------------------------------------
 
@@ -444,10 +505,11 @@ class Database:
         body = body_of(doc)
         if "_attachments" in doc:
             revpos = revtree.pos(chain[0]) if new_edits else None
-            body["_attachments"] = attachments.prepare(conn, doc_id, doc["_attachments"], parent_atts, revpos, follows)
+            body["_attachments"] = attachments.prepare(conn, doc_id, doc["_attachments"], parent_atts, revpos, follows,
+                                                       self._cipher)
         if self.options.validate is not None:
             seen = {"_id": doc_id, **body, **({"_deleted": True} if deleted else {})}
-            changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d))
+            changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher))
             if changed is not None:  # the policy rewrote the body (a _users password becomes its hash)
                 body = {k: v for k, v in changed.items() if k not in ("_id", "_deleted")}
         if new_edits:
@@ -492,7 +554,7 @@ class Database:
         known = [r for r in chain[1:] if r in tree] + revtree.leaves(tree)
         marks = ",".join("?" * len(known))
         rows = conn.execute(f"SELECT rev, body FROM revs WHERE doc_id = ? AND rev IN ({marks})", (doc_id, *known))
-        bodies = {r: json.loads(b).get("_attachments", {}) for r, b in rows}
+        bodies = {r: json.loads(self._open_body(doc_id, r, b)).get("_attachments", {}) for r, b in rows}
         return chain, [bodies[r] for r in known if r in bodies]
 
     @staticmethod
@@ -506,7 +568,8 @@ class Database:
     def _store(self, conn: sqlite3.Connection, doc_id: str, row: Any, tree: revtree.Tree,
                leaf: str, body_json: str) -> None:
         """Write the new leaf, stem the tree, and move the document to a new sequence."""
-        conn.execute("INSERT OR REPLACE INTO revs (doc_id, rev, body) VALUES (?, ?, ?)", (doc_id, leaf, body_json))
+        conn.execute("INSERT OR REPLACE INTO revs (doc_id, rev, body) VALUES (?, ?, ?)",
+                     (doc_id, leaf, self._seal_body(doc_id, leaf, body_json)))
         removed = revtree.stem(tree, self.revs_limit)
         conn.executemany("DELETE FROM revs WHERE doc_id = ? AND rev = ?", [(doc_id, r) for r in removed])
         winner = revtree.winning_rev(tree)
@@ -584,7 +647,7 @@ class Database:
 
     def _change(self, doc_id: str, seq: int, winner: str, deleted: int, tree_json: str, body: str | None,
                 all_leaves: bool, include_docs: bool, predicate: Any) -> Change | None:
-        doc_json = splice(doc_id, winner, bool(deleted), body) if body is not None else None
+        doc_json = None if body is None else splice(doc_id, winner, bool(deleted), self._open_body(doc_id, winner, body))
         if predicate is not None and not predicate(json.loads(doc_json or "{}")):
             return None
         revs = revtree.leaves(json.loads(tree_json)) if all_leaves else [winner]
@@ -628,14 +691,14 @@ class Database:
         sql = f"SELECT {cols} FROM docs d{join} WHERE {' AND '.join(where)} ORDER BY d.id {order} LIMIT {PAGE}"
         return self._all(sql, args)
 
-    @staticmethod
-    def _all_docs_row(doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool) -> dict:
+    def _all_docs_row(self, doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool) -> dict:
         value: dict[str, Any] = {"rev": winner}
         if deleted:
             value["deleted"] = True
         row: dict[str, Any] = {"id": doc_id, "key": doc_id, "value": value}
         if include_docs:
-            row["doc"] = None if deleted or body is None else json.loads(splice(doc_id, winner, False, body))
+            row["doc"] = (None if deleted or body is None
+                          else json.loads(splice(doc_id, winner, False, self._open_body(doc_id, winner, body))))
         return row
 
     def all_docs_keys(self, keys: list[Any], include_docs: bool = False) -> Iterator[dict]:
@@ -670,7 +733,7 @@ class Database:
         row = self._one("SELECT rev, body FROM local_docs WHERE id = ?", (local_id,))
         if row is None:
             raise NotFound("missing")
-        return {"_id": "_local/" + local_id, "_rev": f"0-{row[0]}", **json.loads(row[1])}
+        return {"_id": "_local/" + local_id, "_rev": f"0-{row[0]}", **json.loads(self._open_local(local_id, row[1]))}
 
     def put_local(self, local_id: str, doc: dict, delete: bool = False) -> dict:
         """Write or delete a ``_local`` document; its ``_rev`` must match the current one.
@@ -691,7 +754,8 @@ class Database:
                 return {"ok": True, "id": "_local/" + local_id, "rev": "0-0"}
             number = row[0] + 1 if row else 1
             body = {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
-            self._writer.execute("INSERT OR REPLACE INTO local_docs VALUES (?, ?, ?)", (local_id, number, dumps(body)))
+            self._writer.execute("INSERT OR REPLACE INTO local_docs VALUES (?, ?, ?)",
+                                 (local_id, number, self._seal_local(local_id, dumps(body))))
         return {"ok": True, "id": "_local/" + local_id, "rev": f"0-{number}"}
 
     # -- compaction ----------------------------------------------------------
@@ -710,8 +774,11 @@ class Database:
                 if removed:
                     conn.execute("UPDATE docs SET tree = ? WHERE id = ?", (dumps(tree), doc_id))
             used = set()
-            for (body,) in conn.execute("SELECT body FROM revs WHERE body LIKE '%\"_attachments\"%'"):
-                used.update(s["digest"] for s in json.loads(body).get("_attachments", {}).values())
+            # In clear, SQL skips bodies without attachments; encrypted, every body is opened.
+            where = "" if self._cipher else " WHERE body LIKE '%\"_attachments\"%'"
+            for doc_id, rev, stored in conn.execute("SELECT doc_id, rev, body FROM revs" + where):
+                body = json.loads(self._open_body(doc_id, rev, stored))
+                used.update(s["digest"] for s in body.get("_attachments", {}).values())
             orphans = [d for (d,) in conn.execute("SELECT digest FROM atts") if d not in used]
             conn.executemany("DELETE FROM atts WHERE digest = ?", [(d,) for d in orphans])
         with self._write_lock:

@@ -55,7 +55,17 @@ class Server:
         self._lock = threading.Lock()
         identity = self._identity()
         self.uuid: str = identity["uuid"]
-        self.secret: str = identity["secret"]
+        # Signs session cookies. Encrypted, it comes from the data key, so a copy of the
+        # directory (server.json is in clear) cannot forge a session on the live kiosk.
+        cipher = self.options.cipher
+        self.secret: str = cipher.derive("cookie secret").hex() if cipher is not None else identity["secret"]
+        if cipher is not None:
+            self._check_all()
+
+    def _check_all(self) -> None:
+        """Open every database once, so that each is checked against the key (and a clear one encrypted) now."""
+        for name in self.all_dbs():
+            self.get(name).trim()
 
     def _identity(self) -> dict:
         """Read server.json, creating it once (written atomically)."""

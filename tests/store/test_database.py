@@ -1,17 +1,21 @@
 """The store alone (no HTTP): writes, trees, feeds, attachments, compaction."""
 
 import base64
+import secrets
 import sqlite3
 
 import pytest
 
 from sync_server.errors import BadRequest, Conflict, FileExists, NotFound
 from sync_server.store import Server, StoreOptions, database
+from sync_server.store.crypto import Cipher
 
 
-@pytest.fixture
-def server(tmp_path):
-    srv = Server(tmp_path)
+@pytest.fixture(params=["clear", "encrypted"])
+def server(tmp_path, request):
+    """Every store test runs twice: bodies in clear, and encrypted at rest (crypto.py)."""
+    cipher = Cipher(secrets.token_bytes(32)) if request.param == "encrypted" else None
+    srv = Server(tmp_path, StoreOptions(cipher=cipher))
     yield srv
     srv.close()
 
@@ -69,7 +73,7 @@ def test_counters_follow_deletes(db):
 def test_counters_survive_reopen(server, db):
     db.bulk_docs([{"_id": "a"}, {"_id": "b"}])
     server.close()
-    reopened = Server(server.data_dir).get("cell")
+    reopened = Server(server.data_dir, server.options).get("cell")
     assert (reopened.doc_count, reopened.update_seq) == (2, 2)
     reopened.close()
 
@@ -223,7 +227,7 @@ def test_uuid_is_stable_for_the_data_dir(tmp_path):
 
 
 def test_document_too_large(server):
-    small = Server(server.data_dir / "other", StoreOptions(max_document_size=100)).create("x")
+    small = Server(server.data_dir / "other", StoreOptions(max_document_size=100, cipher=server.options.cipher)).create("x")
     assert small.bulk_docs([{"_id": "a", "text": "x" * 200}])[0]["error"] == "document_too_large"
     assert small.update_seq == 0
 
