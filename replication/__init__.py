@@ -16,10 +16,10 @@ from .replicator import Options, Progress, Replicator, Result
 __all__ = ["Options", "Result", "open_peer", "replicate"]
 
 
-def open_peer(spec: str, server: Server | None = None) -> Peer:
-    """A peer for a URL, or for a database name in ``server``'s data directory."""
+def open_peer(spec: str, server: Server | None = None, ca_bundle: str | None = None) -> Peer:
+    """A peer for a URL (HTTPS checked against ``ca_bundle`` when given), or a database name in ``server``."""
     if spec.startswith(("http://", "https://")):
-        return HttpPeer(spec)
+        return HttpPeer(spec, ca_bundle=ca_bundle)
     if server is None:
         raise ValueError(f"{spec!r} is not a URL; give a data directory for local database names")
     return LocalPeer(server, spec)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 import time
 from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
 
-from sync_server.errors import CouchError, NotFound, PeerUnavailable, error_for
+from sync_server.errors import CouchError, NotFound, PeerUnavailable, StartupError, error_for
 from sync_server.store.selector import compile_selector
 
 from .peer import ChangesPage, PeerInfo, Traffic
@@ -45,11 +46,24 @@ def split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
     return root, unquote(raw_path), auth
 
 
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Certificate checks for HTTPS peers: always on; against ``ca_bundle`` (a province's own CA) when given.
+
+    :raises StartupError: when the CA bundle cannot be read.
+    """
+    if ca_bundle is None:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"cannot read the CA bundle {ca_bundle}: {exc}") from None
+
+
 class HttpPeer:
     """A CouchDB-protocol database at a URL (credentials may be in it)."""
 
     def __init__(self, url: str, *, timeout: float = 60.0, retries: int = DEFAULT_RETRIES,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, ca_bundle: str | None = None) -> None:
         self.root, self.db_name, auth = split_url(url)
         self.name = f"{self.root}/{self.db_name}"
         self.remote = True
@@ -62,7 +76,7 @@ class HttpPeer:
         self._exists = False
         self._uuid: str | None = None
         self._client = httpx.Client(
-            base_url=self.root, auth=auth, transport=transport, trust_env=False,
+            base_url=self.root, auth=auth, transport=transport, trust_env=False, verify=tls_context(ca_bundle),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             headers={"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "hbsync/1"},
         )

@@ -82,7 +82,8 @@ class Syncer:
     def _hub(self, db: str) -> HttpPeer:
         if db not in self._peers:
             url = self.hub_url.rstrip("/") + "/" + db.replace("/", "%2F")
-            self._peers[db] = HttpPeer(url, timeout=self.settings.sync.timeout_seconds)
+            self._peers[db] = HttpPeer(url, timeout=self.settings.sync.timeout_seconds,
+                                       ca_bundle=self.settings.sync.ca_bundle)
         return self._peers[db]
 
     def _options(self, leg: Leg, continuous: bool = False) -> Options:

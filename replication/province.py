@@ -56,7 +56,8 @@ def run_nightly(settings: Settings, server: Server, month: str | None = None,
     done = Nightly(month or current_month())
     started = time.monotonic()
     merged = LocalPeer(server, province.merged_db)
-    root = HttpPeer(province.hub_url.rstrip("/") + "/_users", timeout=settings.sync.timeout_seconds)
+    root = HttpPeer(province.hub_url.rstrip("/") + "/_users", timeout=settings.sync.timeout_seconds,
+                    ca_bundle=settings.sync.ca_bundle)
     try:
         root.info()  # asked once: every cell's peer shares the hub's uuid and connection
         cells = hierarchy.cells()

@@ -95,6 +95,7 @@ def _run(settings: Settings, sample: bool) -> None:
                                         ident="party-handbook-sync", **WAITRESS_BUFFERS)
     except OSError as exc:
         raise StartupError(f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}") from None
+    https = _start_https(settings, app)
     click.echo(f"sync-server: listening on http://{settings.server.host}:{server.effective_port}/ "
                f"(data in {os.path.abspath(settings.server.data_dir)})")
     sys.stdout.flush()
@@ -102,6 +103,25 @@ def _run(settings: Settings, sample: bool) -> None:
         server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        if https is not None:
+            https.stop()
+
+
+def _start_https(settings: Settings, app: object) -> object | None:
+    """The HTTPS listener for phones (server.tls_port), or None when it is off."""
+    if settings.server.tls_port is None:
+        return None
+    from . import tls
+
+    cert = tls.certificate_for(settings)
+    listener = tls.HttpsListener(app, settings.server.host, settings.server.tls_port, cert,
+                                 settings.server.threads).start()
+    app.config["TLS"] = {"port": listener.port, "fingerprint": cert.fingerprint}  # type: ignore[attr-defined]
+    made = " (generated)" if cert.generated else ""
+    click.echo(f"sync-server: listening on https://{settings.server.host}:{listener.port}/ "
+               f"certificate {cert.fingerprint}{made}")
+    return listener
 
 
 @main.command()

@@ -54,8 +54,12 @@ class Pairing:
             json.dump(state, out)
         os.replace(tmp, self.path)
 
-    def new_code(self, kiosk_url: str, now: float | None = None) -> dict[str, Any]:
-        """A one-time code, its expiry, and the QR code (SVG) the kiosk screen shows."""
+    def new_code(self, kiosk_url: str, now: float | None = None, fingerprint: str | None = None) -> dict[str, Any]:
+        """A one-time code, its expiry, and the QR code (SVG) the kiosk screen shows.
+
+        The link opens the web app; with HTTPS it also carries the kiosk certificate's
+        fingerprint (``fp=sha256:...``), which the phone compares with what it is shown.
+        """
         now = time.time() if now is None else now
         code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
         with self._lock:
@@ -63,10 +67,11 @@ class Pairing:
             state["codes"] = {c: t for c, t in state["codes"].items() if t > now}
             state["codes"][code] = now + CODE_SECONDS
             self._save(state)
-        link = f"{kiosk_url.rstrip('/')}/?pair={code}"
+        link = f"{kiosk_url.rstrip('/')}/_app/?pair={code}" + (f"&fp={fingerprint}" if fingerprint else "")
         svg = io.BytesIO()
         segno.make(link, error="m").save(svg, kind="svg", scale=6, title="Mã ghép nối (pairing code)")
-        return {"code": code, "expires": int(now + CODE_SECONDS), "url": link, "qr_svg": svg.getvalue().decode()}
+        shown = {"code": code, "expires": int(now + CODE_SECONDS), "url": link, "qr_svg": svg.getvalue().decode()}
+        return {**shown, "fingerprint": fingerprint} if fingerprint else shown
 
     def claim(self, code: str, member: str, label: str, now: float | None = None) -> dict[str, str]:
         """Use a code (once) for an authenticated member's phone; returns its device id and token.

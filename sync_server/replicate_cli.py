@@ -21,7 +21,7 @@ def run_replication(settings: Any, source: str, target: str, use_store: bool, se
 
     server = open_store(settings) if use_store else None
     try:
-        peers = [open_peer(spec, server) for spec in (source, target)]
+        peers = [open_peer(spec, server, settings.sync.ca_bundle) for spec in (source, target)]
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     options = Options(selector=_selector(selector), doc_ids=doc_ids.split(",") if doc_ids else None,

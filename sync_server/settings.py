@@ -32,6 +32,10 @@ class ServerSettings:
     threads: int = _setting(100, "Worker threads: each open longpoll _changes request holds one.", minimum=4)
     admin: str | None = _setting(None, "USER:PASSWORD of the server admin (better: --admin or SYNC_SERVER_ADMIN).")
     sample_db: str | None = _setting(None, "Name of a sample database to create and fill at start, if missing.")
+    tls_port: int | None = _setting(None, "Port of HTTPS for phones on the local Wi-Fi (CouchDB's is 6984). Empty: HTTP only.",
+                                    minimum=0)
+    tls_cert: str | None = _setting(None, "PEM certificate for HTTPS (e.g. issued by the province). Empty: one is made in DATA_DIR/tls.")
+    tls_key: str | None = _setting(None, "PEM private key of tls_cert (mode 600).")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class StorageSettings:
 class SyncSettings:
     hub_url: str | None = _setting(None, "Root URL of the provincial hub, with this kiosk's account (https://user:pw@host/). Empty: no hub sync.")
     hub_credentials: str | None = _setting(None, "The kiosk's hub account as env:NAME or file:/path holding USER:PASSWORD (kept out of this file).")
+    ca_bundle: str | None = _setting(None, "PEM file of the CA certificates the hub's certificate must chain to (a province's own CA). Empty: the system's.")
     cell_db: str | None = _setting(None, "Local database of this cell's records: pushed to the hub and pulled back.")
     hub_cell_db: str | None = _setting(None, "Name of the cell's database on the hub (default: the same as cell_db).")
     handbook_db: str | None = _setting(None, "Local database of handbook content, pulled from the hub's database of the same name.")
@@ -151,7 +156,7 @@ def _section(name: str, cls: type, content: Any) -> Any:
 
 
 def _check(key: str, item: dataclasses.Field, value: Any) -> None:
-    expected = {"str": str, "int": int, "str | None": str, "dict | None": dict}[str(item.type)]
+    expected = {"str": str, "int": int, "str | None": str, "int | None": int, "dict | None": dict}[str(item.type)]
     if value is None and "None" in str(item.type):
         return
     if not isinstance(value, expected) or isinstance(value, bool):

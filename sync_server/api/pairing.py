@@ -28,10 +28,17 @@ def new_code() -> Response:
     """``POST /_pairing/code``: a one-time code and its QR code for the kiosk screen."""
     _require_kiosk_admin()
     body = json_body(require_type=False) if request.content_length else {}
-    kiosk_url = body.get("kiosk_url") or request.host_url
-    result = _pairing().new_code(str(kiosk_url))
+    tls = current_app.config.get("TLS")  # set by `serve` when it listens for HTTPS too
+    kiosk_url = body.get("kiosk_url") or (_https_url(tls["port"]) if tls else request.host_url)
+    result = _pairing().new_code(str(kiosk_url), fingerprint=tls["fingerprint"] if tls else None)
     current_app.extensions["audit"].record("pairing_code", by=g.user.name)
     return respond(result, 201)
+
+
+def _https_url(port: int) -> str:
+    """This kiosk's HTTPS address, on the host name the screen itself used."""
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    return f"https://{host}:{port}/"
 
 
 def claim() -> Response:
