@@ -114,15 +114,28 @@ class Authenticator:
 
     def user_named(self, name: str) -> User | None:
         """The user a valid cookie names (roles read afresh), or None if the account is gone."""
+        found = self._account(name)
+        return found[0] if found else None
+
+    def _account(self, name: str) -> tuple[User, str] | None:
+        """The user and the salt of their stored password or PIN ("" for the configured admin)."""
         if name == self.admin_name:
-            return User(name, ("_admin",))
+            return User(name, ("_admin",)), ""
         doc = self._users(name)
-        return User(name, tuple(str(r) for r in doc.get("roles") or [])) if doc else None
+        if not doc:
+            return None
+        return User(name, tuple(str(r) for r in doc.get("roles") or [])), str(doc.get("salt", ""))
+
+    def _cookie_mac(self, payload: str, salt: str) -> str:
+        # Keyed by the account's salt too, as CouchDB's cookies are: a new PIN or password
+        # (a new salt) or a deleted account revokes every session at once.
+        return hmac.new(self._secret + salt.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
     def make_cookie(self, name: str, now: int) -> str:
         """An ``AuthSession`` value: base64url of ``name:hex-time:hmac`` (CouchDB's shape)."""
+        found = self._account(name)
         payload = f"{name}:{now:X}"
-        mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
+        mac = self._cookie_mac(payload, found[1] if found else "")
         return base64.urlsafe_b64encode(f"{payload}:{mac}".encode()).decode().rstrip("=")
 
     def read_cookie(self, value: str, now: int) -> tuple[User, int] | None:
@@ -133,11 +146,12 @@ class Authenticator:
             issued = int(stamp, 16)
         except (ValueError, UnicodeDecodeError):
             return None
-        expected = hmac.new(self._secret, f"{name}:{stamp}".encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(mac, expected) or now - issued > self.session_timeout:
+        found = self._account(name)
+        if found is None or now - issued > self.session_timeout:
             return None
-        user = self.user_named(name)
-        return (user, issued) if user else None
+        if not hmac.compare_digest(mac, self._cookie_mac(f"{name}:{stamp}", found[1])):
+            return None
+        return found[0], issued
 
 
 def require_admin(user: User) -> None:

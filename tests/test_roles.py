@@ -124,3 +124,23 @@ def test_a_bad_pin_is_refused(client):
     doc = account(f"{CELL}.003", "12", "member", f"cell:{CELL}")
     response = client.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN)
     assert response.status_code == 400 and "4 to 8 digits" in response.json["reason"]
+
+
+def test_a_new_pin_or_a_deleted_account_revokes_the_members_sessions(client):
+    signed_in = client.post("/_session", json={"name": f"{CELL}.001", "password": "2468"})
+    assert signed_in.status_code == 200
+    cookie = {"Cookie": "AuthSession=" + signed_in.headers["Set-Cookie"].split("AuthSession=")[1].split(";")[0]}
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 200
+
+    doc = client.get(f"/_users/org.couchdb.user:{CELL}.001", headers=ADMIN).json
+    doc["pin"] = "8642"  # the kiosk admin resets the PIN (a lost phone, a PIN seen by others)
+    assert client.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN).status_code == 201
+    assert client.get("/_session", headers=cookie).json["userCtx"]["name"] is None
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 401
+
+    again = client.post("/_session", json={"name": f"{CELL}.002", "password": "1357"})
+    cookie = {"Cookie": "AuthSession=" + again.headers["Set-Cookie"].split("AuthSession=")[1].split(";")[0]}
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 200
+    rev = client.get(f"/_users/org.couchdb.user:{CELL}.002", headers=ADMIN).json["_rev"]
+    assert client.delete(f"/_users/org.couchdb.user:{CELL}.002?rev={rev}", headers=ADMIN).status_code == 200
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 401
