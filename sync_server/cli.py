@@ -365,3 +365,8 @@ def encryption_passphrase(new_spec: str, config_path: str | None, data_dir: str 
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"passphrase changed for {where}; set storage.encryption_key to the new one")
+
+
+from .bundle_cli import bundle as _bundle  # noqa: E402  (sync by USB stick, #6; needs `main` defined)
+
+main.add_command(_bundle)
