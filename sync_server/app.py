@@ -45,6 +45,7 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     app.add_url_rule("/<anything:_rest>", "couch_path", lambda _rest: router.dispatch(), methods=_METHODS)
     app.before_request(_authenticate)
     app.after_request(_finish)
+    app.teardown_request(_forget_user)
     app.register_error_handler(CouchError, _couch_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -116,6 +117,12 @@ def _device(auth: Authenticator, token: str) -> None:
     g.user, g.auth_method = user, "device"
     current_roles.set(user.roles)
     current_name.set(user.name)
+
+
+def _forget_user(_exc: BaseException | None = None) -> None:
+    """The request is over: writes made later on this thread (a job, the sample) are the server's own."""
+    current_roles.set(None)
+    current_name.set(None)
 
 
 def _bad_auth() -> None:

@@ -144,3 +144,10 @@ def test_a_new_pin_or_a_deleted_account_revokes_the_members_sessions(client):
     rev = client.get(f"/_users/org.couchdb.user:{CELL}.002", headers=ADMIN).json["_rev"]
     assert client.delete(f"/_users/org.couchdb.user:{CELL}.002?rev={rev}", headers=ADMIN).status_code == 200
     assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 401
+
+
+def test_a_requests_roles_do_not_outlive_it_on_the_same_thread(client, tmp_path):
+    from sync_server.auth import current_name, current_roles
+
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=MEMBER).status_code == 200
+    assert current_roles.get() is None and current_name.get() is None
