@@ -13,12 +13,12 @@ from urllib.parse import unquote
 from flask import Response, request
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import bulk, changes, database, document, pairing, server
+from . import app_static, bulk, changes, database, document, pairing, server
 
 Handler = Callable[..., Response]
 
 _SERVER: dict[str, dict[str, Handler]] = {
-    "": {"GET": server.root},
+    "": {"GET": app_static.root},
     "_up": {"GET": server.up},
     "_all_dbs": {"GET": server.all_dbs},
     "_uuids": {"GET": server.uuids},
@@ -81,6 +81,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
         return _pick({"GET": server.sync_status}), []
     if head == "_pairing":
         return _pairing_route(rest)
+    if head == "_app":
+        return _pick({"GET": app_static.serve}), [rest]
     if head == "" or (head.startswith("_") and not rest and head in _SERVER):
         return _pick(_SERVER.get(head) or {}), []
     if head.startswith("_") and head not in ("_users", "_replicator", "_global_changes"):

@@ -1,0 +1,106 @@
+// Entry point: language, session, routes (#/screen/param), the service worker.
+import * as db from './db.js';
+import { t, setLanguage, savedLanguage, language, LANGUAGES } from './i18n.js';
+import * as handbook from './views/handbook.js';
+import * as article from './views/article.js';
+import * as meetings from './views/meetings.js';
+import * as minutes from './views/minutes.js';
+import * as feedback from './views/feedback.js';
+import * as sync from './views/sync.js';
+import * as conflict from './views/conflict.js';
+import * as signin from './views/signin.js';
+
+const ROUTES = {
+  handbook: handbook.render, article: article.render, meetings: meetings.render, minutes: minutes.render,
+  'minutes-edit': minutes.renderEdit, feedback: feedback.render, sync: sync.render,
+  conflict: conflict.render, signin: signin.render,
+};
+// Screens that show live data and are redrawn when it changes (never a form being filled in).
+const LIVE = new Set(['handbook', 'meetings', 'minutes', 'sync']);
+const SIGNED_OUT_KEY = 'phs.signedOut';
+const main = document.getElementById('view');
+let who = null;
+let drawing = Promise.resolve();
+
+function parse() {
+  const [path, query = ''] = location.hash.replace(/^#\/?/, '').split('?');
+  const [name, ...rest] = path.split('/');
+  const params = Object.fromEntries(new URLSearchParams(query));
+  if (rest.length) params.id = decodeURIComponent(rest.join('/'));
+  return { name: name || 'handbook', params };
+}
+
+const ctx = {
+  get who() { return who; },
+  go: (hash) => { if (location.hash === hash) draw(); else location.hash = hash; },
+  rerender: () => draw(),
+  signedIn: (account) => { who = account; localStorage.removeItem(SIGNED_OUT_KEY); db.startSync(who); ctx.go('#/handbook'); },
+  signOut: async () => { await db.signOut(); who = null; localStorage.setItem(SIGNED_OUT_KEY, '1'); ctx.go('#/signin'); },
+};
+
+function draw() {
+  drawing = drawing.then(async () => {
+    let { name, params } = parse();
+    if (!who && name !== 'signin') name = 'signin';
+    const render = ROUTES[name] || ROUTES.handbook;
+    try {
+      const view = await render(params, ctx);
+      main.replaceChildren(view);
+    } catch (error) {
+      console.error(error);
+      main.replaceChildren(Object.assign(document.createElement('p'), { className: 'message', textContent: t('app.error') }));
+    }
+    document.body.dataset.screen = name;
+    document.querySelectorAll('nav a').forEach((a) => {
+      const on = a.dataset.screen === name || (name === 'article' && a.dataset.screen === 'handbook')
+        || (name === 'minutes-edit' && a.dataset.screen === 'minutes') || (name === 'conflict' && a.dataset.screen === 'sync');
+      if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    });
+    document.getElementById('nav').hidden = !who;
+  });
+  return drawing;
+}
+
+function showStatus(status) {
+  const badge = document.getElementById('sync-badge');
+  const state = status.needsSignIn ? 'signin' : status.active ? 'active' : status.reachable ? 'online' : 'offline';
+  badge.dataset.state = state;
+  badge.textContent = t(`badge.${state}`) + (status.conflicts ? ' ' + t('badge.conflicts', { n: status.conflicts }) : '');
+  const focused = document.activeElement;
+  const typing = focused && ['INPUT', 'TEXTAREA', 'SELECT'].includes(focused.tagName) && main.contains(focused);
+  if (who && LIVE.has(parse().name) && !typing) draw();
+}
+
+async function start() {
+  await setLanguage(savedLanguage());
+  const chooser = document.getElementById('language');
+  chooser.replaceChildren(...Object.keys(LANGUAGES).map((code) => Object.assign(document.createElement('option'),
+    { value: code, textContent: t(`language.${code}`), selected: code === language() })));
+  chooser.addEventListener('change', async () => { await setLanguage(chooser.value); showStatus(db.status); draw(); });
+
+  who = db.session();
+  if (!who && !localStorage.getItem(SIGNED_OUT_KEY)) {
+    // Only a kiosk started with --sample offers demo accounts: open signed in as its demo member.
+    const sample = await db.sampleAccounts();
+    if (sample) {
+      try { who = await db.signIn(sample.member.name, sample.member.pin); } catch (error) { who = null; }
+    }
+  }
+  let timer = null;
+  db.onChange((status) => { clearTimeout(timer); timer = setTimeout(() => showStatus(status), 150); });
+  if (who) db.startSync(who);
+  window.addEventListener('hashchange', draw);
+  window.addEventListener('online', () => db.syncNow());
+  showStatus(db.status);
+  await draw();
+  document.body.dataset.ready = 'true';
+}
+
+// The service worker keeps the app itself offline; browsers allow it only in a secure
+// context (HTTPS, or localhost on the kiosk's own screen). Elsewhere the app still works
+// while the kiosk is in reach, with its data kept in the browser's database.
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register('/_app/sw.js', { scope: '/_app/' }).catch((error) => console.warn(error));
+}
+
+start();

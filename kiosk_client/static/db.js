@@ -1,0 +1,257 @@
+// The only module that knows PouchDB and the kiosk's URL (STYLE.md: kiosk_client/db.js).
+//
+// The phone keeps two local databases in the browser (IndexedDB): the handbook,
+// pulled from the kiosk (read-only), and the member's cell database, synced both
+// ways. Both replications are live and retry for ever, so the app keeps working
+// when the kiosk is out of reach and catches up when it is back.
+/* global PouchDB */
+
+const KIOSK = location.origin; // the app is served by the kiosk itself: same origin, cookie auth
+const HANDBOOK_DB = 'handbook';
+const SESSION_KEY = 'phs.session';
+const STATUS_KEY = 'phs.status';
+// Wait between retries while the kiosk is out of reach: from 1 s doubling to 15 s.
+// Local Wi-Fi requests cost nothing, and a member walking back into range should not wait long.
+const MAX_BACKOFF_MS = 15000;
+
+const listeners = new Set();
+let replications = [];
+let localHandbook = null;
+let localCell = null;
+let generation = 0; // events of replications cancelled by a restart are ignored
+
+export const status = loadStatus();
+
+function loadStatus() {
+  const saved = JSON.parse(localStorage.getItem(STATUS_KEY) || '{}');
+  return { reachable: null, lastSync: saved.lastSync || null, pushedSeq: saved.pushedSeq || 0,
+           waiting: 0, conflicts: 0, kiosk: saved.kiosk || null, needsSignIn: false, active: false };
+}
+
+function saveStatus() {
+  localStorage.setItem(STATUS_KEY, JSON.stringify(
+    { lastSync: status.lastSync, pushedSeq: status.pushedSeq, kiosk: status.kiosk }));
+}
+
+/** Call fn() whenever the sync status or the local data changes. */
+export function onChange(fn) { listeners.add(fn); return () => listeners.delete(fn); }
+
+function changed() { saveStatus(); listeners.forEach((fn) => fn(status)); }
+
+function backOff(delay) { return Math.min(Math.max(delay * 2, 1000), MAX_BACKOFF_MS); }
+
+function remote(name) {
+  // Cookies are same-origin; say so explicitly so PouchDB's fetch always sends AuthSession.
+  return new PouchDB(`${KIOSK}/${encodeURIComponent(name)}`, {
+    skip_setup: true,
+    fetch: (url, opts) => PouchDB.fetch(url, Object.assign({}, opts, { credentials: 'include' })),
+  });
+}
+
+// --- session ---------------------------------------------------------------------------
+
+/** The signed-in member ({name, roles, cell, memberId, cellDb, secretary}) or null. */
+export function session() {
+  const saved = localStorage.getItem(SESSION_KEY);
+  return saved ? JSON.parse(saved) : null;
+}
+
+function describe(name, roles) {
+  const cellRole = roles.find((r) => r.startsWith('cell:'));
+  const cell = cellRole ? cellRole.slice(5) : null;
+  return {
+    name, roles, cell,
+    memberId: cell && name.startsWith(cell + '.') ? `member:${cell}:${name.slice(cell.length + 1)}` : null,
+    cellDb: cell ? 'cell-' + cell.toLowerCase().replace(/\./g, '-') : null,
+    secretary: roles.includes('secretary'),
+  };
+}
+
+/** Sign in with a member account and PIN (CouchDB's POST /_session); throws {status}. */
+export async function signIn(name, pin) {
+  const response = await fetch(`${KIOSK}/_session`, {
+    method: 'POST', credentials: 'include',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify({ name, password: pin }),
+  });
+  if (!response.ok) {
+    const error = new Error('sign-in refused');
+    error.status = response.status;
+    throw error;
+  }
+  const body = await response.json();
+  const who = describe(body.name, body.roles || []);
+  localStorage.setItem(SESSION_KEY, JSON.stringify(who));
+  status.needsSignIn = false;
+  return who;
+}
+
+/** Forget the session here and at the kiosk (when it is in reach); local data stays. */
+export async function signOut() {
+  stopSync();
+  localStorage.removeItem(SESSION_KEY);
+  try { await fetch(`${KIOSK}/_session`, { method: 'DELETE', credentials: 'include' }); } catch (e) { /* offline */ }
+}
+
+/** The demo accounts, offered only by a kiosk running the sample (GET /_app/sample.json), else null. */
+export async function sampleAccounts() {
+  try {
+    const response = await fetch(`${KIOSK}/_app/sample.json`, { headers: { Accept: 'application/json' } });
+    return response.ok ? await response.json() : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+// --- sync ------------------------------------------------------------------------------
+
+/** Open the local databases of the signed-in member and start live sync with the kiosk. */
+export function startSync(who) {
+  stopSync();
+  generation += 1;
+  localHandbook = new PouchDB('phs-' + HANDBOOK_DB);
+  localCell = who.cellDb ? new PouchDB('phs-' + who.cellDb) : null;
+  const options = { live: true, retry: true, back_off_function: backOff, batch_size: 50 };
+  replications = [watch(PouchDB.replicate(remote(HANDBOOK_DB), localHandbook, options), 'pull')];
+  if (localCell) {
+    replications.push(watch(PouchDB.replicate(remote(who.cellDb), localCell, options), 'pull'));
+    replications.push(watch(PouchDB.replicate(localCell, remote(who.cellDb), options), 'push'));
+    replications.push(localCell.changes({ since: 'now', live: true }).on('change', () => refreshCounts()));
+  }
+  refreshCounts();
+  refreshKiosk();
+}
+
+function stopSync() {
+  replications.forEach((r) => r.cancel());
+  replications = [];
+}
+
+function watch(replication, direction) {
+  const mine = generation;
+  const current = (fn) => (...args) => (mine === generation ? fn(...args) : undefined);
+  replication
+    .on('active', current(() => { status.active = true; status.reachable = true; changed(); }))
+    .on('change', current(() => { status.reachable = true; changed(); }))
+    .on('paused', current(async (err) => {
+      status.active = false;
+      status.reachable = !err;
+      if (!err) {
+        status.lastSync = new Date().toISOString();
+        if (direction === 'push' && localCell) status.pushedSeq = (await localCell.info()).update_seq;
+        refreshKiosk();
+      }
+      refreshCounts();
+    }))
+    .on('denied', current(() => refreshCounts()))
+    .on('error', current((err) => {
+      status.reachable = false;
+      status.needsSignIn = Boolean(err && (err.status === 401 || err.status === 403));
+      changed();
+    }));
+  return replication;
+}
+
+/** Restart the replications now (the "Sync now" button), instead of waiting for the back-off. */
+export function syncNow() {
+  const who = session();
+  if (who) startSync(who);
+}
+
+async function refreshCounts() {
+  if (localCell) {
+    const since = await localCell.changes({ since: status.pushedSeq, limit: 1000 });
+    status.waiting = since.results.filter((c) => !c.id.startsWith('_design/')).length;
+    status.conflicts = (await conflicts()).length;
+  }
+  changed();
+}
+
+async function refreshKiosk() {
+  try {
+    const response = await fetch(`${KIOSK}/_sync/status`, { credentials: 'include', headers: { Accept: 'application/json' } });
+    if (response.ok) {
+      const body = await response.json();
+      status.kiosk = { configured: body.configured, lastRound: body.last_round,
+                       waiting: Object.values(body.waiting_up || {}).reduce((a, b) => a + b, 0) };
+      changed();
+    }
+  } catch (e) { /* out of reach: keep the last known kiosk status */ }
+}
+
+// --- data ------------------------------------------------------------------------------
+
+function docsOf(result) { return result.rows.map((r) => r.doc).filter(Boolean); }
+
+async function byPrefix(db, prefix, extra = {}) {
+  if (!db) return [];
+  return docsOf(await db.allDocs(Object.assign({ include_docs: true, startkey: prefix, endkey: prefix + '\uffff' }, extra)));
+}
+
+/** Every article of the handbook, newest first. */
+export async function articles() {
+  const docs = await byPrefix(localHandbook, 'article:');
+  return docs.sort((a, b) => String(b.published_at).localeCompare(String(a.published_at)));
+}
+
+export async function article(id) { return localHandbook.get(id); }
+
+/** An attachment's data as an object URL the browser can open (a PDF opens in its viewer). */
+export async function attachmentUrl(docId, name) {
+  const blob = await localHandbook.getAttachment(docId, name);
+  return URL.createObjectURL(blob);
+}
+
+/** The cell's meetings, the next one first. */
+export async function meetings() {
+  const docs = await byPrefix(localCell, 'meeting:');
+  return docs.sort((a, b) => String(b.scheduled).localeCompare(String(a.scheduled)));
+}
+
+export async function minutesOf(meetingId) {
+  try { return await localCell.get('minutes:' + meetingId); } catch (e) { return null; }
+}
+
+export async function attendanceOf(meetingId, memberNo) {
+  try { return await localCell.get(`attendance:${meetingId}:${memberNo}`); } catch (e) { return null; }
+}
+
+/** Write a document into the cell's database (it goes up to the kiosk by itself). */
+export async function save(doc) {
+  const result = await localCell.put(doc);
+  refreshCounts();
+  return result;
+}
+
+export function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// --- conflicts -------------------------------------------------------------------------
+
+/** Documents of the cell with conflicting versions (e.g. minutes edited on two devices offline). */
+export async function conflicts() {
+  if (!localCell) return [];
+  const result = await localCell.allDocs({ include_docs: true, conflicts: true });
+  return docsOf(result).filter((d) => d._conflicts && d._conflicts.length);
+}
+
+/** Every live version of a document: the current winner first. */
+export async function versions(id) {
+  const winner = await localCell.get(id, { conflicts: true });
+  const others = await Promise.all((winner._conflicts || []).map((rev) => localCell.get(id, { rev })));
+  delete winner._conflicts;
+  return [winner, ...others];
+}
+
+/** Keep one version (its fields as given) and remove the others, so no version is lost unseen. */
+export async function resolve(id, chosen) {
+  const [winner, ...others] = await versions(id);
+  const kept = Object.assign({}, chosen, { _id: id, _rev: winner._rev });
+  await localCell.bulkDocs([kept, ...others.map((o) => ({ _id: id, _rev: o._rev, _deleted: true }))]);
+  refreshCounts();
+}

@@ -1,0 +1,70 @@
+"""The web app (``kiosk_client/static``) served at ``/_app/``, as CouchDB serves Fauxton at ``/_utils/``.
+
+Files are read from the package, never from node_modules: the kiosk runs without npm.
+Every response is revalidated (``no-cache`` with an ETag): the service worker keeps
+the offline copy, so the HTTP cache must never hold a stale one beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Response, current_app, redirect, request
+
+from ..errors import NotFound
+from .http import respond
+from .server import root as couch_root
+
+STATIC = Path(__file__).resolve().parent.parent.parent / "kiosk_client" / "static"
+# Explicit types: Python's mimetypes table differs between systems (.js, .webmanifest).
+TYPES = {
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json", ".css": "text/css; charset=utf-8",
+    ".webmanifest": "application/manifest+json", ".svg": "image/svg+xml", ".png": "image/png",
+    ".txt": "text/plain; charset=utf-8",
+}
+PREFIX = "/_app/"
+
+
+def root() -> Response:
+    """``GET /``: a browser (preferring HTML) goes to the app; CouchDB clients get the welcome JSON."""
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html" \
+            and request.accept_mimetypes["text/html"] > request.accept_mimetypes["application/json"]:
+        return redirect(PREFIX, 302)
+    return couch_root()
+
+
+def serve(rest: list[str]) -> Response:
+    """``GET /_app/<path>``: a file of the app; ``/_app`` itself redirects so relative URLs work."""
+    if not rest and not request.path.endswith("/"):
+        return redirect(PREFIX, 301)
+    if rest == ["sample.json"]:
+        return _sample()
+    path = _file(rest or ["index.html"])
+    response = Response(path.read_bytes(), content_type=TYPES.get(path.suffix, "application/octet-stream"))
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if path.name == "sw.js":
+        response.headers["Service-Worker-Allowed"] = PREFIX
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def _file(parts: list[str]) -> Path:
+    """The file under STATIC; anything outside it (``..``, hidden names) is missing."""
+    if any(not p or p.startswith(".") or "\\" in p for p in parts):
+        raise NotFound("missing")
+    path = STATIC.joinpath(*parts).resolve()
+    if not path.is_file() or STATIC not in path.parents:
+        raise NotFound("missing")
+    return path
+
+
+def _sample() -> Response:
+    """The demo accounts, only from a server started with ``--sample`` (or ``server.sample_db``)."""
+    if not current_app.config.get("SAMPLE_ACCOUNTS"):
+        raise NotFound("missing")
+    from ..sample import CELL, CELL_DB, DEMO_MEMBER, DEMO_SECRETARY, HANDBOOK_DB
+
+    return respond({"sample": True, "cell": CELL, "cell_db": CELL_DB, "handbook_db": HANDBOOK_DB,
+                    "member": DEMO_MEMBER, "secretary": DEMO_SECRETARY})

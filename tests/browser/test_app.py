@@ -1,0 +1,272 @@
+"""The web app (kiosk_client/) in headless Chromium, driven by Playwright, against a real kiosk.
+
+Our server runs as a subprocess with the sample province (``serve --sample``) on a free
+loopback port; the hub is a pouchdb-server. The walk-through signs in, reads an article,
+checks in, writes minutes, loses the kiosk, keeps working, gets it back, resolves the
+conflict that the outage produced, and sees the records reach the hub. Screenshots at
+360 px and at kiosk size in each language go to $APP_SCREENSHOT_DIR (else a tmp dir).
+
+Chromium must be installed (``scripts/install-browser``); without it these tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import couch_dump
+import httpx
+import pytest
+import yaml
+from conftest import ADMIN, ROOT, free_port, start_process, stop_process, wait_ready
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from sync_server.policy import open_store
+from sync_server.sample import (
+    CELL_DB,
+    DEMO_MEMBER,
+    DEMO_SECRETARY,
+    HANDBOOK_DOCS,
+    MEETING_NEXT,
+)
+from sync_server.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+PHONE = {"width": 360, "height": 760}
+KIOSK_SCREEN = {"width": 1280, "height": 800}
+WAIT_MS = 30_000  # longest a UI state or a sync may take to show up (PouchDB retries every <= 15 s)
+LANGUAGES = ("vi", "en", "ur")
+ARTICLES = sum(1 for d in HANDBOOK_DOCS if d["type"] == "article")
+
+
+class SampleKiosk:
+    """``sync-server serve --sample`` with an admin, on one port and data dir across restarts."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.data_dir = workdir / "data"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "kiosk.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SampleKiosk:
+        args = [sys.executable, "-m", "sync_server", "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+                "--port", str(self.port), "--admin", ":".join(ADMIN), "--sample"]
+        self.proc = start_process(args, ROOT, self.log)
+        wait_ready(self.proc, self.base + "/_up", self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def doc(self, doc_id: str, **params: str) -> dict[str, Any] | None:
+        response = httpx.get(f"{self.base}/{CELL_DB}/{doc_id}", params=params, auth=ADMIN, trust_env=False)
+        return response.json() if response.status_code == 200 else None
+
+
+@pytest.fixture
+def sample_kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleKiosk]:
+    kiosk = SampleKiosk(tmp_path_factory.mktemp("app-kiosk")).start()
+    yield kiosk
+    kiosk.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is missing ({CHROMIUM}): run scripts/install-browser (as root) to install it")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("APP_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_app(browser: Browser, kiosk: SampleKiosk, viewport: dict[str, int]) -> Page:
+    # the province's time zone, so meeting times read as the cell sees them
+    page = browser.new_context(viewport=viewport, timezone_id="Asia/Ho_Chi_Minh").new_page()
+    page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(kiosk.base + "/")  # a browser asking for / is sent to /_app/
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.url == kiosk.base + "/_app/"
+    assert errors == []
+    return page
+
+
+def wait_for(check: Callable[[], Any], what: str) -> Any:
+    """Poll ``check`` until it returns something truthy (a bounded number of tries)."""
+    for _ in range(WAIT_MS // 250):
+        found = check()
+        if found:
+            return found
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def no_horizontal_scroll(page: Page) -> None:
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+
+
+pytestmark = pytest.mark.peers  # both tests start our server as a subprocess
+
+
+def hub_config(tmp_path: Path, kiosk: SampleKiosk, hub_url: str) -> Path:
+    path = tmp_path / "hub-sync.yaml"
+    path.write_text(yaml.safe_dump({"server": {"data_dir": str(kiosk.data_dir)},
+                                    "sync": {"hub_url": hub_url, "cell_db": CELL_DB}}))
+    return path
+
+
+def test_app_works_offline_and_changes_reach_the_kiosk_and_the_hub(
+        browser: Browser, sample_kiosk: SampleKiosk, pouchdb_server: Any, shots: Path, tmp_path: Path) -> None:
+    kiosk = sample_kiosk
+    page = open_app(browser, kiosk, PHONE)
+
+    # opened signed in as the sample's demo member, with the handbook synced into the browser
+    expect(page.locator("#articles .card")).to_have_count(ARTICLES)
+    page.fill("#search", "nghi quyet")  # search ignores diacritics
+    expect(page.locator("#articles .card")).to_have_count(1)
+    page.click("#articles .card")
+    expect(page.locator("article h1")).to_have_text("Nghị quyết số 01-NQ/TU về chuyển đổi số")
+    pdf = page.eval_on_selector("a.attachment", "a => fetch(a.href).then(r => r.text()).then(t => t.slice(0, 5))")
+    assert pdf == "%PDF-"
+    no_horizontal_scroll(page)
+
+    # check in to the next meeting: the attendance record reaches the kiosk
+    page.click("nav a[data-screen=meetings]")
+    page.click(f"[data-meeting='{MEETING_NEXT}'] .checkin")
+    expect(page.locator(f"[data-meeting='{MEETING_NEXT}'] .done")).to_be_visible()
+    attendance_id = f"attendance:{MEETING_NEXT}:0003"
+    assert wait_for(lambda: kiosk.doc(attendance_id), "attendance at the kiosk")["member"] == DEMO_MEMBER["member"]
+
+    # sign out; the secretary signs in with member code and PIN and writes minutes
+    page.click("nav a[data-screen=sync]")
+    expect(page.locator("#signed-in-as")).to_contain_text(DEMO_MEMBER["name"])
+    page.click("#sign-out")
+    page.fill("#member", DEMO_SECRETARY["name"])
+    page.fill("#pin", "0000")
+    page.click("#signin-submit")
+    expect(page.locator(".signin .message")).not_to_be_empty()  # a wrong PIN is refused
+    page.fill("#pin", DEMO_SECRETARY["pin"])
+    page.click("#signin-submit")
+    page.click("nav a[data-screen=minutes]")
+    page.click(f"[data-meeting='{MEETING_NEXT}'] .write")
+    page.fill("#minutes-text", "Chi bộ quán triệt Nghị quyết số 01-NQ/TU.")
+    page.fill("#minutes-decisions", "Mỗi đảng viên cài Sổ tay.")
+    page.click("#minutes-save")
+    minutes_id = f"minutes:{MEETING_NEXT}"
+    wait_for(lambda: kiosk.doc(minutes_id), "minutes at the kiosk")
+    page.wait_for_function("navigator.serviceWorker.controller !== null")  # the app itself is kept offline
+
+    # the kiosk goes away: the app keeps working, even reloaded, from the browser's database
+    kiosk.stop()
+    expect(page.locator("#sync-badge")).to_have_attribute("data-state", "offline")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("nav a[data-screen=minutes]")
+    page.click(f"[data-meeting='{MEETING_NEXT}'] .write")
+    page.fill("#minutes-text", "Bản sửa trên điện thoại khi mất kết nối.")
+    page.click("#minutes-save")
+    expect(page.locator(f"[data-meeting='{MEETING_NEXT}'] .minutes-text")).to_contain_text("mất kết nối")
+    page.click("nav a[data-screen=feedback]")
+    page.fill("#feedback-text", "Chữ to, dễ đọc.")
+    page.click("#feedback-send")
+    expect(page.locator("#view .message")).not_to_be_empty()
+    page.click("nav a[data-screen=sync]")
+    expect(page.locator("#status-kiosk dd")).not_to_have_text("")
+    assert int(page.inner_text("#status-waiting dd")) >= 2  # the minutes and the feedback wait to go up
+
+    # meanwhile the same minutes were edited at the kiosk (another device, also offline)
+    store = open_store(Settings().replace("server", data_dir=str(kiosk.data_dir)))
+    db = store.get(CELL_DB)
+    kiosk_version = db.get(minutes_id)
+    kiosk_version["text"] = "Bản sửa trên máy nhà văn hoá."
+    assert "error" not in db.bulk_docs([kiosk_version])[0]
+    store.close()
+
+    # the kiosk comes back: the changes arrive and the conflict is shown, not dropped
+    kiosk.start()
+    page.click("#sync-now")
+    wait_for(lambda: (kiosk.doc(minutes_id, conflicts="true") or {}).get("_conflicts"), "the conflict at the kiosk")
+    feedback = wait_for(lambda: [r for r in httpx.get(f"{kiosk.base}/{CELL_DB}/_all_docs", auth=ADMIN, trust_env=False,
+                                                      params={"startkey": '"feedback:"', "endkey": '"feedback:\ufff0"'}
+                                                      ).json()["rows"]], "feedback at the kiosk")
+    page.click("#sync-now")
+    page.click("#conflicts .resolve")
+    versions = page.locator(".version .minutes-text")
+    expect(versions).to_have_count(2)
+    assert sorted(versions.all_inner_texts()) == sorted(["Bản sửa trên máy nhà văn hoá.",
+                                                         "Bản sửa trên điện thoại khi mất kết nối."])
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "conflict-360-vi.png"))
+    page.click("#merge-save")
+    def resolved() -> dict[str, Any] | None:
+        doc = kiosk.doc(minutes_id, conflicts="true")
+        return doc if doc and not doc.get("_conflicts") else None
+
+    merged = wait_for(resolved, "the merged minutes at the kiosk")
+    assert "mất kết nối" in merged["text"] and "nhà văn hoá" in merged["text"]
+
+    # from the kiosk to the hub, with the kiosk's own sync round
+    couch_dump.create_db(pouchdb_server.url, CELL_DB)
+    proc = subprocess.run([sys.executable, "-m", "sync_server", "sync", "--once", "--config",
+                           str(hub_config(tmp_path, kiosk, pouchdb_server.url))],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    on_hub = couch_dump.dump(pouchdb_server.url, CELL_DB)
+    assert attendance_id in on_hub and feedback[0]["id"] in on_hub
+    assert on_hub[minutes_id]["winner"]["text"] == merged["text"]
+    assert [leaf["doc"]["text"] for leaf in on_hub[minutes_id]["leaves"] if not leaf["doc"].get("_deleted")] \
+        == [merged["text"]]  # the hub has the resolution too: one live version
+    page.click("#sync-now")  # the app shows when the kiosk last reached the province
+    expect(page.locator("#status-province dd")).to_have_text(re.compile(r"^\d\d:\d\d .*\d{4}$"))
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "sync-360-vi.png"))
+
+
+def test_screens_in_every_language_at_phone_and_kiosk_size(
+        browser: Browser, sample_kiosk: SampleKiosk, shots: Path) -> None:
+    english: set[str] = set()
+    for lang in ("en", *[code for code in LANGUAGES if code != "en"]):
+        for name, viewport in (("360", PHONE), ("kiosk", KIOSK_SCREEN)):
+            page = open_app(browser, sample_kiosk, viewport)
+            page.select_option("#language", lang)
+            expect(page.locator("html")).to_have_attribute("lang", lang)
+            expect(page.locator("html")).to_have_attribute("dir", "rtl" if lang == "ur" else "ltr")
+            expect(page.locator("#articles .card")).to_have_count(ARTICLES)
+            for screen in ("meetings", "minutes", "feedback", "sync", "handbook"):
+                page.click(f"nav a[data-screen={screen}]")
+                expect(page.locator("body")).to_have_attribute("data-screen", screen)
+                page.wait_for_selector("#view section")
+                chrome = "\n".join(page.inner_text(part) for part in (".app-name", "#sync-badge", "nav", "#view h1"))
+                if lang == "en":
+                    english.update(line for line in chrome.split("\n") if len(line) > 3)
+                else:
+                    # nothing of the English interface shows through: no string is hard-coded
+                    assert not [line for line in chrome.split("\n") if line in english]
+                if viewport is PHONE:
+                    no_horizontal_scroll(page)
+                    targets = page.eval_on_selector_all(
+                        "nav a, button, .button, select, input", "els => els.map(e => e.getBoundingClientRect().height)")
+                    assert min(targets) >= 48
+                if screen in ("handbook", "meetings"):
+                    page.screenshot(path=str(shots / f"{screen}-{name}-{lang}.png"))
+            page.context.close()
+    assert len(english) > 5
