@@ -7,7 +7,7 @@ from typing import Any
 
 from .auth import USER_PREFIX, current_name, current_roles
 from .errors import NotFound
-from .ownership import MEMBER_ROLE, SECRETARY_ROLE, cell_role
+from .ownership import KIOSK_ADMIN_ROLE, MEMBER_ROLE, SECRETARY_ROLE, cell_role
 from .store import Server
 
 CELL = "TQ.NH.KH.C01"
@@ -44,13 +44,15 @@ def ensure_sample(server: Server, name: str) -> bool:
 
 # --- the sample province (issue #7): what `serve --sample` opens in the web app ---------
 # A handbook with articles in every screen's category (one with a PDF), one cell's
-# database with meetings and minutes, and two accounts whose PINs are printed here on
-# purpose: they exist only in a data directory made with --sample, and the server
+# database with meetings and minutes, and three accounts whose PINs are printed here on
+# purpose (a member, the secretary, and the kiosk admin who pairs phones on the kiosk screen): they exist only in a data directory made with --sample, and the server
 # offers them to the app (GET /_app/sample.json) only while it runs with --sample.
 CELL_DB = "cell-tq-nh-kh-c01"
 HANDBOOK_DB = "handbook"
 DEMO_MEMBER = {"name": f"{CELL}.0003", "pin": "1234", "member": f"member:{CELL}:0003"}
 DEMO_SECRETARY = {"name": f"{CELL}.0012", "pin": "2468", "member": f"member:{CELL}:0012"}
+# Not a member: an account of the cell (to read its database) with the kiosk-admin role only.
+DEMO_KIOSK_ADMIN = {"name": f"{CELL}.kiosk", "pin": "1357"}
 MEETING_NEXT = f"meeting:{CELL}:5d0c9a4e-2f1b-4c3d-8e7f-a1b2c3d4e5f6"
 MEETING_HELD = f"meeting:{CELL}:b2e47d90-1c3a-4e8f-a5d6-7f09c1e2d384"
 
@@ -165,7 +167,8 @@ def ensure_sample_province(server: Server) -> list[str]:
         server.get(CELL_DB).put_security(cell_security)
     users = server.get_or_create("_users")
     accounts = [_account(DEMO_MEMBER, [MEMBER_ROLE, cell_role(CELL)]),
-                _account(DEMO_SECRETARY, [MEMBER_ROLE, SECRETARY_ROLE, cell_role(CELL)])]
+                _account(DEMO_SECRETARY, [MEMBER_ROLE, SECRETARY_ROLE, cell_role(CELL)]),
+                _account(DEMO_KIOSK_ADMIN, [KIOSK_ADMIN_ROLE, cell_role(CELL)])]
     missing = [a for a in accounts if not _exists(users, a["_id"])]
     if missing:
         _fill(users, missing)

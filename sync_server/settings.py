@@ -36,6 +36,8 @@ class ServerSettings:
                                     minimum=0)
     tls_cert: str | None = _setting(None, "PEM certificate for HTTPS (e.g. issued by the province). Empty: one is made in DATA_DIR/tls.")
     tls_key: str | None = _setting(None, "PEM private key of tls_cert (mode 600).")
+    public_url: str | None = _setting(None, "Address phones on the village Wi-Fi use for this kiosk, put in the pairing QR code (e.g. https://192.168.50.1:6984/). Empty: the address the kiosk screen itself used.",
+                                      pattern=r"https?://[^/\s]+/?", example="https://192.168.50.1:6984/")
 
 
 @dataclass(frozen=True)

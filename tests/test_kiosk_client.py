@@ -57,7 +57,8 @@ def test_every_key_the_app_uses_is_translated() -> None:
         used.update(re.findall(r"\bt\('([a-z_.]+)'", path.read_text()))
     used.update(re.findall(r'data-i18n="([a-z_.]+)"', (STATIC / "index.html").read_text()))
     used.update(f"{prefix}.{value}" for prefix, values in DYNAMIC.items() for value in values)
-    used.update(("sync.province_ok", "sync.province_failed", "signin.demo_member", "signin.demo_secretary"))
+    used.update(("sync.province_ok", "sync.province_failed", "signin.demo_member", "signin.demo_secretary",
+                 "signin.demo_kiosk_admin"))
     assert len(used) > 80
     assert sorted(used - set(strings("en"))) == []
 
@@ -125,6 +126,7 @@ def test_app_demo_accounts_only_from_a_sample_server(anon, sample_app, make_clie
     assert anon.get("/_app/sample.json").status_code == 404
     demo = make_client(sample_app, auth=False).get("/_app/sample.json").json
     assert demo["sample"] is True and demo["member"]["name"] == "TQ.NH.KH.C01.0003"
+    assert demo["kiosk_admin"] == {"name": "TQ.NH.KH.C01.kiosk", "pin": "1357"}
 
 
 def test_service_worker_keeps_every_file_of_the_app() -> None:

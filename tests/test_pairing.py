@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from sync_server.app import create_app
+from sync_server.errors import StartupError
 from sync_server.settings import Settings
 
 CELL = "TQ.NH.KH.C01"
@@ -82,3 +83,14 @@ def test_an_expired_code_is_refused(tmp_path):
     code = pairing.new_code("http://kiosk.local:5984", now=1000.0)["code"]
     with pytest.raises(Unauthorized, match="expired"):
         pairing.claim(code, MEMBER, "phone", now=1000.0 + CODE_SECONDS + 1)
+
+
+def test_the_qr_code_points_at_the_address_phones_can_reach(tmp_path):
+    settings = Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret",
+                                  public_url="http://192.168.50.1:5984/")
+    app = create_app(settings)
+    shown = app.test_client().post("/_pairing/code", headers=ADMIN).json  # the screen itself is on 127.0.0.1
+    assert shown["url"] == f"http://192.168.50.1:5984/_app/?pair={shown['code']}"
+    app.extensions["sync_server"].close()
+    with pytest.raises(StartupError, match="public_url"):
+        Settings().replace("server", public_url="192.168.50.1")

@@ -18,6 +18,7 @@ def test_sample_province_has_a_handbook_a_cell_and_demo_accounts(tmp_path):
     from sync_server.sample import (
         CELL_DB,
         CELL_DOCS,
+        DEMO_KIOSK_ADMIN,
         DEMO_MEMBER,
         DEMO_SECRETARY,
         HANDBOOK_DOCS,
@@ -40,6 +41,13 @@ def test_sample_province_has_a_handbook_a_cell_and_demo_accounts(tmp_path):
     assert client.get(f"/{CELL_DB}/_all_docs").status_code == 200  # the secretary's cookie opens the cell
     client.delete("/_session")
     assert app.test_client().get(f"/{CELL_DB}/_all_docs").status_code == 401  # nobody else
+    # the demo kiosk admin pairs phones (and reads the cell), but is no member: no attendance of its own
+    kiosk = app.test_client()
+    signed_in = kiosk.post("/_session", json={"name": DEMO_KIOSK_ADMIN["name"], "password": DEMO_KIOSK_ADMIN["pin"]})
+    assert signed_in.status_code == 200 and "kiosk-admin" in signed_in.json["roles"] \
+        and "member" not in signed_in.json["roles"]
+    assert kiosk.post("/_pairing/code").status_code == 201
+    assert kiosk.get(f"/{CELL_DB}/_all_docs").status_code == 200
     server.close()
 
 
@@ -47,7 +55,8 @@ def test_sample_province_is_completed_not_replaced(tmp_path):
     from sync_server.sample import CELL_DB, ensure_sample_province
 
     server = open_store(Settings().replace("server", data_dir=str(tmp_path)))
-    assert ensure_sample_province(server) == ["handbook", CELL_DB, "TQ.NH.KH.C01.0003", "TQ.NH.KH.C01.0012"]
+    assert ensure_sample_province(server) == ["handbook", CELL_DB, "TQ.NH.KH.C01.0003", "TQ.NH.KH.C01.0012",
+                                              "TQ.NH.KH.C01.kiosk"]
     server.delete(CELL_DB)
     assert ensure_sample_province(server) == [CELL_DB]
     assert ensure_sample_province(server) == []

@@ -9,18 +9,25 @@ import * as feedback from './views/feedback.js';
 import * as sync from './views/sync.js';
 import * as conflict from './views/conflict.js';
 import * as signin from './views/signin.js';
+import * as pair from './views/pair.js';
+import { h } from './ui.js';
 
 const ROUTES = {
   handbook: handbook.render, article: article.render, meetings: meetings.render, minutes: minutes.render,
   'minutes-edit': minutes.renderEdit, feedback: feedback.render, sync: sync.render,
-  conflict: conflict.render, signin: signin.render,
+  conflict: conflict.render, signin: signin.render, pair: pair.render, 'pair-phone': pair.renderPhone,
 };
+// Screens open to a browser nobody is signed in on.
+const OPEN = new Set(['signin', 'pair-phone']);
 // Screens that show live data and are redrawn when it changes (never a form being filled in).
 const LIVE = new Set(['handbook', 'meetings', 'minutes', 'sync']);
 const SIGNED_OUT_KEY = 'phs.signedOut';
 const main = document.getElementById('view');
 let who = null;
 let drawing = Promise.resolve();
+// A pairing link from the kiosk's QR code (/_app/?pair=123456[&fp=sha256:...]) not yet used.
+let pairing = null;
+let shownHash = null;
 
 function parse() {
   const [path, query = ''] = location.hash.replace(/^#\/?/, '').split('?');
@@ -36,16 +43,28 @@ const ctx = {
   rerender: () => draw(),
   signedIn: (account) => { who = account; localStorage.removeItem(SIGNED_OUT_KEY); db.startSync(who); ctx.go('#/handbook'); },
   signOut: async () => { await db.signOut(); who = null; localStorage.setItem(SIGNED_OUT_KEY, '1'); ctx.go('#/signin'); },
+  get pairing() { return pairing; },
+  // The phone is paired: the code is spent, so it leaves the address (a reload must not show it again).
+  paired: (account) => {
+    pairing = null;
+    const url = new URL(location.href);
+    url.searchParams.delete('pair');
+    url.searchParams.delete('fp');
+    history.replaceState(null, '', url.pathname + url.search + '#/handbook');
+    ctx.signedIn(account);
+  },
 };
 
 function draw() {
   drawing = drawing.then(async () => {
     let { name, params } = parse();
-    if (!who && name !== 'signin') name = 'signin';
+    if (!who && !OPEN.has(name)) name = 'signin';
     const render = ROUTES[name] || ROUTES.handbook;
     try {
       const view = await render(params, ctx);
       main.replaceChildren(view);
+      if (location.hash !== shownHash) window.scrollTo(0, 0); // a new screen opens at its top; a redraw stays put
+      shownHash = location.hash;
     } catch (error) {
       console.error(error);
       main.replaceChildren(Object.assign(document.createElement('p'), { className: 'message', textContent: t('app.error') }));
@@ -53,12 +72,29 @@ function draw() {
     document.body.dataset.screen = name;
     document.querySelectorAll('nav a').forEach((a) => {
       const on = a.dataset.screen === name || (name === 'article' && a.dataset.screen === 'handbook')
-        || (name === 'minutes-edit' && a.dataset.screen === 'minutes') || (name === 'conflict' && a.dataset.screen === 'sync');
+        || (name === 'minutes-edit' && a.dataset.screen === 'minutes')
+        || (['conflict', 'pair'].includes(name) && a.dataset.screen === 'sync');
       if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
     document.getElementById('nav').hidden = !who;
+    showNotice();
   });
   return drawing;
+}
+
+// The kiosk refused this phone's device token (the kiosk admin unpaired it): say so on every
+// screen, with the way back, while the data already on the phone stays readable.
+function showNotice() {
+  const notice = document.getElementById('notice');
+  const show = Boolean(db.status.unpaired) && !OPEN.has(parse().name);
+  notice.hidden = !show;
+  if (!show) { notice.replaceChildren(); return; }
+  if (notice.dataset.lang === language() && notice.childElementCount) return; // shown already: keep the focus
+  notice.dataset.lang = language();
+  notice.replaceChildren(h('p', { id: 'unpaired-text' }, t('pair.unpaired')),
+    h('div', { class: 'actions' },
+      h('a', { class: 'button primary', href: '#/pair-phone' }, t('pair.again')),
+      h('a', { class: 'button secondary', href: '#/signin' }, t('signin.button'))));
 }
 
 function showStatus(status) {
@@ -69,6 +105,7 @@ function showStatus(status) {
   const focused = document.activeElement;
   const typing = focused && ['INPUT', 'TEXTAREA', 'SELECT'].includes(focused.tagName) && main.contains(focused);
   if (who && LIVE.has(parse().name) && !typing) draw();
+  else showNotice();
 }
 
 async function start() {
@@ -78,8 +115,13 @@ async function start() {
     { value: code, textContent: t(`language.${code}`), selected: code === language() })));
   chooser.addEventListener('change', async () => { await setLanguage(chooser.value); showStatus(db.status); draw(); });
 
+  const query = new URLSearchParams(location.search);
+  if (/^\d{6}$/.test(query.get('pair') || '')) {
+    pairing = { code: query.get('pair'), fp: query.get('fp') };
+    history.replaceState(null, '', location.pathname + location.search + '#/pair-phone');
+  }
   who = db.session();
-  if (!who && !localStorage.getItem(SIGNED_OUT_KEY)) {
+  if (!who && !pairing && !localStorage.getItem(SIGNED_OUT_KEY)) {
     // Only a kiosk started with --sample offers demo accounts: open signed in as its demo member.
     const sample = await db.sampleAccounts();
     if (sample) {

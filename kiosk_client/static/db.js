@@ -6,10 +6,14 @@
 // when the kiosk is out of reach and catches up when it is back.
 /* global PouchDB */
 
-const KIOSK = location.origin; // the app is served by the kiosk itself: same origin, cookie auth
+const KIOSK = location.origin; // the app is served by the kiosk itself: same origin
 const HANDBOOK_DB = 'handbook';
 const SESSION_KEY = 'phs.session';
 const STATUS_KEY = 'phs.status';
+// A paired phone's device token ({token, deviceId, name}), kept in localStorage: it is sent as
+// `Authorization: Bearer` on every request to the kiosk instead of the AuthSession cookie.
+// Anyone who can read this browser's storage can use it until the kiosk admin revokes it.
+const DEVICE_KEY = 'phs.device';
 // Wait between retries while the kiosk is out of reach: from 1 s doubling to 15 s.
 // Local Wi-Fi requests cost nothing, and a member walking back into range should not wait long.
 const MAX_BACKOFF_MS = 15000;
@@ -25,12 +29,13 @@ export const status = loadStatus();
 function loadStatus() {
   const saved = JSON.parse(localStorage.getItem(STATUS_KEY) || '{}');
   return { reachable: null, lastSync: saved.lastSync || null, pushedSeq: saved.pushedSeq || 0,
-           waiting: 0, conflicts: 0, kiosk: saved.kiosk || null, needsSignIn: false, active: false };
+           waiting: 0, conflicts: 0, kiosk: saved.kiosk || null, needsSignIn: Boolean(saved.unpaired),
+           active: false, unpaired: Boolean(saved.unpaired) };
 }
 
 function saveStatus() {
   localStorage.setItem(STATUS_KEY, JSON.stringify(
-    { lastSync: status.lastSync, pushedSeq: status.pushedSeq, kiosk: status.kiosk }));
+    { lastSync: status.lastSync, pushedSeq: status.pushedSeq, kiosk: status.kiosk, unpaired: status.unpaired }));
 }
 
 /** Call fn() whenever the sync status or the local data changes. */
@@ -41,11 +46,35 @@ function changed() { saveStatus(); listeners.forEach((fn) => fn(status)); }
 function backOff(delay) { return Math.min(Math.max(delay * 2, 1000), MAX_BACKOFF_MS); }
 
 function remote(name) {
-  // Cookies are same-origin; say so explicitly so PouchDB's fetch always sends AuthSession.
+  // A paired phone sends its device token; otherwise the AuthSession cookie (same origin,
+  // said explicitly so PouchDB's fetch always sends it).
   return new PouchDB(`${KIOSK}/${encodeURIComponent(name)}`, {
     skip_setup: true,
-    fetch: (url, opts) => PouchDB.fetch(url, Object.assign({}, opts, { credentials: 'include' })),
+    fetch: (url, opts) => {
+      const headers = new Headers((opts && opts.headers) || {});
+      const device = pairedDevice();
+      if (device) headers.set('Authorization', `Bearer ${device.token}`);
+      return PouchDB.fetch(url, Object.assign({}, opts, { credentials: 'include', headers }));
+    },
   });
+}
+
+/** fetch() to the kiosk with this browser's credentials (device token or cookie); a 401 on a token unpairs. */
+async function kioskFetch(path, init = {}) {
+  const device = pairedDevice();
+  const headers = new Headers(init.headers || {});
+  if (!headers.has('Accept')) headers.set('Accept', 'application/json');
+  if (device) headers.set('Authorization', `Bearer ${device.token}`);
+  const response = await fetch(`${KIOSK}${path}`, Object.assign({}, init, { credentials: 'include', headers }));
+  if (response.status === 401 && device) unpaired(device);
+  return response;
+}
+
+async function refused(response) {
+  const error = new Error('refused');
+  error.status = response.status;
+  try { error.reason = (await response.json()).reason || ''; } catch (e) { error.reason = ''; }
+  return error;
 }
 
 // --- session ---------------------------------------------------------------------------
@@ -53,7 +82,9 @@ function remote(name) {
 /** The signed-in member ({name, roles, cell, memberId, cellDb, secretary}) or null. */
 export function session() {
   const saved = localStorage.getItem(SESSION_KEY);
-  return saved ? JSON.parse(saved) : null;
+  if (!saved) return null;
+  const who = JSON.parse(saved);
+  return describe(who.name, who.roles || []); // described afresh, so a newer app reads an older session
 }
 
 function describe(name, roles) {
@@ -61,9 +92,12 @@ function describe(name, roles) {
   const cell = cellRole ? cellRole.slice(5) : null;
   return {
     name, roles, cell,
-    memberId: cell && name.startsWith(cell + '.') ? `member:${cell}:${name.slice(cell.length + 1)}` : null,
+    // a kiosk admin's account (e.g. TQ.NH.KH.C01.kiosk) is of the cell but is no member of it
+    memberId: cell && name.startsWith(cell + '.') && (roles.includes('member') || roles.includes('secretary'))
+      ? `member:${cell}:${name.slice(cell.length + 1)}` : null,
     cellDb: cell ? 'cell-' + cell.toLowerCase().replace(/\./g, '-') : null,
     secretary: roles.includes('secretary'),
+    kioskAdmin: roles.includes('kiosk-admin') || roles.includes('_admin'),
   };
 }
 
@@ -80,17 +114,91 @@ export async function signIn(name, pin) {
     throw error;
   }
   const body = await response.json();
-  const who = describe(body.name, body.roles || []);
+  localStorage.removeItem(DEVICE_KEY); // signed in with a PIN: the cookie is this browser's credential now
+  return remember(describe(body.name, body.roles || []));
+}
+
+function remember(who) {
   localStorage.setItem(SESSION_KEY, JSON.stringify(who));
   status.needsSignIn = false;
+  status.unpaired = false;
+  saveStatus();
   return who;
 }
 
-/** Forget the session here and at the kiosk (when it is in reach); local data stays. */
+/** Forget the session (and a paired phone's token) here and at the kiosk when in reach; local data stays. */
 export async function signOut() {
   stopSync();
   localStorage.removeItem(SESSION_KEY);
+  localStorage.removeItem(DEVICE_KEY);
   try { await fetch(`${KIOSK}/_session`, { method: 'DELETE', credentials: 'include' }); } catch (e) { /* offline */ }
+}
+
+// --- pairing a phone -------------------------------------------------------------------
+
+/** This phone's device token ({token, deviceId, name}) when it is paired with the kiosk, else null. */
+export function pairedDevice() {
+  const saved = localStorage.getItem(DEVICE_KEY);
+  return saved ? JSON.parse(saved) : null;
+}
+
+/**
+ * Pair this phone: the code from the kiosk screen, the member's account and PIN. Keeps the device
+ * token and returns the member as signIn() does. Throws {status, kind}: kind is 'code' (unknown,
+ * used or expired), 'locked' (too many wrong PINs), 'pin' (wrong member code or PIN) or 'other'.
+ */
+export async function pair(code, name, pin, label) {
+  const response = await fetch(`${KIOSK}/_pairing/claim`, {
+    method: 'POST', credentials: 'omit',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify({ code, name, pin, label }),
+  });
+  if (!response.ok) {
+    const error = await refused(response);
+    // the kiosk's reasons (sync_server/pairing.py, auth.py) tell a bad code from a wrong PIN
+    error.kind = response.status !== 401 ? 'other' : /pairing code/i.test(error.reason) ? 'code'
+      : /locked/i.test(error.reason) ? 'locked' : 'pin';
+    throw error;
+  }
+  const device = await response.json();
+  const me = await fetch(`${KIOSK}/_session`, {
+    credentials: 'omit', headers: { Accept: 'application/json', Authorization: `Bearer ${device.token}` } });
+  if (!me.ok) throw await refused(me);
+  const user = (await me.json()).userCtx;
+  localStorage.setItem(DEVICE_KEY, JSON.stringify({ token: device.token, deviceId: device.device_id, name: user.name }));
+  return remember(describe(user.name, user.roles || []));
+}
+
+/** The kiosk refused this phone's token (401): the admin revoked it. Drop it; the local data stays. */
+function unpaired(device) {
+  const current = pairedDevice();
+  if (!current || current.token !== device.token) return; // already dropped, or paired again since
+  localStorage.removeItem(DEVICE_KEY);
+  stopSync();
+  status.unpaired = true;
+  status.needsSignIn = true;
+  status.active = false;
+  changed();
+}
+
+/** For the kiosk admin: a new one-time code ({code, expires, url, qr_svg[, fingerprint]}). */
+export async function pairingCode() {
+  const response = await kioskFetch('/_pairing/code', { method: 'POST' });
+  if (!response.ok) throw await refused(response);
+  return response.json();
+}
+
+/** For the kiosk admin: every paired device ({device_id, member, label, paired_at, revoked_at}). */
+export async function pairedDevices() {
+  const response = await kioskFetch('/_pairing/devices');
+  if (!response.ok) throw await refused(response);
+  return response.json();
+}
+
+/** For the kiosk admin: refuse a device's token from now on. */
+export async function revokeDevice(deviceId) {
+  const response = await kioskFetch(`/_pairing/devices/${encodeURIComponent(deviceId)}`, { method: 'DELETE' });
+  if (!response.ok) throw await refused(response);
 }
 
 /** The demo accounts, offered only by a kiosk running the sample (GET /_app/sample.json), else null. */
@@ -145,6 +253,8 @@ function watch(replication, direction) {
     }))
     .on('denied', current(() => refreshCounts()))
     .on('error', current((err) => {
+      const device = pairedDevice();
+      if (device && err && err.status === 401) { unpaired(device); return; }
       status.reachable = false;
       status.needsSignIn = Boolean(err && (err.status === 401 || err.status === 403));
       changed();
@@ -169,7 +279,7 @@ async function refreshCounts() {
 
 async function refreshKiosk() {
   try {
-    const response = await fetch(`${KIOSK}/_sync/status`, { credentials: 'include', headers: { Accept: 'application/json' } });
+    const response = await kioskFetch('/_sync/status');
     if (response.ok) {
       const body = await response.json();
       status.kiosk = { configured: body.configured, lastRound: body.last_round,

@@ -64,7 +64,14 @@ def _sample() -> Response:
     """The demo accounts, only from a server started with ``--sample`` (or ``server.sample_db``)."""
     if not current_app.config.get("SAMPLE_ACCOUNTS"):
         raise NotFound("missing")
-    from ..sample import CELL, CELL_DB, DEMO_MEMBER, DEMO_SECRETARY, HANDBOOK_DB
+    from ..sample import (
+        CELL,
+        CELL_DB,
+        DEMO_KIOSK_ADMIN,
+        DEMO_MEMBER,
+        DEMO_SECRETARY,
+        HANDBOOK_DB,
+    )
 
     return respond({"sample": True, "cell": CELL, "cell_db": CELL_DB, "handbook_db": HANDBOOK_DB,
-                    "member": DEMO_MEMBER, "secretary": DEMO_SECRETARY})
+                    "member": DEMO_MEMBER, "secretary": DEMO_SECRETARY, "kiosk_admin": DEMO_KIOSK_ADMIN})

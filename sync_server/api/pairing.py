@@ -29,7 +29,8 @@ def new_code() -> Response:
     _require_kiosk_admin()
     body = json_body(require_type=False) if request.content_length else {}
     tls = current_app.config.get("TLS")  # set by `serve` when it listens for HTTPS too
-    kiosk_url = body.get("kiosk_url") or (_https_url(tls["port"]) if tls else request.host_url)
+    public_url = current_app.config["SETTINGS"].server.public_url  # what phones can reach (not 127.0.0.1)
+    kiosk_url = body.get("kiosk_url") or public_url or (_https_url(tls["port"]) if tls else request.host_url)
     result = _pairing().new_code(str(kiosk_url), fingerprint=tls["fingerprint"] if tls else None)
     current_app.extensions["audit"].record("pairing_code", by=g.user.name)
     return respond(result, 201)

@@ -3,14 +3,16 @@
 Our server runs as a subprocess with the sample province (``serve --sample``) on a free
 loopback port; the hub is a pouchdb-server. The walk-through signs in, reads an article,
 checks in, writes minutes, loses the kiosk, keeps working, gets it back, resolves the
-conflict that the outage produced, and sees the records reach the hub. Screenshots at
-360 px and at kiosk size in each language go to $APP_SCREENSHOT_DIR (else a tmp dir).
+conflict that the outage produced, and sees the records reach the hub. A kiosk admin pairs
+a phone from the kiosk screen, then unpairs it. Screenshots at 360 px and at kiosk size in
+each language go to $APP_SCREENSHOT_DIR (else a tmp dir).
 
 Chromium must be installed (``scripts/install-browser``); without it these tests fail.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,9 +29,11 @@ import yaml
 from conftest import ADMIN, ROOT, free_port, start_process, stop_process, wait_ready
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from sync_server.api.app_static import STATIC
 from sync_server.policy import open_store
 from sync_server.sample import (
     CELL_DB,
+    DEMO_KIOSK_ADMIN,
     DEMO_MEMBER,
     DEMO_SECRETARY,
     HANDBOOK_DOCS,
@@ -124,7 +128,14 @@ def no_horizontal_scroll(page: Page) -> None:
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
 
 
-pytestmark = pytest.mark.peers  # both tests start our server as a subprocess
+def big_enough_targets(page: Page) -> None:
+    targets = page.eval_on_selector_all(
+        "nav a, button, .button, select, input",
+        "els => els.filter(e => e.getClientRects().length).map(e => e.getBoundingClientRect().height)")
+    assert targets and min(targets) >= 48  # every visible target (the bar is hidden before signing in)
+
+
+pytestmark = pytest.mark.peers  # every test starts our server as a subprocess
 
 
 def hub_config(tmp_path: Path, kiosk: SampleKiosk, hub_url: str) -> Path:
@@ -270,3 +281,94 @@ def test_screens_in_every_language_at_phone_and_kiosk_size(
                     page.screenshot(path=str(shots / f"{screen}-{name}-{lang}.png"))
             page.context.close()
     assert len(english) > 5
+
+
+def test_a_kiosk_admin_pairs_a_phone_and_unpairs_it(browser: Browser, sample_kiosk: SampleKiosk, shots: Path) -> None:
+    kiosk = sample_kiosk
+    vi = json.loads((STATIC / "i18n" / "vi.json").read_text(encoding="utf-8"))
+
+    # the kiosk screen opens as the demo member, who may not pair phones; the kiosk admin signs in
+    screen = open_app(browser, kiosk, KIOSK_SCREEN)
+    screen.click("nav a[data-screen=sync]")
+    expect(screen.locator("#signed-in-as")).to_contain_text(DEMO_MEMBER["name"])
+    expect(screen.locator("#pair-open")).to_have_count(0)
+    screen.click("#sign-out")
+    screen.fill("#member", DEMO_KIOSK_ADMIN["name"])
+    screen.fill("#pin", DEMO_KIOSK_ADMIN["pin"])
+    screen.click("#signin-submit")
+    screen.click("nav a[data-screen=sync]")
+    with screen.expect_response(lambda r: r.url.endswith("/_pairing/code")) as answer:
+        screen.click("#pair-open")  # two taps from any screen
+    shown = answer.value.json()
+    expect(screen.locator("#pair-qr")).to_be_visible()
+    assert screen.get_attribute("#pair-qr", "src").startswith("data:image/svg+xml")
+    assert screen.get_attribute("#pair-qr", "data-url") == shown["url"]
+    assert screen.locator("#pair-qr").bounding_box()["width"] >= 300  # large: read by a camera across a table
+    expect(screen.locator("#pair-code")).to_have_text(f"{shown['code'][:3]} {shown['code'][3:]}")
+    expect(screen.locator("#pair-left")).to_contain_text(re.compile(r"\b(10:00|9:5\d)\b"))
+    expect(screen.locator("#devices .empty")).to_have_text(vi["pair.no_devices"])
+    screen.screenshot(path=str(shots / "pair-kiosk-vi.png"))
+
+    # the phone opens the link in the QR code: the pairing form, code filled in, nobody signed in
+    phone = browser.new_context(viewport=PHONE, timezone_id="Asia/Ho_Chi_Minh").new_page()
+    phone.set_default_timeout(WAIT_MS)
+    phone.goto(shown["url"])
+    phone.wait_for_selector("body[data-ready=true]")
+    expect(phone.locator("#pair-code-input")).to_have_value(shown["code"])
+    expect(phone.locator("#pair-label")).to_have_value(vi["pair.label_default"])
+    for lang in ("ur", "en", "vi"):  # the form in every language fits the phone; the code stays filled in
+        phone.select_option("#language", lang)
+        expect(phone.locator("html")).to_have_attribute("lang", lang)
+        expect(phone.locator("#pair-code-input")).to_have_value(shown["code"])
+        no_horizontal_scroll(phone)
+        big_enough_targets(phone)
+    phone.screenshot(path=str(shots / "pair-phone-360-vi.png"))
+    phone.fill("#pair-member", DEMO_MEMBER["name"])
+    phone.fill("#pair-pin", "0000")  # a wrong PIN is refused (and counts toward the lockout)
+    phone.click("#pair-submit")
+    expect(phone.locator("#pair-message")).to_have_text(vi["pair.wrong_pin"])
+    phone.fill("#pair-pin", DEMO_MEMBER["pin"])
+    with phone.expect_request(lambda r: f"/{CELL_DB}/" in r.url) as synced:
+        phone.click("#pair-submit")
+    expect(phone.locator("#articles .card")).to_have_count(ARTICLES)
+    assert "pair=" not in phone.url and phone.url.endswith("/_app/#/handbook")
+    assert synced.value.all_headers()["authorization"].startswith("Bearer ")  # the device token, no cookie
+    assert [c for c in phone.context.cookies() if c["name"] == "AuthSession"] == []
+    device = phone.evaluate("JSON.parse(localStorage.getItem('phs.device'))")
+    assert device["name"] == DEMO_MEMBER["name"]
+
+    # the paired phone checks in: the attendance reaches the kiosk
+    phone.click("nav a[data-screen=meetings]")
+    phone.click(f"[data-meeting='{MEETING_NEXT}'] .checkin")
+    attendance_id = f"attendance:{MEETING_NEXT}:0003"
+    assert wait_for(lambda: kiosk.doc(attendance_id), "attendance at the kiosk")["member"] == DEMO_MEMBER["member"]
+
+    # the kiosk screen lists the phone (and shows a new code: the old one is spent); the admin unpairs it
+    row = screen.locator(f"#devices [data-device='{device['deviceId']}']")
+    expect(row).to_contain_text(vi["pair.label_default"], timeout=WAIT_MS)  # the list is looked at every 5 s
+    expect(row).to_contain_text(DEMO_MEMBER["name"])
+    expect(screen.locator("#pair-code")).not_to_have_text(f"{shown['code'][:3]} {shown['code'][3:]}",
+                                                          timeout=WAIT_MS)
+    row.locator(".revoke").click()
+    row.locator(".revoke-cancel").click()  # asked first; "no" keeps it
+    row.locator(".revoke").click()
+    row.locator(".revoke-confirm").click()
+    expect(row).to_have_count(0)
+    listed = httpx.get(f"{kiosk.base}/_pairing/devices", auth=ADMIN, trust_env=False).json()
+    assert [d["revoked_at"] is not None for d in listed if d["device_id"] == device["deviceId"]] == [True]
+
+    # the phone's next sync gets 401: it says it was unpaired, forgets the token, keeps its data
+    phone.click("nav a[data-screen=sync]")
+    phone.click("#sync-now")
+    expect(phone.locator("#notice #unpaired-text")).to_have_text(vi["pair.unpaired"], timeout=WAIT_MS)
+    assert phone.evaluate("localStorage.getItem('phs.device')") is None
+    phone.click("nav a[data-screen=meetings]")
+    expect(phone.locator(f"[data-meeting='{MEETING_NEXT}'] .done")).to_be_visible()
+    phone.click("nav a[data-screen=handbook]")
+    expect(phone.locator("#articles .card")).to_have_count(ARTICLES)
+    expect(phone.locator("#notice")).to_be_visible()
+    no_horizontal_scroll(phone)
+    big_enough_targets(phone)
+    phone.screenshot(path=str(shots / "unpaired-360-vi.png"))
+    phone.context.close()
+    screen.context.close()

@@ -26,9 +26,12 @@ export async function render(params, ctx) {
   h('button', { class: 'button primary', type: 'submit', id: 'signin-submit' }, t('signin.button')),
   message);
   const demo = sample ? h('div', { class: 'card' }, h('p', {}, t('signin.sample')),
-    [['member', sample.member], ['secretary', sample.secretary]].map(([role, account]) => h('button', {
+    [['member', sample.member], ['secretary', sample.secretary], ['kiosk_admin', sample.kiosk_admin]]
+      .filter(([, account]) => account).map(([role, account]) => h('button', {
       class: 'button secondary', type: 'button', dataset: { demo: role },
       onclick: () => { name.value = account.name; pin.value = account.pin; } },
     t(`signin.demo_${role}`, { name: account.name, pin: account.pin })))) : null;
-  return h('section', {}, h('h1', {}, t('signin.title')), form, demo);
+  const pairing = h('div', { class: 'card' }, h('p', {}, t('pair.with_code')),
+    h('a', { class: 'button secondary', id: 'pair-link', href: '#/pair-phone' }, t('pair.phone_title')));
+  return h('section', {}, h('h1', {}, t('signin.title')), form, pairing, demo);
 }

@@ -16,7 +16,7 @@ export async function render(params, ctx) {
         : t('sync.province_never');
   const row = (label, value, id) => h('div', { class: 'row', id }, h('dt', {}, label), h('dd', {}, value));
   return h('section', {}, h('h1', {}, t('sync.title')),
-    s.needsSignIn ? h('p', { class: 'warning' }, t('sync.sign_in_again'),
+    s.needsSignIn && !s.unpaired ? h('p', { class: 'warning' }, t('sync.sign_in_again'),
       h('a', { class: 'button primary', href: '#/signin' }, t('signin.button'))) : null,
     h('dl', { class: 'status' },
       row(t('sync.kiosk'), s.reachable ? t('sync.reachable') : t('sync.unreachable'), 'status-kiosk'),
@@ -26,6 +26,7 @@ export async function render(params, ctx) {
       row(t('sync.waiting_kiosk'), kiosk ? String(kiosk.waiting) : t('sync.unknown'), 'status-kiosk-waiting')),
     h('button', { class: 'button primary', id: 'sync-now', onclick: () => { db.syncNow(); ctx.rerender(); } },
       t('sync.now')),
+    ctx.who.kioskAdmin ? h('a', { class: 'button primary', id: 'pair-open', href: '#/pair' }, t('pair.open')) : null,
     h('h2', {}, t('sync.conflicts', { n: conflicts.length })),
     h('ul', { class: 'cards', id: 'conflicts' }, conflicts.length
       ? conflicts.map((c) => h('li', { class: 'card' },
@@ -36,6 +37,7 @@ export async function render(params, ctx) {
           : h('span', { class: 'meta' }, t('sync.secretary_resolves'))))
       : h('li', { class: 'empty' }, t('sync.no_conflicts'))),
     h('p', { class: 'meta', id: 'signed-in-as' }, t('signin.as', { name: ctx.who.name })),
+    db.pairedDevice() ? h('p', { class: 'meta', id: 'paired-phone' }, t('pair.this_phone')) : null,
     h('button', { class: 'button secondary', id: 'sign-out', onclick: async () => { await ctx.signOut(); } },
       t('signin.out')));
 }
