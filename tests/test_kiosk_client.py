@@ -129,6 +129,22 @@ def test_app_demo_accounts_only_from_a_sample_server(anon, sample_app, make_clie
     assert demo["kiosk_admin"] == {"name": "TQ.NH.KH.C01.kiosk", "pin": "1357"}
 
 
+def test_kiosk_json_names_the_cell_of_the_kiosk(anon, sample_app, make_app, make_client, app_settings) -> None:
+    """GET /_app/kiosk.json: the cell of sync.cell_db (the sample's on a sample server), else 404."""
+    missing = anon.get("/_app/kiosk.json")
+    assert missing.status_code == 404 and missing.json == {"error": "not_found", "reason": "missing"}
+    sample = make_client(sample_app, auth=False).get("/_app/kiosk.json")
+    assert sample.status_code == 200 and sample.content_type == "application/json"
+    assert sample.json == {"cell": "TQ.NH.KH.C01", "cell_db": "cell-tq-nh-kh-c01", "handbook_db": "handbook"}
+    assert sample.headers["Cache-Control"] == "no-cache"
+    kiosk = make_app(settings=app_settings.replace("sync", cell_db="cell-tq-ch-vq-c12", handbook_db="handbook-tq"))
+    kiosk.config["SAMPLE_ACCOUNTS"] = True  # the configured cell wins over the sample's
+    answer = make_client(kiosk, auth=False).get("/_app/kiosk.json")
+    assert answer.json == {"cell": "TQ.CH.VQ.C12", "cell_db": "cell-tq-ch-vq-c12", "handbook_db": "handbook-tq"}
+    assert make_client(make_app(settings=app_settings.replace("sync", cell_db="province")), auth=False) \
+        .get("/_app/kiosk.json").status_code == 404  # not a cell's database
+
+
 def test_service_worker_keeps_every_file_of_the_app() -> None:
     """A screen missing from sw.js would not open offline."""
     files = re.search(r"const FILES = \[(.*?)\];", (STATIC / "sw.js").read_text(), re.DOTALL)

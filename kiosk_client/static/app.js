@@ -13,7 +13,8 @@ import * as pair from './views/pair.js';
 import { h } from './ui.js';
 
 const ROUTES = {
-  handbook: handbook.render, article: article.render, meetings: meetings.render, minutes: minutes.render,
+  handbook: handbook.render, article: article.render, meetings: meetings.render,
+  'meeting-edit': meetings.renderEdit, minutes: minutes.render,
   'minutes-edit': minutes.renderEdit, feedback: feedback.render, sync: sync.render,
   conflict: conflict.render, signin: signin.render, pair: pair.render, 'pair-phone': pair.renderPhone,
 };
@@ -73,6 +74,7 @@ function draw() {
     document.querySelectorAll('nav a').forEach((a) => {
       const on = a.dataset.screen === name || (name === 'article' && a.dataset.screen === 'handbook')
         || (name === 'minutes-edit' && a.dataset.screen === 'minutes')
+        || (name === 'meeting-edit' && a.dataset.screen === 'meetings')
         || (['conflict', 'pair'].includes(name) && a.dataset.screen === 'sync');
       if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
@@ -82,15 +84,24 @@ function draw() {
   return drawing;
 }
 
-// The kiosk refused this phone's device token (the kiosk admin unpaired it): say so on every
-// screen, with the way back, while the data already on the phone stays readable.
+// The kiosk refused this phone's device token (the kiosk admin unpaired it), or the cookie session
+// ended (expired, or revoked by a new PIN): say so on every screen, with the way back, while the
+// data already on the phone stays readable.
 function showNotice() {
   const notice = document.getElementById('notice');
-  const show = Boolean(db.status.unpaired) && !OPEN.has(parse().name);
+  const kind = db.status.unpaired ? 'unpaired' : db.status.sessionEnded && who ? 'session' : null;
+  const show = Boolean(kind) && !OPEN.has(parse().name);
   notice.hidden = !show;
   if (!show) { notice.replaceChildren(); return; }
-  if (notice.dataset.lang === language() && notice.childElementCount) return; // shown already: keep the focus
+  // shown already: keep the focus
+  if (notice.dataset.lang === language() && notice.dataset.kind === kind && notice.childElementCount) return;
   notice.dataset.lang = language();
+  notice.dataset.kind = kind;
+  if (kind === 'session') {
+    notice.replaceChildren(h('p', { id: 'session-text' }, t('session.expired')),
+      h('div', { class: 'actions' }, h('a', { class: 'button primary', href: '#/signin' }, t('signin.button'))));
+    return;
+  }
   notice.replaceChildren(h('p', { id: 'unpaired-text' }, t('pair.unpaired')),
     h('div', { class: 'actions' },
       h('a', { class: 'button primary', href: '#/pair-phone' }, t('pair.again')),

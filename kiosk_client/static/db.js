@@ -14,6 +14,8 @@ const STATUS_KEY = 'phs.status';
 // `Authorization: Bearer` on every request to the kiosk instead of the AuthSession cookie.
 // Anyone who can read this browser's storage can use it until the kiosk admin revokes it.
 const DEVICE_KEY = 'phs.device';
+// The kiosk's own cell (GET /_app/kiosk.json), kept for signing in with the kiosk out of reach.
+const KIOSK_KEY = 'phs.kiosk';
 // Wait between retries while the kiosk is out of reach: from 1 s doubling to 15 s.
 // Local Wi-Fi requests cost nothing, and a member walking back into range should not wait long.
 const MAX_BACKOFF_MS = 15000;
@@ -29,13 +31,14 @@ export const status = loadStatus();
 function loadStatus() {
   const saved = JSON.parse(localStorage.getItem(STATUS_KEY) || '{}');
   return { reachable: null, lastSync: saved.lastSync || null, pushedSeq: saved.pushedSeq || 0,
-           waiting: 0, conflicts: 0, kiosk: saved.kiosk || null, needsSignIn: Boolean(saved.unpaired),
-           active: false, unpaired: Boolean(saved.unpaired) };
+           waiting: 0, conflicts: 0, kiosk: saved.kiosk || null, needsSignIn: Boolean(saved.unpaired || saved.sessionEnded),
+           active: false, unpaired: Boolean(saved.unpaired), sessionEnded: Boolean(saved.sessionEnded) };
 }
 
 function saveStatus() {
   localStorage.setItem(STATUS_KEY, JSON.stringify(
-    { lastSync: status.lastSync, pushedSeq: status.pushedSeq, kiosk: status.kiosk, unpaired: status.unpaired }));
+    { lastSync: status.lastSync, pushedSeq: status.pushedSeq, kiosk: status.kiosk, unpaired: status.unpaired,
+      sessionEnded: status.sessionEnded }));
 }
 
 /** Call fn() whenever the sync status or the local data changes. */
@@ -122,6 +125,7 @@ function remember(who) {
   localStorage.setItem(SESSION_KEY, JSON.stringify(who));
   status.needsSignIn = false;
   status.unpaired = false;
+  status.sessionEnded = false;
   saveStatus();
   return who;
 }
@@ -131,6 +135,9 @@ export async function signOut() {
   stopSync();
   localStorage.removeItem(SESSION_KEY);
   localStorage.removeItem(DEVICE_KEY);
+  status.needsSignIn = false;
+  status.sessionEnded = false;
+  saveStatus();
   try { await fetch(`${KIOSK}/_session`, { method: 'DELETE', credentials: 'include' }); } catch (e) { /* offline */ }
 }
 
@@ -201,6 +208,24 @@ export async function revokeDevice(deviceId) {
   if (!response.ok) throw await refused(response);
 }
 
+/**
+ * The cell this kiosk serves ({cell, cell_db, handbook_db}, GET /_app/kiosk.json), or null when it has none.
+ * Kept in localStorage, so the sign-in form knows the cell with the kiosk out of reach.
+ */
+export async function kioskInfo() {
+  const saved = localStorage.getItem(KIOSK_KEY);
+  try {
+    const response = await fetch(`${KIOSK}/_app/kiosk.json`, { headers: { Accept: 'application/json' } });
+    if (response.status === 404) { localStorage.removeItem(KIOSK_KEY); return null; }
+    const body = response.ok ? await response.json() : null; // the service worker may answer with index.html
+    if (body && typeof body.cell === 'string') {
+      localStorage.setItem(KIOSK_KEY, JSON.stringify(body));
+      return body;
+    }
+  } catch (e) { /* out of reach: the last answer */ }
+  return saved ? JSON.parse(saved) : null;
+}
+
 /** The demo accounts, offered only by a kiosk running the sample (GET /_app/sample.json), else null. */
 export async function sampleAccounts() {
   try {
@@ -257,6 +282,9 @@ function watch(replication, direction) {
       if (device && err && err.status === 401) { unpaired(device); return; }
       status.reachable = false;
       status.needsSignIn = Boolean(err && (err.status === 401 || err.status === 403));
+      // 401 to the AuthSession cookie: the session expired, or the kiosk revoked it (a new PIN). The
+      // member is asked to sign in again; who is signed in here, and the local data, stay.
+      if (err && err.status === 401) status.sessionEnded = true;
       changed();
     }));
   return replication;
@@ -312,10 +340,22 @@ export async function attachmentUrl(docId, name) {
   return URL.createObjectURL(blob);
 }
 
-/** The cell's meetings, the next one first. */
+/** The cell's meetings: those to come, the next one first; then those past, the latest first. */
 export async function meetings() {
   const docs = await byPrefix(localCell, 'meeting:');
-  return docs.sort((a, b) => String(b.scheduled).localeCompare(String(a.scheduled)));
+  const when = (m) => Date.parse(m.scheduled) || 0;
+  const now = Date.now();
+  return docs.sort((a, b) => {
+    const aComing = when(a) >= now;
+    const bComing = when(b) >= now;
+    if (aComing !== bComing) return aComing ? -1 : 1;
+    return aComing ? when(a) - when(b) : when(b) - when(a);
+  });
+}
+
+/** One meeting of the cell, or null. */
+export async function meeting(id) {
+  try { return await localCell.get(id); } catch (e) { return null; }
 }
 
 export async function minutesOf(meetingId) {
@@ -333,7 +373,9 @@ export async function save(doc) {
   return result;
 }
 
+/** A random UUID: crypto.randomUUID() where the browser offers it (secure contexts only), else the same from random bytes. */
 export function newId() {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
   bytes[8] = (bytes[8] & 0x3f) | 0x80;

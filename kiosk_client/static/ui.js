@@ -18,13 +18,33 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 /** Now as RFC 3339 with the device's offset (2026-12-03T19:30:00+07:00), as the schemas want. */
-export function nowWithOffset() {
-  const now = new Date();
-  const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, '0');
-  const offset = -now.getTimezoneOffset();
+export function nowWithOffset() { return withOffset(new Date()); }
+
+const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, '0');
+
+/** A Date as RFC 3339 in the device's time zone, with the offset of that day (not of today). */
+export function withOffset(date) {
+  const offset = -date.getTimezoneOffset();
   const sign = offset >= 0 ? '+' : '-';
-  return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}T${pad(now.getHours())}:`
-    + `${pad(now.getMinutes())}:${pad(now.getSeconds())}${sign}${pad(offset / 60)}:${pad(offset % 60)}`;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:`
+    + `${pad(date.getMinutes())}:${pad(date.getSeconds())}${sign}${pad(offset / 60)}:${pad(offset % 60)}`;
+}
+
+/** The local date (YYYY-MM-DD) and time (HH:MM) of an RFC 3339 time, as native date and time inputs take them. */
+export function localParts(iso) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return { date: '', time: '' };
+  return { date: `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`,
+           time: `${pad(date.getHours())}:${pad(date.getMinutes())}` };
+}
+
+/** A date input's and a time input's values as RFC 3339 with the device's offset, or null. */
+export function fromParts(day, time) {
+  const d = /^(\d{4})-(\d{2})-(\d{2})$/.exec(day || '');
+  const t = /^(\d{2}):(\d{2})/.exec(time || '');
+  if (!d || !t) return null;
+  const date = new Date(Number(d[1]), Number(d[2]) - 1, Number(d[3]), Number(t[1]), Number(t[2]));
+  return Number.isNaN(date.getTime()) ? null : withOffset(date);
 }
 
 /** Lower case without diacritics, so "nghi quyet" finds "Nghị quyết". */

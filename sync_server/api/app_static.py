@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import Response, current_app, redirect, request
 
 from ..errors import NotFound
+from ..ownership import HANDBOOK_DB, cell_of_db
 from .http import respond
 from .server import root as couch_root
 
@@ -40,6 +41,8 @@ def serve(rest: list[str]) -> Response:
         return redirect(PREFIX, 301)
     if rest == ["sample.json"]:
         return _sample()
+    if rest == ["kiosk.json"]:
+        return _kiosk()
     path = _file(rest or ["index.html"])
     response = Response(path.read_bytes(), content_type=TYPES.get(path.suffix, "application/octet-stream"))
     response.headers["Cache-Control"] = "no-cache"
@@ -75,3 +78,25 @@ def _sample() -> Response:
 
     return respond({"sample": True, "cell": CELL, "cell_db": CELL_DB, "handbook_db": HANDBOOK_DB,
                     "member": DEMO_MEMBER, "secretary": DEMO_SECRETARY, "kiosk_admin": DEMO_KIOSK_ADMIN})
+
+
+def _kiosk() -> Response:
+    """The cell this kiosk serves (``sync.cell_db``; on a sample server without one, the sample's cell).
+
+    The app fixes the cell part of the member code on its sign-in and pairing forms, so a
+    member types only their number. 404 when the kiosk has no cell configured.
+    """
+    sync = current_app.config["SETTINGS"].sync
+    cell = cell_of_db(sync.cell_db) if sync.cell_db else None
+    if cell is not None:
+        found = {"cell": cell, "cell_db": sync.cell_db, "handbook_db": sync.handbook_db or HANDBOOK_DB}
+    elif current_app.config.get("SAMPLE_ACCOUNTS"):
+        from ..sample import CELL, CELL_DB
+        from ..sample import HANDBOOK_DB as SAMPLE_HANDBOOK_DB
+
+        found = {"cell": CELL, "cell_db": CELL_DB, "handbook_db": sync.handbook_db or SAMPLE_HANDBOOK_DB}
+    else:
+        raise NotFound("missing")
+    response = respond(found)
+    response.headers["Cache-Control"] = "no-cache"
+    return response

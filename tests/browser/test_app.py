@@ -101,9 +101,9 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def open_app(browser: Browser, kiosk: SampleKiosk, viewport: dict[str, int]) -> Page:
+def open_app(browser: Browser, kiosk: SampleKiosk, viewport: dict[str, int], **context: Any) -> Page:
     # the province's time zone, so meeting times read as the cell sees them
-    page = browser.new_context(viewport=viewport, timezone_id="Asia/Ho_Chi_Minh").new_page()
+    page = browser.new_context(viewport=viewport, timezone_id="Asia/Ho_Chi_Minh", **context).new_page()
     page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -372,3 +372,191 @@ def test_a_kiosk_admin_pairs_a_phone_and_unpairs_it(browser: Browser, sample_kio
     phone.screenshot(path=str(shots / "unpaired-360-vi.png"))
     phone.context.close()
     screen.context.close()
+
+
+def sign_in_as(page: Page, account: dict[str, str]) -> None:
+    """Sign out whoever is signed in, then sign in with the account's code and PIN."""
+    page.click("nav a[data-screen=sync]")
+    page.click("#sign-out")
+    page.fill("#member", account["name"])
+    page.fill("#pin", account["pin"])
+    page.click("#signin-submit")
+    expect(page.locator("body")).to_have_attribute("data-screen", "handbook")
+
+
+def meeting_ids(page: Page) -> set[str]:
+    return set(page.eval_on_selector_all("#view [data-meeting]", "els => els.map(e => e.dataset.meeting)"))
+
+
+def with_status(doc: dict[str, Any] | None, status: str) -> dict[str, Any] | None:
+    return doc if doc and doc["status"] == status else None
+
+
+def test_the_secretary_schedules_and_edits_meetings_and_members_cannot(
+        browser: Browser, sample_kiosk: SampleKiosk, shots: Path) -> None:
+    kiosk = sample_kiosk
+    cell = DEMO_MEMBER["member"].split(":")[1]
+    page = open_app(browser, kiosk, PHONE)
+
+    # a member sees the schedule without "New meeting" or "Edit", and the kiosk refuses a member's meeting
+    page.click("nav a[data-screen=meetings]")
+    expect(page.locator(f"[data-meeting='{MEETING_NEXT}']")).to_be_visible()
+    expect(page.locator("#meeting-new")).to_have_count(0)
+    expect(page.locator("#view .edit")).to_have_count(0)
+    member = httpx.Client(base_url=kiosk.base, trust_env=False)
+    assert member.post("/_session", json={"name": DEMO_MEMBER["name"], "password": DEMO_MEMBER["pin"]}).status_code == 200
+    forged = {"type": "meeting", "cell": cell, "kind": "regular", "scheduled": "2026-12-10T19:30:00+07:00",
+              "status": "scheduled"}
+    refused = member.put(f"/{CELL_DB}/meeting:{cell}:00000000-0000-4000-8000-000000000000", json=forged)
+    assert refused.status_code == 403, refused.text
+    member.close()
+
+    # the secretary gets both, and a form that fits the phone in every language
+    sign_in_as(page, DEMO_SECRETARY)
+    page.click("nav a[data-screen=meetings]")
+    expect(page.locator(f"[data-meeting='{MEETING_NEXT}'] .edit")).to_be_visible()
+    before = meeting_ids(page)
+    expect(page.locator("#view .edit")).to_have_count(len(before))
+    page.click("#meeting-new")
+    expect(page.locator("body")).to_have_attribute("data-screen", "meeting-edit")
+    expect(page.locator("nav a[data-screen=meetings]")).to_have_attribute("aria-current", "page")
+    for lang in ("ur", "en", "vi"):
+        page.select_option("#language", lang)
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        expect(page.locator("#meeting-date")).to_be_visible()
+        no_horizontal_scroll(page)
+        big_enough_targets(page)
+    expect(page.locator("#meeting-place")).to_have_value("Nhà văn hoá thôn Bản Lằn")  # the last meeting's place
+    page.click("#meeting-save")  # no date yet: asked for it, nothing saved
+    vi = json.loads((STATIC / "i18n" / "vi.json").read_text(encoding="utf-8"))
+    expect(page.locator("#meeting-message")).to_have_text(vi["meeting.when_needed"])
+    page.fill("#meeting-date", "2026-12-17")
+    page.fill("#meeting-time", "19:30")
+    page.click("#meeting-kind [data-value=thematic]")
+    expect(page.locator("#meeting-kind [data-value=thematic]")).to_have_attribute("aria-pressed", "true")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "meeting-edit-360-vi.png"))
+    page.click("#meeting-save")
+    expect(page.locator("body")).to_have_attribute("data-screen", "meetings")
+    added = wait_for(lambda: meeting_ids(page) - before, "the new meeting on the schedule")
+    (new_id,) = added
+    assert re.fullmatch(rf"meeting:{re.escape(cell)}:[0-9a-f]{{8}}-[0-9a-f]{{4}}-4[0-9a-f]{{3}}-[89ab][0-9a-f]{{3}}-[0-9a-f]{{12}}",
+                        new_id)
+    at_kiosk = wait_for(lambda: kiosk.doc(new_id), "the new meeting at the kiosk")  # the kiosk validates it
+    assert {k: v for k, v in at_kiosk.items() if not k.startswith("_")} == {
+        "type": "meeting", "cell": cell, "kind": "thematic", "scheduled": "2026-12-17T19:30:00+07:00",
+        "status": "scheduled", "place": "Nhà văn hoá thôn Bản Lằn"}
+
+    # the secretary edits it: later, held, at another place; the agenda of an older meeting is kept
+    page.click(f"[data-meeting='{new_id}'] .edit")
+    expect(page.locator("#meeting-date")).to_have_value("2026-12-17")
+    expect(page.locator("#meeting-time")).to_have_value("19:30")
+    expect(page.locator("#meeting-kind [data-value=thematic]")).to_have_attribute("aria-pressed", "true")
+    page.fill("#meeting-time", "20:00")
+    page.fill("#meeting-place", "Nhà ông Thắng")
+    page.click("#meeting-status [data-value=held]")
+    page.click("#meeting-save")
+    expect(page.locator(f"[data-meeting='{new_id}'] .status-held")).to_be_visible()
+    edited = wait_for(lambda: with_status(kiosk.doc(new_id), "held"), "the edited meeting at the kiosk")
+    assert edited["scheduled"] == "2026-12-17T20:00:00+07:00" and edited["place"] == "Nhà ông Thắng"
+    assert edited["_rev"].startswith("2-")
+    page.click(f"[data-meeting='{MEETING_NEXT}'] .edit")
+    page.click("#meeting-status [data-value=cancelled]")
+    page.click("#meeting-save")
+    cancelled = wait_for(lambda: with_status(kiosk.doc(MEETING_NEXT), "cancelled"), "the cancelled meeting at the kiosk")
+    assert cancelled["agenda"] and cancelled["scheduled"] == "2026-12-03T19:30:00+07:00"
+    page.context.close()
+
+
+def test_members_sign_in_with_their_number_at_a_kiosk_that_knows_its_cell(
+        browser: Browser, sample_kiosk: SampleKiosk, shots: Path) -> None:
+    kiosk = sample_kiosk
+    cell = DEMO_MEMBER["member"].split(":")[1]
+    vi = json.loads((STATIC / "i18n" / "vi.json").read_text(encoding="utf-8"))
+    # no service worker: the kiosk's cell must come from the app's own copy when kiosk.json cannot be had
+    page = open_app(browser, kiosk, PHONE, service_workers="block")
+    page.click("nav a[data-screen=sync]")
+    page.click("#sign-out")
+
+    # the cell part is fixed; the member types the number on a numeric keyboard
+    expect(page.locator("#member-cell")).to_have_text(f"{cell}.")
+    expect(page.locator("label[for=member]")).to_have_text(vi["signin.number"])
+    expect(page.locator("#member")).to_have_attribute("inputmode", "numeric")
+    for lang in ("ur", "en", "vi"):
+        page.select_option("#language", lang)
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        expect(page.locator("#member-cell")).to_be_visible()
+        no_horizontal_scroll(page)
+        big_enough_targets(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "signin-360-vi.png"))
+    page.fill("#member", DEMO_SECRETARY["name"].rsplit(".", 1)[1])
+    page.fill("#pin", DEMO_SECRETARY["pin"])
+    page.click("#signin-submit")
+    page.click("nav a[data-screen=sync]")
+    expect(page.locator("#signed-in-as")).to_contain_text(DEMO_SECRETARY["name"])
+    assert json.loads(page.evaluate("localStorage.getItem('phs.kiosk')"))["cell"] == cell
+
+    # "another cell": the full code, typed on the ordinary keyboard
+    page.click("#sign-out")
+    page.click("#member-other")
+    expect(page.locator("#member-cell")).to_be_hidden()
+    expect(page.locator("#member")).not_to_have_attribute("inputmode", "numeric")
+    expect(page.locator("label[for=member]")).to_have_text(vi["signin.member"])
+    page.fill("#member", DEMO_MEMBER["name"])
+    page.fill("#pin", DEMO_MEMBER["pin"])
+    page.click("#signin-submit")
+    page.click("nav a[data-screen=sync]")
+    expect(page.locator("#signed-in-as")).to_contain_text(DEMO_MEMBER["name"])
+
+    # with kiosk.json out of reach the form still knows the cell (kept from the last answer), and so does pairing
+    page.route("**/_app/kiosk.json", lambda route: route.abort())
+    page.click("#sign-out")
+    expect(page.locator("#member-cell")).to_have_text(f"{cell}.")
+    page.click("#pair-link")
+    expect(page.locator("#pair-member-cell")).to_have_text(f"{cell}.")
+    expect(page.locator("#pair-member")).to_have_attribute("inputmode", "numeric")
+    no_horizontal_scroll(page)
+    big_enough_targets(page)
+    page.context.close()
+
+
+def test_a_session_revoked_while_the_app_is_open_asks_to_sign_in_again_and_keeps_the_data(
+        browser: Browser, sample_kiosk: SampleKiosk, shots: Path) -> None:
+    kiosk = sample_kiosk
+    texts = {lang: json.loads((STATIC / "i18n" / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
+    page = open_app(browser, kiosk, PHONE)  # signed in as the demo member with the AuthSession cookie
+    page.click("nav a[data-screen=meetings]")
+    expect(page.locator(f"[data-meeting='{MEETING_NEXT}']")).to_be_visible()
+    expect(page.locator("#notice")).to_be_hidden()
+
+    # the admin gives the member a new PIN over HTTP: the kiosk revokes every session of the account
+    url = f"{kiosk.base}/_users/org.couchdb.user:{DEMO_MEMBER['name']}"
+    account = httpx.get(url, auth=ADMIN, trust_env=False).json()
+    account["pin"] = "9753"
+    assert httpx.put(url, json=account, auth=ADMIN, trust_env=False).status_code in (201, 202)
+
+    # the next sync gets 401: the app says so on every screen and keeps what it has
+    page.click("nav a[data-screen=sync]")
+    page.click("#sync-now")
+    expect(page.locator("#notice #session-text")).to_have_text(texts["vi"]["session.expired"])
+    expect(page.locator("#sync-badge")).to_have_attribute("data-state", "signin")
+    page.click("nav a[data-screen=meetings]")
+    expect(page.locator(f"[data-meeting='{MEETING_NEXT}']")).to_be_visible()
+    page.click("nav a[data-screen=handbook]")
+    expect(page.locator("#articles .card")).to_have_count(ARTICLES)
+    for lang in ("ur", "en", "vi"):
+        page.select_option("#language", lang)
+        expect(page.locator("#notice #session-text")).to_have_text(texts[lang]["session.expired"])
+        no_horizontal_scroll(page)
+        big_enough_targets(page)
+    page.screenshot(path=str(shots / "session-ended-360-vi.png"))
+
+    # signing in again with the new PIN clears the notice and syncing resumes
+    page.click("#notice a.button")
+    page.fill("#member", DEMO_MEMBER["name"].rsplit(".", 1)[1])
+    page.fill("#pin", "9753")
+    page.click("#signin-submit")
+    expect(page.locator("#notice")).to_be_hidden()
+    expect(page.locator("#sync-badge")).not_to_have_attribute("data-state", "signin")
+    page.context.close()

@@ -1,11 +1,19 @@
 // The cell's meeting schedule and check-in (one attendance document per member and meeting).
+// The cell's secretary also schedules meetings and edits them (date, time, place, kind, status).
 import * as db from '../db.js';
 import { t, when } from '../i18n.js';
-import { h, nowWithOffset } from '../ui.js';
+import { h, nowWithOffset, localParts, fromParts } from '../ui.js';
+
+const KINDS = ['regular', 'thematic', 'extraordinary'];
+const STATUSES = ['scheduled', 'held', 'cancelled'];
+
+/** The secretary of a cell writes its schedule (sync_server/ownership.py refuses anyone else's meeting). */
+function schedules(who) { return Boolean(who && who.secretary && who.cell); }
 
 export async function render(params, ctx) {
   const who = ctx.who;
   const memberNo = who.memberId ? who.memberId.split(':')[2] : null;
+  const secretary = schedules(who);
   const meetings = await db.meetings();
   const cards = await Promise.all(meetings.map(async (m) => {
     const mine = memberNo ? await db.attendanceOf(m._id, memberNo) : null;
@@ -22,8 +30,78 @@ export async function render(params, ctx) {
         await db.save({ _id: `attendance:${m._id}:${memberNo}`, type: 'attendance', cell: who.cell,
                         meeting: m._id, member: who.memberId, status: 'present', checked_in_at: nowWithOffset() });
         ctx.rerender();
-      } }, t('meeting.check_in')) : null);
+      } }, t('meeting.check_in')) : null,
+      secretary ? h('a', { class: 'button secondary edit', href: `#/meeting-edit/${encodeURIComponent(m._id)}` },
+        t('meeting.edit')) : null);
   }));
   return h('section', {}, h('h1', {}, t('meeting.title')),
+    secretary ? h('a', { class: 'button primary', id: 'meeting-new', href: '#/meeting-edit' }, t('meeting.new')) : null,
     h('ul', { class: 'cards' }, cards.length ? cards : h('li', { class: 'empty' }, t('meeting.none'))));
+}
+
+/** A row of big buttons of which one is chosen (aria-pressed), as on the feedback screen. */
+function choice(id, label, values, chosen, text) {
+  let value = chosen;
+  const group = h('div', { class: 'chips', role: 'group', id, 'aria-labelledby': `${id}-label` });
+  group.append(...values.map((v) => h('button', { type: 'button', class: 'chip', 'aria-pressed': String(v === value),
+    dataset: { value: v }, onclick: (event) => {
+      value = v;
+      group.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b === event.currentTarget)));
+    } }, text(v))));
+  return { label: h('h2', { id: `${id}-label` }, label), group, get value() { return value; } };
+}
+
+/** #/meeting-edit (a new meeting) and #/meeting-edit/<meeting _id>: the secretary's form. */
+export async function renderEdit(params, ctx) {
+  const back = h('a', { class: 'back', href: '#/meetings' }, t('nav.back'));
+  const who = ctx.who;
+  if (!schedules(who)) {
+    return h('section', {}, back, h('h1', {}, t('meeting.title')), h('p', { class: 'warning' }, t('meeting.secretary_only')));
+  }
+  const existing = params.id ? await db.meeting(params.id) : null;
+  if (params.id && !existing) {
+    return h('section', {}, back, h('h1', {}, t('meeting.edit')), h('p', { class: 'warning' }, t('meeting.missing')));
+  }
+  // a new meeting is most often at the same place as the last one
+  const last = existing ? null : (await db.meetings()).find((m) => m.place);
+  const parts = localParts(existing && existing.scheduled);
+  const date = h('input', { id: 'meeting-date', class: 'field', type: 'date', required: true, value: parts.date });
+  const time = h('input', { id: 'meeting-time', class: 'field', type: 'time', required: true, value: parts.time });
+  const place = h('input', { id: 'meeting-place', class: 'field', maxlength: '300', dir: 'auto',
+                             value: existing ? existing.place || '' : last ? last.place : '' });
+  const kind = choice('meeting-kind', t('meeting.kind_label'), KINDS, existing ? existing.kind : 'regular',
+    (k) => t(`meeting.kind.${k}`));
+  const status = choice('meeting-status', t('meeting.status_label'), STATUSES, existing ? existing.status : 'scheduled',
+    (s) => t(`meeting.status.${s}`));
+  const message = h('p', { class: 'message', role: 'alert', id: 'meeting-message' });
+  [date, time].forEach((input) => input.addEventListener('input', () => { message.textContent = ''; }));
+  const save = h('button', { class: 'button primary', type: 'submit', id: 'meeting-save' }, t('meeting.save'));
+  const form = h('form', { class: 'meeting-edit', novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    message.textContent = '';
+    const scheduled = fromParts(date.value, time.value);
+    if (!scheduled) { message.textContent = t('meeting.when_needed'); (date.value ? time : date).focus(); return; }
+    const doc = Object.assign({}, existing || {}, {
+      _id: existing ? existing._id : `meeting:${who.cell}:${db.newId()}`, type: 'meeting', cell: who.cell,
+      kind: kind.value, scheduled, status: status.value,
+    });
+    const where = place.value.trim().slice(0, 300);
+    if (where) doc.place = where; else delete doc.place;
+    delete doc._conflicts;
+    save.disabled = true;
+    try {
+      await db.save(doc);
+      ctx.go('#/meetings');
+    } catch (error) {
+      save.disabled = false;
+      message.textContent = t('meeting.not_saved');
+    }
+  } },
+  h('label', { for: 'meeting-date' }, t('meeting.date')), date,
+  h('label', { for: 'meeting-time' }, t('meeting.time')), time,
+  h('label', { for: 'meeting-place' }, t('meeting.place_label')), place,
+  kind.label, kind.group,
+  status.label, status.group,
+  save, message);
+  return h('section', {}, back, h('h1', {}, existing ? t('meeting.edit') : t('meeting.new')), form);
 }

@@ -4,6 +4,7 @@
 import * as db from '../db.js';
 import { t, day } from '../i18n.js';
 import { h } from '../ui.js';
+import { memberCode } from './signin.js';
 
 const TICK_MS = 1000;
 const DEVICES_EVERY = 5; // ticks between two looks at the device list (a phone just paired shows up)
@@ -117,8 +118,7 @@ export async function renderPhone(params, ctx) {
   const pending = ctx.pairing || {};
   const code = h('input', { id: 'pair-code-input', class: 'field pair-code-input', inputmode: 'numeric',
                             autocomplete: 'one-time-code', maxlength: '7', value: pending.code || '' });
-  const name = h('input', { id: 'pair-member', class: 'field', autocomplete: 'username', autocapitalize: 'characters',
-                            spellcheck: 'false', 'aria-describedby': 'pair-member-hint' });
+  const name = memberCode('pair-member', await db.kioskInfo());
   const pin = h('input', { id: 'pair-pin', class: 'field', type: 'password', inputmode: 'numeric',
                            autocomplete: 'current-password', pattern: '[0-9]*', maxlength: '8' });
   const label = h('input', { id: 'pair-label', class: 'field', maxlength: '100', value: t('pair.label_default') });
@@ -128,10 +128,10 @@ export async function renderPhone(params, ctx) {
     event.preventDefault();
     message.textContent = '';
     const digits = code.value.replace(/\D/g, '');
-    if (!digits || !name.value.trim() || !pin.value) { message.textContent = t('pair.fill_in'); return; }
+    if (!digits || !name.value() || !pin.value) { message.textContent = t('pair.fill_in'); return; }
     submit.disabled = true;
     try {
-      const who = await db.pair(digits, name.value.trim(), pin.value, label.value.trim() || t('pair.label_default'));
+      const who = await db.pair(digits, name.value(), pin.value, label.value.trim() || t('pair.label_default'));
       ctx.paired(who);
     } catch (error) {
       submit.disabled = false;
@@ -141,8 +141,7 @@ export async function renderPhone(params, ctx) {
     }
   } },
   h('label', { for: 'pair-code-input' }, t('pair.code')), code,
-  h('label', { for: 'pair-member' }, t('signin.member')), name,
-  h('p', { class: 'meta', id: 'pair-member-hint' }, t('signin.member_hint')),
+  ...name.elements,
   h('label', { for: 'pair-pin' }, t('signin.pin')), pin,
   h('label', { for: 'pair-label' }, t('pair.label')), label,
   submit, message,

@@ -1,27 +1,69 @@
 // Sign in with the member code and PIN (the kiosk's CouchDB session, a cookie).
+// The kiosk knows its own cell (GET /_app/kiosk.json): the cell part of the code is then
+// fixed on the form and the member types only their number.
 import * as db from '../db.js';
 import { t } from '../i18n.js';
 import { h } from '../ui.js';
 
+/**
+ * The member code field of the sign-in and pairing forms. With the kiosk's cell known it shows the
+ * cell code as a fixed prefix and asks for the member number only (numeric keyboard); a link for another cell
+ * switches to the full code. A value with a dot in it is taken as a full code either way.
+ */
+export function memberCode(id, kiosk) {
+  const cell = kiosk && kiosk.cell ? kiosk.cell : null;
+  let fixed = Boolean(cell);
+  const input = h('input', { id, class: 'field', autocomplete: 'username', autocapitalize: 'characters',
+                             spellcheck: 'false' });
+  const label = h('label', { for: id });
+  const prefix = h('span', { class: 'cell-prefix', id: `${id}-cell` }, cell ? `${cell}.` : '');
+  const hint = h('p', { class: 'meta', id: `${id}-hint` });
+  const toggle = h('button', { type: 'button', class: 'text-button', id: `${id}-other`, hidden: !cell, onclick: () => {
+    const typed = input.value.trim();
+    if (fixed && typed && !typed.includes('.')) input.value = `${cell}.${typed}`;
+    if (!fixed && typed.startsWith(`${cell}.`)) input.value = typed.slice(cell.length + 1);
+    fixed = !fixed;
+    paint();
+    input.focus();
+  } });
+  const paint = () => {
+    label.textContent = t(fixed ? 'signin.number' : 'signin.member');
+    hint.textContent = t(fixed ? 'signin.number_hint' : 'signin.member_hint');
+    prefix.hidden = !fixed;
+    if (fixed) input.setAttribute('inputmode', 'numeric'); else input.removeAttribute('inputmode');
+    input.setAttribute('aria-describedby', fixed ? `${id}-cell ${id}-hint` : `${id}-hint`);
+    if (cell) toggle.textContent = fixed ? t('signin.other_cell') : t('signin.this_cell', { cell });
+  };
+  paint();
+  return {
+    elements: [label, h('div', { class: 'member-row', dir: 'ltr' }, prefix, input), hint, toggle],
+    /** The account name: the kiosk's cell and the number typed, or the full code typed. */
+    value() {
+      const typed = input.value.trim();
+      return fixed && typed && !typed.includes('.') ? `${cell}.${typed}` : typed;
+    },
+    /** Fill in an account name (the demo buttons): only its number when it is of the kiosk's cell. */
+    set(name) { input.value = fixed && name.startsWith(`${cell}.`) ? name.slice(cell.length + 1) : name; },
+  };
+}
+
 export async function render(params, ctx) {
-  const name = h('input', { id: 'member', class: 'field', autocomplete: 'username', autocapitalize: 'characters',
-                            spellcheck: 'false', 'aria-describedby': 'member-hint' });
+  const [sample, kiosk] = await Promise.all([db.sampleAccounts(), db.kioskInfo()]);
+  const member = memberCode('member', kiosk);
   const pin = h('input', { id: 'pin', class: 'field', type: 'password', inputmode: 'numeric', autocomplete: 'current-password',
                            pattern: '[0-9]*', maxlength: '8' });
   const message = h('p', { class: 'message', role: 'alert' });
-  const sample = await db.sampleAccounts();
   const form = h('form', { class: 'signin', onsubmit: async (event) => {
     event.preventDefault();
     message.textContent = '';
     try {
-      const who = await db.signIn(name.value.trim(), pin.value);
+      const who = await db.signIn(member.value(), pin.value);
       ctx.signedIn(who);
     } catch (error) {
       message.textContent = error.status === 401 ? t('signin.wrong') : t('signin.unreachable');
     }
   } },
-  h('label', { for: 'member' }, t('signin.member')), name,
-  h('p', { class: 'meta', id: 'member-hint' }, t('signin.member_hint')),
+  ...member.elements,
   h('label', { for: 'pin' }, t('signin.pin')), pin,
   h('button', { class: 'button primary', type: 'submit', id: 'signin-submit' }, t('signin.button')),
   message);
@@ -29,7 +71,7 @@ export async function render(params, ctx) {
     [['member', sample.member], ['secretary', sample.secretary], ['kiosk_admin', sample.kiosk_admin]]
       .filter(([, account]) => account).map(([role, account]) => h('button', {
       class: 'button secondary', type: 'button', dataset: { demo: role },
-      onclick: () => { name.value = account.name; pin.value = account.pin; } },
+      onclick: () => { member.set(account.name); pin.value = account.pin; } },
     t(`signin.demo_${role}`, { name: account.name, pin: account.pin })))) : null;
   const pairing = h('div', { class: 'card' }, h('p', {}, t('pair.with_code')),
     h('a', { class: 'button secondary', id: 'pair-link', href: '#/pair-phone' }, t('pair.phone_title')));

@@ -16,7 +16,7 @@ export async function render(params, ctx) {
         : t('sync.province_never');
   const row = (label, value, id) => h('div', { class: 'row', id }, h('dt', {}, label), h('dd', {}, value));
   return h('section', {}, h('h1', {}, t('sync.title')),
-    s.needsSignIn && !s.unpaired ? h('p', { class: 'warning' }, t('sync.sign_in_again'),
+    s.needsSignIn && !s.unpaired && !s.sessionEnded ? h('p', { class: 'warning' }, t('sync.sign_in_again'),
       h('a', { class: 'button primary', href: '#/signin' }, t('signin.button'))) : null,
     h('dl', { class: 'status' },
       row(t('sync.kiosk'), s.reachable ? t('sync.reachable') : t('sync.unreachable'), 'status-kiosk'),
