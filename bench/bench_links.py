@@ -1,7 +1,7 @@
 """Replication over an emulated mobile link: our replicator against PouchDB's, in one run.
 
     .venv/bin/python bench/bench_links.py [--profile 3G|2G] [--quick] [--hub pouchdb|ours|both]
-        [--cut-every 20] [--down-for 2] [--push 500] [--no-cuts]
+        [--cut-every 20] [--down-for 2] [--push 500] [--no-cuts] [--ours-only] [--existing-target]
 
 For each hub (pouchdb-server by default; ``--hub ours`` or ``both`` adds our own
 server), in fresh temporary directories:
@@ -18,7 +18,8 @@ server), in fresh temporary directories:
       a request that hits a kept-alive socket the server just closed, as a
       browser does; tests/peers/pouch.js ``replicate_stats``);
    b. PUSH ``--push`` meetings written at the kiosk from a local database to a
-      fresh hub database, with both;
+      fresh hub database (created by the push; ``--existing-target``: created
+      beforehand, so the push asks ``_revs_diff`` as a kiosk's usual push does), with both;
    c. PULL again with our replicator into another fresh local database through
       the same link, every connection reset every ``--cut-every`` seconds (and
       new ones refused for ``--down-for`` seconds after each cut). A run that
@@ -255,7 +256,12 @@ def bench_hub(kind: str, args: argparse.Namespace, tmp: Path) -> list[Row]:
 
         with LinkProxy.profile(args.profile, hub.port) as proxy:
             via = hub.url(proxy.port)
-            for replicator in ("ours", "pouchdb"):
+            replicators = ("ours",) if args.ours_only else ("ours", "pouchdb")
+            if args.existing_target:  # push into databases that exist (a kiosk's usual push)
+                with httpx.Client(auth=hub.auth, trust_env=False, timeout=60) as http:
+                    for name in replicators:
+                        http.put(f"http://{HOST}:{hub.port}/push-{name}").raise_for_status()
+            for replicator in replicators:
                 with measured(proxy) as m:
                     if replicator == "ours":
                         r = ours(f"{via}/cell", "cell", kiosk_dir)
@@ -263,7 +269,7 @@ def bench_hub(kind: str, args: argparse.Namespace, tmp: Path) -> list[Row]:
                         r = pouch(f"{via}/cell", str(tmp / f"pouch-{kind}-cell"))
                 rows.append(_row("pull", replicator, r, m["delta"], pull_bound))
                 log(f"[{kind}] pull {replicator}: {rows[-1].seconds:.1f} s, {m['delta'].as_dict()}")
-            for replicator in ("ours", "pouchdb"):
+            for replicator in replicators:
                 with measured(proxy) as m:
                     if replicator == "ours":
                         r = ours("meetings", f"{via}/push-ours", kiosk_dir)
@@ -319,7 +325,7 @@ def cut_pull(hub: Hub, args: argparse.Namespace, kiosk_dir: Path, bound: float, 
 def check_counts(hub: Hub, docs: list[dict], push_docs: list[dict], rows: list[Row]) -> None:
     """Every replication must have delivered everything: the hub's push databases hold every meeting."""
     with httpx.Client(base_url=f"http://{HOST}:{hub.port}", auth=hub.auth, trust_env=False, timeout=60) as http:
-        for db in ("push-ours", "push-pouchdb"):
+        for db in sorted({f"push-{row.replicator}" for row in rows if row.direction == "push"}):
             count = http.get(f"/{db}").json().get("doc_count")
             if count != len(push_docs):
                 log(f"WARNING: {hub.kind} {db} holds {count} documents, expected {len(push_docs)}")
@@ -410,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--down-for", type=float, default=2.0, help="seconds new connections are refused after a cut")
     parser.add_argument("--max-runs", type=int, default=30, help="runs allowed for the cut pull to complete")
     parser.add_argument("--no-cuts", action="store_true", help="skip the cut pull")
+    parser.add_argument("--ours-only", action="store_true", help="skip PouchDB's runs (quicker, no x PouchDB)")
+    parser.add_argument("--existing-target", action="store_true",
+                        help="push into hub databases created beforehand (else the push creates them)")
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--render", type=Path, help="only print the tables of a --json file written before")

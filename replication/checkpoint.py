@@ -5,10 +5,17 @@ sessions (newest first, capped). When the two last sessions differ (one write
 was lost, or a peer was restored from a backup), the newest session both
 histories share gives the sequence to resume from, never 0 unless nothing is
 shared (CouchDB's "find common ancestry" step).
+
+A remote checkpoint that is written after every batch (a pull's source) is
+written in the background after the run's first one, so the next batches'
+transfers do not wait on its round trip. A write waits for the previous one, so
+such a checkpoint lags the local one by at most one batch; resuming takes the
+older side, so a cut costs that batch read again, never a batch skipped.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,15 +55,31 @@ class Checkpointer:
     _written: dict[str, Any] = field(default_factory=dict)
     _stamps: dict[str, float] = field(default_factory=dict)
     _pending: bool = False
+    # Background writes of a remote checkpoint: the thread per side, the failure of one.
+    _threads: dict[str, threading.Thread] = field(default_factory=dict)
+    _failure: BaseException | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def read(self) -> Any:
-        """The sequence to start from: the common ancestor of both checkpoints, else 0."""
+    def read(self, fresh_target: bool = False) -> Any:
+        """The sequence to start from: the common ancestor of both checkpoints, else 0.
+
+        A remote checkpoint is not asked for when the answer cannot matter: the
+        local side has none (or the target was created just now), so the start is 0
+        whatever the remote one says. It is then read only if writing it conflicts.
+        """
         sides = {"source": self.source, "target": self.target}
         local = [side for side, peer in sides.items() if not getattr(peer, "remote", True)]
+        if fresh_target:
+            self._docs["target"] = None
         for side in local:
-            self._docs[side] = sides[side].get_local(self.rep_id)
-        for side in sides.keys() - set(local):
-            self._docs[side] = self._remote_doc(sides[side], [self._docs[s] for s in local])
+            if side not in self._docs:
+                self._docs[side] = sides[side].get_local(self.rep_id)
+        for side in sides.keys() - self._docs.keys():
+            others = [self._docs[s] for s in local]
+            if local and all(doc is None for doc in others):
+                self._docs[side] = None  # nothing shared can come of it: start from 0
+                continue
+            self._docs[side] = self._remote_doc(sides[side], others)
         return common_seq(self._docs["source"], self._docs["target"])
 
     def _remote_doc(self, peer: Peer, others: list[dict | None]) -> dict | None:
@@ -81,15 +104,25 @@ class Checkpointer:
         written after every batch, so a lagging remote target costs nothing after
         a cut and saves a round trip per batch. A remote *source* (a pull) is
         written every batch: resuming takes the older of the two sides, and a
-        lag there would mean reading batches again.
+        lag there would mean reading batches again. After the run's first write
+        it is written in the background, waiting for the previous write (so it
+        lags by one batch at most); a failed background write is raised here.
         """
         if seq == self._last_written and not final:
             return
+        if self._failure is not None:  # a background write failed: the run ends as if it were ours
+            failure, self._failure = self._failure, None
+            raise failure
         for side, peer in (("target", self.target), ("source", self.source)):
-            throttled = side == "target" and getattr(peer, "remote", True) and not getattr(self.source, "remote", True)
+            remote = getattr(peer, "remote", True)
+            throttled = side == "target" and remote and not getattr(self.source, "remote", True)
             if throttled and not final and self._recent(side):
                 self._pending = True
                 continue
+            if remote and not final and not throttled and side in self._written:
+                self._write_later(side, peer, seq, dict(stats))
+                continue
+            self._join(side)
             if self._written.get(side) != seq:
                 self._docs[side] = self._write_side(peer, self._docs.get(side), seq, stats)
                 self._written[side] = seq
@@ -97,21 +130,69 @@ class Checkpointer:
         self._last_written = seq
 
     def flush(self, stats: dict[str, int]) -> None:
-        """Write any remote checkpoint that lags behind the last recorded sequence."""
-        if self._pending and self._last_written is not None:
-            self.write(self._last_written, stats, final=True)
+        """Wait for background writes; write any remote checkpoint that lags behind the last sequence.
+
+        :raises: the failure of a background write (the link broke while it ran).
+        """
+        for side in list(self._threads):
+            self._join(side)
+        failure, self._failure = self._failure, None
+        lagging = any(self._written.get(side) != self._last_written for side in ("source", "target"))
+        if (self._pending or lagging) and self._last_written is not None:
+            try:
+                self.write(self._last_written, stats, final=True)
+                self._pending = False
+            except Exception:
+                if failure is None:
+                    raise
+        if failure is not None:  # recorded what could be; the run still reports the broken write
+            raise failure
+
+    def _write_later(self, side: str, peer: Peer, seq: Any, stats: dict[str, int]) -> None:
+        """Write ``seq`` on ``side`` in the background, once the previous write there is done."""
+        self._join(side)
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        thread = threading.Thread(target=self._background, args=(side, peer, seq, stats), name="checkpoint",
+                                  daemon=True)
+        with self._lock:
+            self._threads[side] = thread
+        thread.start()
+
+    def _background(self, side: str, peer: Peer, seq: Any, stats: dict[str, int]) -> None:
+        try:
+            if self._written.get(side) != seq:
+                self._docs[side] = self._write_side(peer, self._docs.get(side), seq, stats)
+                self._written[side] = seq
+                self._stamps[side] = time.monotonic()
+        except BaseException as exc:  # noqa: BLE001 - raised in the replicating thread
+            with self._lock:
+                self._failure = exc
+        finally:
+            with self._lock:
+                self._threads.pop(side, None)
+
+    def _join(self, side: str) -> None:
+        """Wait until no background write of ``side`` runs (only the replicating thread starts them)."""
+        while True:
+            with self._lock:
+                thread = self._threads.get(side)
+            if thread is None:
+                return
+            thread.join()
 
     def _recent(self, side: str) -> bool:
         stamp = self._stamps.get(side)
         return stamp is not None and time.monotonic() - stamp < REMOTE_EVERY_SECONDS
 
     def _write_side(self, peer: Peer, current: dict | None, seq: Any, stats: dict[str, int]) -> dict:
-        history = [h for h in (current or {}).get("history", []) if h.get("session_id") != self.session_id]
         entry = {"session_id": self.session_id, "recorded_seq": seq, "end_time": int(time.time()), **stats}
-        doc: dict[str, Any] = {"session_id": self.session_id, "source_last_seq": seq, "version": 1,
-                               "history": [entry, *history][:HISTORY_SIZE]}
         for _ in range(3):
-            doc.pop("_rev", None)
+            # Built afresh on every try: after a conflict, on the history the peer has now.
+            history = [h for h in (current or {}).get("history", []) if h.get("session_id") != self.session_id]
+            doc: dict[str, Any] = {"session_id": self.session_id, "source_last_seq": seq, "version": 1,
+                                   "history": [entry, *history][:HISTORY_SIZE]}
             if current and "_rev" in current:
                 doc["_rev"] = current["_rev"]
             try:

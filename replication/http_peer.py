@@ -5,6 +5,9 @@ gzip responses asked for, few headers, the server's uuid asked once. Every
 request the replicator makes is idempotent (``new_edits: false`` writes, reads,
 checkpoints re-read on conflict), so a dropped connection is retried on a fresh
 one; after ``retries`` attempts the peer is unavailable.
+
+Thread-safe: the replicator overlaps requests (httpx.Client is thread-safe and
+pools keep-alive connections; a second request in flight opens a second one).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import ssl
+import threading
 import time
 from typing import Any
 from urllib.parse import quote, unquote
@@ -73,8 +77,14 @@ class HttpPeer:
         self._gzip_ok = True
         self._has_bulk_get = True
         self._server_selector = True
+        # False for a peer whose attachments do not resume with Range (pouchdb-server 4.2 sends
+        # them whole): a broken transfer starts again from byte 0, so they cross the link one
+        # after the other (see _Relay), never several stretched over a cut.
+        self.resumes_attachments = True
+        self._relay = _Relay()
         self._exists = False
         self._uuid: str | None = None
+        self._count_lock = threading.Lock()
         self._client = httpx.Client(
             base_url=self.root, auth=auth, transport=transport, trust_env=False, verify=tls_context(ca_bundle),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
@@ -130,10 +140,11 @@ class HttpPeer:
         request = response.request
         head = len(request.method) + len(request.url.raw_path) + 12
         head += sum(len(k) + len(v) + 4 for k, v in request.headers.raw)
-        self.traffic.bytes_sent += head + len(content or b"")
-        self.traffic.bytes_received += 17 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw)
-        self.traffic.bytes_received += response.num_bytes_downloaded
-        self.traffic.requests += 1
+        received = 17 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + response.num_bytes_downloaded
+        with self._count_lock:
+            self.traffic.bytes_sent += head + len(content or b"")
+            self.traffic.bytes_received += received
+            self.traffic.requests += 1
 
     def _error(self, response: httpx.Response) -> CouchError:
         try:
@@ -145,21 +156,63 @@ class HttpPeer:
     # -- the protocol ----------------------------------------------------------
 
     def info(self, create: bool = False) -> PeerInfo:
-        if self._uuid is None:
-            welcome = self.request("GET", "/")
-            self._uuid = str(welcome.get("uuid") or "")
-            # express-pouchdb (pouchdb-server 4.2) has no _selector filter on _changes, and an
-            # unknown filter crashes it: filter on our side for it (CouchDB 2+ has the filter).
-            self._server_selector = "express-pouchdb" not in welcome
+        """``GET /`` and ``GET db`` (once per peer, together); with ``create``, ``PUT db`` on 404.
+
+        The two GETs go out at once on two connections, so they cost one round trip,
+        and the replication's next requests find a second connection open (a new one
+        costs a round trip of its own). ``extra["created"]`` says the database was
+        created just now: it then holds no checkpoint worth asking for.
+        """
         seq = None
-        if create and not self._exists:
+        extra: dict[str, Any] = {}
+        if self._uuid is None or create and not self._exists:
+            welcome: dict[str, Any] = {}
+            asker = None
+            if self._uuid is None:
+                def ask() -> None:
+                    try:
+                        welcome.update(self.request("GET", "/"))
+                    except BaseException as exc:  # noqa: BLE001 - raised again below
+                        welcome["_failure"] = exc
+
+                asker = threading.Thread(target=ask, name="http-peer-info", daemon=True)
+                asker.start()
             try:
-                seq = self.request("GET", self._db_path)["update_seq"]
-            except NotFound:
-                self.request("PUT", self._db_path, ok=(201, 202, 412))
-            self._exists = True  # asked once per peer: a kiosk's idle round must stay cheap
+                seq, created = self._db_info(create)
+                if created:
+                    extra["created"] = True
+            finally:
+                if asker is not None:
+                    asker.join()
+            if "_failure" in welcome:
+                raise welcome["_failure"]
+            if self._uuid is None:
+                self._uuid = str(welcome.get("uuid") or "")
+                # express-pouchdb (pouchdb-server 4.2) has no _selector filter on _changes, and an
+                # unknown filter crashes it: filter on our side for it (CouchDB 2+ has the filter).
+                self._server_selector = "express-pouchdb" not in welcome
+                self.resumes_attachments = "express-pouchdb" not in welcome
         identity = f"{self._uuid}/{self.db_name}" if self._uuid else self.name
-        return PeerInfo(identity, seq)
+        return PeerInfo(identity, seq, extra)
+
+    def _db_info(self, create: bool) -> tuple[Any, bool]:
+        """(update_seq or None, created now); a missing database is created with ``create``."""
+        try:
+            seq = self.request("GET", self._db_path)["update_seq"]
+        except NotFound:
+            if not create:
+                return None, False  # the first request on it says so (a probe may ask for no database)
+            made = self.request("PUT", self._db_path, ok=(201, 202, 412))
+            self._exists = True
+            # 412: someone else created it meanwhile; it may hold a checkpoint already
+            return None, not (isinstance(made, dict) and made.get("error"))
+        except CouchError:
+            if create:
+                raise
+            return None, False  # only a warm-up for a source: let its _changes report the problem
+        if create:
+            self._exists = True  # asked once per peer: a kiosk's idle round must stay cheap
+        return seq, False
 
     def changes(self, since: Any, limit: int, *, doc_ids: list[str] | None = None,
                 selector: dict | None = None, wait: float = 0.0) -> ChangesPage:
@@ -249,37 +302,55 @@ class HttpPeer:
         path = f"{self._db_path}/{quote(doc_id, safe='')}/{quote(name, safe='/')}"
         data = bytearray()
         failure: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                data += self._attachment_part(path, rev, offset + len(data))
-                return bytes(data)
-            except _Partial as exc:
-                data += exc.data  # resume after what arrived
-                failure = exc
-            except httpx.TransportError as exc:
-                failure = exc
-            if attempt < self.retries:
-                time.sleep(RETRY_PAUSE * 2**attempt)
+        # Retries included: others wait rather than spend their attempts while the link is down.
+        relay = None if self.resumes_attachments else self._relay
+        key = object()
+        if relay is not None:
+            relay.enter(key)
+        try:
+            for attempt in range(self.retries + 1):
+                try:
+                    data += self._attachment_part(path, rev, offset + len(data), relay, key)
+                    return bytes(data)
+                except _Partial as exc:
+                    data += exc.data  # resume after what arrived
+                    failure = exc
+                except httpx.TransportError as exc:
+                    failure = exc
+                if attempt < self.retries:
+                    time.sleep(RETRY_PAUSE * 2**attempt)
+        finally:
+            if relay is not None:
+                relay.leave(key)
         raise PeerUnavailable(f"{self.name}: attachment {doc_id}/{name}: {failure}")
 
-    def _attachment_part(self, path: str, rev: str, offset: int) -> bytes:
+    def _attachment_part(self, path: str, rev: str, offset: int, relay: _Relay | None = None,
+                         key: object = None) -> bytes:
         headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         chunks = bytearray()
+        if relay is not None:
+            relay.restart(key)
         try:
             with self._client.stream("GET", path, params={"rev": rev}, headers=headers) as response:
                 if response.status_code not in (200, 206):
                     response.read()
                     raise self._error(response)
+                length = int(response.headers.get("Content-Length") or 0)
                 for chunk in response.iter_raw():
                     chunks += chunk
+                    if relay is not None:
+                        relay.progress(key, length, len(chunks))
                 self._count(response, None)
                 skip = offset if response.status_code == 200 else 0  # a peer that ignores Range
+                if skip:
+                    self.resumes_attachments = False
                 return bytes(chunks[skip:])
         except httpx.TransportError:
             if chunks:  # keep what arrived; the caller resumes after it
-                self.traffic.bytes_received += len(chunks)
+                with self._count_lock:
+                    self.traffic.bytes_received += len(chunks)
                 raise _Partial(bytes(chunks)) from None
             raise
 
@@ -318,6 +389,57 @@ def _error_fields(body: bytes, response: httpx.Response) -> tuple[str, str, int]
         return str(parsed["error"]), str(parsed.get("reason", "")), response.status_code
     except (ValueError, KeyError, TypeError):
         return "unknown_error", body[:200].decode("utf-8", "replace"), response.status_code
+
+
+class _Relay:
+    """Attachment downloads from a peer that cannot resume them, relayed one after the other.
+
+    Several at once would share the link, each taking as long as all of them together, and a
+    cut would lose them all (a burst of 10 PDFs over 2G cut every 20 s then never completed).
+    One at a time, but the next one is asked for when the current one is about its own wait
+    for the first byte from its end, so the link does not idle for a round trip between them.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active: dict[object, list[float]] = {}  # key -> [asked at, first byte at, length, received]
+
+    def enter(self, key: object) -> None:
+        with self._cond:
+            while not self._free():
+                self._cond.wait(0.05)
+            self._active[key] = [time.monotonic(), 0.0, 0.0, 0.0]
+
+    def restart(self, key: object) -> None:
+        """A new attempt of the download ``key``: its timing starts again."""
+        with self._cond:
+            if key in self._active:
+                self._active[key] = [time.monotonic(), 0.0, 0.0, 0.0]
+
+    def progress(self, key: object, length: int, received: int) -> None:
+        with self._cond:
+            entry = self._active.get(key)
+            if entry is not None:
+                if not entry[1]:
+                    entry[1] = time.monotonic()
+                entry[2], entry[3] = float(length), float(received)
+
+    def leave(self, key: object) -> None:
+        with self._cond:
+            self._active.pop(key, None)
+            self._cond.notify_all()
+
+    def _free(self) -> bool:
+        if not self._active:
+            return True
+        if len(self._active) > 1:
+            return False
+        asked, first, length, received = next(iter(self._active.values()))
+        elapsed = time.monotonic() - first
+        if not first or not length or received <= 0 or elapsed <= 0:
+            return False
+        eta = (length - received) / (received / elapsed)
+        return eta <= first - asked
 
 
 class _Partial(httpx.TransportError):

@@ -14,14 +14,26 @@ Frugal with a slow, costly link:
   batch, a single document that is still too large is recorded and skipped;
 - a document the target refuses (``forbidden``/``unauthorized``, or any other
   per-document error) is recorded and skipped, never retried forever.
+
+Pipelined, so round trips overlap instead of adding up (bench/LINKS.md): a
+planner thread reads ``_changes`` pages and their ``_revs_diff`` ahead; up to
+``pipeline`` batches are fetched and written at once (``_bulk_get``, their
+attachments ``ATTACHMENT_FETCHES`` GETs at a time, ``_bulk_docs``: writes with
+``new_edits: false`` commute); the calling thread takes finished batches strictly
+in order and records the checkpoint after each. So a checkpoint never covers a
+batch that is not written, and a cut costs at most the ``pipeline`` batches in
+flight (3 by default; 1 makes the replicator sequential).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +55,12 @@ INLINE_ATTACHMENT_BYTES = 32_000
 INLINE_BATCH_BYTES = 64_000
 # Digest cache for one run: the same PDF attached to many documents is fetched once.
 DIGEST_CACHE_BYTES = 64_000_000
+# Batches replicated at once (and so, at most, read again after a failed run), and batches per
+# _changes page. Measured on the 3G cell pull (bench/LINKS.md): 2 -> 1.35x the physical bound,
+# 3 -> 1.24x (round trips hidden behind transfers); 1 makes the replicator strictly sequential.
+PIPELINE_BATCHES = 3
+# Attachment requests (Range GETs, inline _bulk_get groups) in flight at once, over all batches.
+ATTACHMENT_FETCHES = 3
 
 
 @dataclass
@@ -58,6 +76,8 @@ class Options:
     # Longpoll wait in continuous mode, and how long a continuous run may go idle before it returns.
     poll_seconds: float = 25.0
     idle_seconds: float | None = None
+    # Batches fetched ahead of the one being written (see PIPELINE_BATCHES).
+    pipeline: int = PIPELINE_BATCHES
 
 
 @dataclass
@@ -98,6 +118,10 @@ class Replicator:
         self.result = Result()
         self._cache: dict[str, bytes] = {}
         self._cache_bytes = 0
+        self._fetching: dict[str, Future] = {}  # digest -> the fetch in progress
+        self._cache_lock = threading.Lock()
+        self._attachment_pool: ThreadPoolExecutor | None = None
+        self._fresh_target = False
 
     def run(self) -> Result:
         """Replicate until caught up (or, when continuous, until idle or stopped)."""
@@ -134,25 +158,99 @@ class Replicator:
         rep_id = replication_id(source_info.identity, target_info.identity,
                                 self.options.doc_ids, self.options.selector)
         checkpointer = Checkpointer(rep_id, self.source, self.target, self.checkpoint_cache)
-        self.result.start_seq = self.result.last_seq = checkpointer.read()
+        # A target created just now has no checkpoint and lacks every revision: ask it neither.
+        self._fresh_target = bool(target_info.extra.get("created"))
+        self.result.start_seq = self.result.last_seq = checkpointer.read(fresh_target=self._fresh_target)
         return checkpointer
 
     def _loop(self, checkpointer: Checkpointer) -> None:
-        idle_since = time.monotonic()
-        while True:
-            wait = self.options.poll_seconds if self.options.continuous else 0.0
-            page = self.source.changes(self.result.last_seq, self.options.batch_size, doc_ids=self.options.doc_ids,
-                                       selector=self.options.selector, wait=wait)
-            if page.rows:
-                self._replicate_batch(page.rows)
-                idle_since = time.monotonic()
-            self.result.last_seq = page.last_seq
-            if page.rows:
-                checkpointer.write(page.last_seq, self.result.stats())
-                self._report()
-            if not page.rows or len(page.rows) < self.options.batch_size and not page.pending:
-                if not self.options.continuous or self._idle_too_long(idle_since):
+        """Take replicated batches in order as they complete; checkpoint after each.
+
+        The planner (another thread) runs ahead: it reads the next ``_changes`` page
+        and its ``_revs_diff`` and starts replicating the batch (fetch, then write) as
+        soon as one of the ``pipeline`` slots is free. A slot is freed once its batch
+        is counted and checkpointed here, so no checkpoint passes a batch in flight.
+        """
+        depth = max(1, self.options.pipeline)
+        slots = threading.Semaphore(depth)
+        plans: queue.Queue[Any] = queue.Queue()
+        stop = threading.Event()
+        fetchers = ThreadPoolExecutor(depth, thread_name_prefix="replicate-fetch")
+        self._attachment_pool = ThreadPoolExecutor(ATTACHMENT_FETCHES, thread_name_prefix="replicate-att")
+        planner = threading.Thread(target=self._plan, args=(plans, slots, stop, fetchers),
+                                   name="replicate-plan", daemon=True)
+        planner.start()
+        try:
+            while True:
+                plan = plans.get()
+                if plan is _END:
                     return
+                if isinstance(plan, BaseException):
+                    raise plan
+                try:
+                    if plan.rows:
+                        self.result.batches += 1
+                        self.result.docs_read += len(plan.rows)
+                        if plan.fetch is not None:
+                            written, refused = plan.fetch.result()
+                            self.result.docs_written += written
+                            for doc, failure in refused:
+                                self._record(doc, failure)
+                    if plan.last_seq is None:  # a batch that ends mid-page without a sequence
+                        continue
+                    self.result.last_seq = plan.last_seq
+                    if plan.rows and not _next_is_done(plans):  # else one checkpoint for both
+                        checkpointer.write(plan.last_seq, self.result.stats())
+                        self._report()
+                finally:
+                    slots.release()
+        finally:
+            stop.set()
+            fetchers.shutdown(wait=True, cancel_futures=True)
+            self._attachment_pool.shutdown(wait=True, cancel_futures=True)
+            # A planner stuck in a longpoll or a retrying request notices ``stop`` when it returns.
+            planner.join(self.options.poll_seconds + 10.0 if self.options.continuous else 60.0)
+
+    def _plan(self, plans: queue.Queue, slots: threading.Semaphore, stop: threading.Event,
+              fetchers: ThreadPoolExecutor) -> None:
+        """Read ``_changes`` and ``_revs_diff`` ahead; start each batch's replication when a slot frees.
+
+        A ``_changes`` page holds ``pipeline`` batches, so the batches of one page
+        start together instead of each waiting for its own page's round trip.
+        """
+        since = self.result.last_seq
+        idle_since = time.monotonic()
+        size = max(1, self.options.batch_size)
+        limit = size * max(1, self.options.pipeline)
+        try:
+            while not stop.is_set():
+                wait = self.options.poll_seconds if self.options.continuous else 0.0
+                page = self.source.changes(since, limit, doc_ids=self.options.doc_ids,
+                                           selector=self.options.selector, wait=wait)
+                batches = [page.rows[i:i + size] for i in range(0, len(page.rows), size)] or [[]]
+                for k, rows in enumerate(batches):
+                    # A batch ends at its last row's sequence; CouchDB 3 may give intermediate rows
+                    # ``seq: null`` (seq_interval): such a batch is recorded by the next checkpoint.
+                    last_seq = page.last_seq if k == len(batches) - 1 else rows[-1].get("seq")
+                    wanted = self._wanted(rows) if rows and not stop.is_set() else []
+                    while not slots.acquire(timeout=0.2):
+                        if stop.is_set():
+                            return
+                    if stop.is_set():
+                        slots.release()
+                        return
+                    fetch = fetchers.submit(self._replicate, wanted) if wanted else None
+                    plans.put(_Plan(rows, last_seq, fetch))
+                since = page.last_seq
+                if page.rows:
+                    idle_since = time.monotonic()
+                if not page.rows or len(page.rows) < limit and not page.pending:
+                    if not self.options.continuous or self._idle_too_long(idle_since):
+                        break
+        except BaseException as exc:  # noqa: BLE001 - handed to the writing thread, which ends the run
+            plans.put(exc)
+            return
+        plans.put(_END)
 
     def _idle_too_long(self, idle_since: float) -> bool:
         limit = self.options.idle_seconds
@@ -163,20 +261,26 @@ class Replicator:
             self.result.bytes_sent, self.result.bytes_received, self.result.requests = self._traffic()
             self.progress(self.result)
 
-    def _replicate_batch(self, rows: list[dict]) -> None:
-        """Locate what the target lacks, fetch it and write it."""
-        self.result.batches += 1
-        self.result.docs_read += len(rows)
+    def _wanted(self, rows: list[dict]) -> list[dict]:
+        """What of a ``_changes`` page the target lacks (``_revs_diff``)."""
         asked = {row["id"]: [c["rev"] for c in row["changes"]] for row in rows}
+        if self._fresh_target:  # created by this run: it lacks everything not written since
+            return [{"id": doc_id, "rev": rev, "atts_since": []} for doc_id, revs in asked.items() for rev in revs]
         missing = self.target.revs_diff(asked)
-        wanted = [{"id": doc_id, "rev": rev, "atts_since": entry.get("possible_ancestors", [])}
-                  for doc_id, entry in missing.items() for rev in entry["missing"]]
-        if not wanted:
-            return
+        return [{"id": doc_id, "rev": rev, "atts_since": entry.get("possible_ancestors", [])}
+                for doc_id, entry in missing.items() for rev in entry["missing"]]
+
+    def _replicate(self, wanted: list[dict]) -> tuple[int, list[tuple[dict, dict]]]:
+        """Fetch the wanted revisions with the attachment data the target lacks, and write them.
+
+        Runs in a pipeline thread; returns (documents written, refused (document, error) pairs).
+        """
         docs = self.source.bulk_get(wanted)
         ancestors = {item["id"]: item["atts_since"] for item in wanted}
         docs = self._with_attachment_data(docs, ancestors)
-        self._push(docs)
+        refused: list[tuple[dict, dict]] = []
+        written = sum(self._write(chunk, refused) for chunk in _chunks(docs, self.options.batch_bytes))
+        return written, refused
 
     # -- attachments ---------------------------------------------------------
 
@@ -185,80 +289,158 @@ class Replicator:
 
         Documents whose missing attachments are all small come again from one
         more ``_bulk_get`` per ``INLINE_BATCH_BYTES``; any other attachment comes
-        by its own ``Range``-resumable GET. So no single response is longer than
-        a mobile link stays up (a batch of ten PDFs inline never finished on 2G).
+        by its own ``Range``-resumable GET, once per digest. So no single response
+        is longer than a mobile link stays up (a batch of ten PDFs inline never
+        finished on 2G). These requests run ``ATTACHMENT_FETCHES`` at a time.
         """
         refetch: list[tuple[dict, int]] = []
-        out = []
+        direct: list[tuple[dict, list[str]]] = []
         for doc in docs:
             needed = _needed(doc, ancestors.get(doc["_id"], []))
+            if not needed:
+                continue
             lengths = [doc["_attachments"][n].get("length", 0) for n in needed
                        if doc["_attachments"][n]["digest"] not in self._cache]
             if lengths and max(lengths) <= INLINE_ATTACHMENT_BYTES and sum(lengths) <= INLINE_BATCH_BYTES:
                 refetch.append((doc, sum(lengths)))
-                continue
-            self._fill(doc, needed)
-            out.append(doc)
-        for group in _groups(refetch, INLINE_BATCH_BYTES):
-            wanted = [{"id": d["_id"], "rev": d["_rev"], "atts_since": ancestors.get(d["_id"], [])} for d in group]
-            fetched = {(d["_id"], d["_rev"]): d for d in self.source.bulk_get(wanted, attachments=True)}
-            for doc in group:
-                full = fetched.get((doc["_id"], doc["_rev"]), doc)
-                self._remember(full)
-                self._fill(full, _needed(full, ancestors.get(doc["_id"], [])))
-                out.append(full)
+            else:
+                direct.append((doc, needed))
+        if not refetch and not direct:
+            return docs
+        pool = self._attachment_pool
+        submit = pool.submit if pool is not None else _run_now
+        groups = [submit(self._fetch_inline, group, ancestors) for group in _groups(refetch, INLINE_BATCH_BYTES)]
+        digests: dict[str, Future] = {}
+        for doc, needed in direct:
+            for name in needed:
+                att = doc["_attachments"][name]
+                if "data" not in att and att["digest"] not in digests:
+                    digests[att["digest"]] = submit(self._attachment_data, doc["_id"], doc["_rev"], name,
+                                                    att["digest"])
+        replaced = {(d["_id"], d["_rev"]): d for group in groups for d in group.result()}
+        data = {digest: future.result() for digest, future in digests.items()}
+        for doc, needed in direct:
+            self._fill(doc, needed, data)
+        return [replaced.get((d["_id"], d["_rev"]), d) for d in docs]
+
+    def _fetch_inline(self, group: list[dict], ancestors: dict[str, list[str]]) -> list[dict]:
+        """One ``_bulk_get`` with the small attachments of ``group`` inline."""
+        wanted = [{"id": d["_id"], "rev": d["_rev"], "atts_since": ancestors.get(d["_id"], [])} for d in group]
+        fetched = {(d["_id"], d["_rev"]): d for d in self.source.bulk_get(wanted, attachments=True)}
+        out = []
+        for doc in group:
+            full = fetched.get((doc["_id"], doc["_rev"]), doc)
+            self._remember(full)
+            self._fill(full, _needed(full, ancestors.get(doc["_id"], [])), {})
+            out.append(full)
         return out
 
     def _remember(self, doc: dict) -> None:
         for att in (doc.get("_attachments") or {}).values():
-            if "data" in att and self._cache_bytes < DIGEST_CACHE_BYTES:
-                raw = base64.b64decode(att["data"])
-                self._cache.setdefault(att["digest"], raw)
+            if "data" in att:
+                self._keep(att["digest"], base64.b64decode(att["data"]))
+
+    def _keep(self, digest: str, raw: bytes) -> None:
+        with self._cache_lock:
+            if digest not in self._cache and self._cache_bytes + len(raw) <= DIGEST_CACHE_BYTES:
+                self._cache[digest] = raw
                 self._cache_bytes += len(raw)
 
-    def _fill(self, doc: dict, needed: list[str]) -> None:
-        """Turn each needed stub into inline data, from the digest cache or the source."""
+    def _attachment_data(self, doc_id: str, rev: str, name: str, digest: str) -> bytes:
+        """An attachment's data by digest: from the cache, from a fetch already under way, or the source."""
+        with self._cache_lock:
+            data = self._cache.get(digest)
+            if data is not None:
+                return data
+            running = self._fetching.get(digest)
+            if running is None:
+                mine: Future = Future()
+                self._fetching[digest] = mine
+        if running is not None:  # another batch is fetching the same file: wait for it
+            try:
+                return running.result()
+            except Exception:  # noqa: BLE001 - its failure is reported there; try ourselves
+                return self._download(doc_id, rev, name)
+        try:
+            data = self._download(doc_id, rev, name)
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        finally:
+            with self._cache_lock:
+                self._fetching.pop(digest, None)
+        self._keep(digest, data)
+        mine.set_result(data)
+        return data
+
+    def _download(self, doc_id: str, rev: str, name: str) -> bytes:
+        # An HttpPeer whose attachments cannot resume relays them one after the other itself.
+        return self.source.attachment(doc_id, rev, name)
+
+    def _fill(self, doc: dict, needed: list[str], data: dict[str, bytes]) -> None:
+        """Turn each needed stub into inline data, from ``data``, the digest cache or the source."""
         for name in needed:
             att = doc["_attachments"][name]
             if "data" in att:
                 continue
-            data = self._cache.get(att["digest"])
-            if data is None:
-                data = self.source.attachment(doc["_id"], doc["_rev"], name)
-                if self._cache_bytes + len(data) <= DIGEST_CACHE_BYTES:
-                    self._cache[att["digest"]] = data
-                    self._cache_bytes += len(data)
+            raw = data.get(att["digest"]) or self._attachment_data(doc["_id"], doc["_rev"], name, att["digest"])
             doc["_attachments"][name] = {"content_type": att.get("content_type"), "revpos": att.get("revpos"),
-                                         "digest": att["digest"], "data": base64.b64encode(data).decode()}
+                                         "digest": att["digest"], "data": base64.b64encode(raw).decode()}
 
     # -- writing ---------------------------------------------------------------
 
-    def _push(self, docs: list[dict]) -> None:
-        """Write documents in bodies of bounded size; split on 413."""
-        for chunk in _chunks(docs, self.options.batch_bytes):
-            self._write(chunk)
-
-    def _write(self, docs: list[dict]) -> None:
+    def _write(self, docs: list[dict], refused: list[tuple[dict, dict]]) -> int:
+        """One ``_bulk_docs``; halved on 413. Returns how many landed; refusals go to ``refused``."""
         try:
             failures = self.target.bulk_docs(docs)
         except RequestTooLarge:
             if len(docs) == 1:
-                self._record(docs[0], {"error": "too_large", "reason": "the target refused the document as too large"})
-                return
+                refused.append((docs[0], {"error": "too_large",
+                                          "reason": "the target refused the document as too large"}))
+                return 0
             half = len(docs) // 2
-            self._write(docs[:half])
-            self._write(docs[half:])
-            return
+            return self._write(docs[:half], refused) + self._write(docs[half:], refused)
         by_id = {d["_id"]: d for d in docs}
         for failure in failures:
-            self._record(by_id.get(failure.get("id")) or {"_id": failure.get("id")}, failure)
-        self.result.docs_written += len(docs) - len(failures)
+            refused.append((by_id.get(failure.get("id")) or {"_id": failure.get("id")}, failure))
+        return len(docs) - len(failures)
 
     def _record(self, doc: dict, failure: dict) -> None:
         """A document the target refused: counted, kept in the result, never retried forever."""
         self.result.doc_write_failures += 1
         self.result.errors.append({"id": doc.get("_id"), "rev": doc.get("_rev"),
                                    "error": failure.get("error"), "reason": failure.get("reason")})
+
+
+@dataclass
+class _Plan:
+    """One ``_changes`` page, planned: its rows, where it ends, and the fetch of what the target lacks."""
+
+    rows: list[dict]
+    last_seq: Any
+    fetch: Future | None
+
+
+_END = object()  # the planner read the last page
+
+
+def _next_is_done(plans: queue.Queue) -> bool:
+    """The next planned batch has already been replicated (its checkpoint will cover this one)."""
+    with plans.mutex:
+        head = plans.queue[0] if plans.queue else None
+    if not isinstance(head, _Plan) or not head.rows:
+        return False
+    return head.fetch is None or head.fetch.done() and head.fetch.exception() is None
+
+
+def _run_now(fn: Callable[..., Any], *args: Any) -> Future:
+    """``submit`` without a pool: run at once, return a completed future."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - raised again by .result()
+        future.set_exception(exc)
+    return future
 
 
 def _try_final_checkpoint(checkpointer: Checkpointer, result: Result) -> None:

@@ -7,6 +7,10 @@ wrapping that transport.
 from __future__ import annotations
 
 import base64
+import gzip
+import itertools
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -109,17 +113,79 @@ class Breaking(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
-def test_cut_link_costs_at_most_the_batch_in_flight(sides):
+class BreakingWrite(httpx.BaseTransport):
+    """Raises ConnectError, once, on the ``_bulk_docs`` whose body contains ``marker``."""
+
+    def __init__(self, inner: httpx.BaseTransport, marker: str) -> None:
+        self.inner, self.marker, self.fired = inner, marker.encode(), False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/_bulk_docs") and not self.fired:
+            body = request.read()
+            if request.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            if self.marker in body:
+                self.fired = True
+                raise httpx.ConnectError("link cut", request=request)
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.parametrize("pipeline", [1, 2])
+def test_cut_link_costs_at_most_the_batches_in_flight(sides, pipeline):
     a, b = sides(), sides()
     a.server.create("cell").bulk_docs([{"_id": f"d{i:03}", "n": i} for i in range(500)])
-    breaking: list[Breaking] = []
-    peer = b.peer("http", wrap=lambda t: breaking.append(Breaking(t, 3, "_bulk_docs")) or breaking[-1])
-    cut = replicate(a.peer("local"), peer)
+    # the third batch's _bulk_docs is cut (by content: with a pipeline, the fourth may be sent first)
+    peer = b.peer("http", wrap=lambda t: BreakingWrite(t, '"d200"'))
+    cut = replicate(a.peer("local"), peer, Options(pipeline=pipeline))
     assert not cut.ok and "link cut" in cut.error
-    assert cut.docs_written == 200 and b.db().doc_count == 200  # two batches landed before the cut
+    assert cut.docs_written == 200  # counted in order: the two batches before the cut one
+    # the batch written beside the cut one may have landed too (new_edits: false writes commute)
+    assert 200 <= b.db().doc_count <= 200 + 100 * (pipeline - 1)
     resumed = replicate(a.peer("local"), b.peer("http"))
-    assert resumed.ok and resumed.docs_read == 300  # nothing before the checkpoint is read again
+    assert resumed.ok and resumed.docs_read == 300  # the checkpoint is at 200: nothing before it is read again
     assert a.state() == b.state()
+
+
+class Recording(httpx.BaseTransport):
+    """Passes requests through, noting when each starts and ends (to see them overlap)."""
+
+    def __init__(self, inner: httpx.BaseTransport, pause: float = 0.02) -> None:
+        self.inner, self.pause, self.spans, self.lock = inner, pause, [], threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.monotonic()
+        time.sleep(self.pause)  # a little latency, so that overlapping requests do overlap
+        response = self.inner.handle_request(request)
+        response.read()
+        with self.lock:
+            self.spans.append((request.url.path.rsplit("/", 1)[-1], started, time.monotonic()))
+        return response
+
+
+def test_batches_overlap_and_checkpoints_stay_in_order(sides):
+    hub, kiosk = sides(), sides()
+    hub.server.create("cell").bulk_docs([{"_id": f"d{i:03}", "n": i} for i in range(500)])
+    seen: list[Recording] = []
+    source = hub.peer("http", wrap=lambda t: seen.append(Recording(t)) or seen[-1])
+    checkpoints: list[str] = []
+    target = kiosk.peer("local")
+    real_put = target.put_local
+
+    def put_local(local_id: str, doc: dict) -> str:
+        # every batch up to the checkpoint is on the target when it is recorded
+        seq = doc["source_last_seq"]
+        assert kiosk.db().doc_count >= min(500, hub.db().parse_since(seq))
+        checkpoints.append(seq)
+        return real_put(local_id, doc)
+
+    target.put_local = put_local
+    result = replicate(source, target, Options(batch_size=50))
+    assert result.ok and result.docs_written == 500 and result.batches == 10
+    assert [hub.db().parse_since(s) for s in checkpoints] == sorted(hub.db().parse_since(s) for s in checkpoints)
+    spans = sorted(seen[0].spans, key=lambda s: s[1])
+    overlapping = sum(1 for x, y in itertools.pairwise(spans) if y[1] < x[2])
+    assert overlapping >= 5, spans  # _changes, _bulk_get and checkpoints of several batches were in flight together
+    assert hub.state() == kiosk.state()
 
 
 def test_a_413_halves_the_batch_and_a_lone_oversized_doc_is_skipped(sides):
@@ -267,3 +333,30 @@ def test_inline_attachment_fetches_are_bounded_in_size(sides):
     # 20 KB each, at most 64 KB of attachment data per request: 4 requests, not one of 200 KB
     assert sum(1 for p in seen[0].paths if p.endswith("/_bulk_get")) == 1 + 4
     assert kiosk.db().attachment("doc7", "a.bin")[1] == bytes((7 * 31 + j) % 256 for j in range(20_000))
+
+
+def test_a_checkpoint_written_after_a_conflict_keeps_the_peers_history(sides):
+    from replication.checkpoint import Checkpointer
+    from sync_server.errors import Conflict
+
+    a, b = sides(), sides()
+    a.server.create("cell")
+    source, target = a.peer("local"), b.peer("local")
+    b.server.create("cell")
+    other = {"session_id": "other", "source_last_seq": "7", "version": 1,
+             "history": [{"session_id": "other", "recorded_seq": "7"}]}
+    real_put, conflicts = target.put_local, []
+
+    def put_local(local_id: str, doc: dict) -> str:
+        if not conflicts:  # another replicator writes its checkpoint just before ours
+            conflicts.append(real_put(local_id, dict(other)))
+            raise Conflict()
+        return real_put(local_id, doc)
+
+    target.put_local = put_local
+    checkpoints = Checkpointer("rep-1", source, target)
+    checkpoints.read()
+    checkpoints.write("3", {"docs_written": 1}, final=True)
+    stored = target.get_local("rep-1")
+    assert conflicts and stored["session_id"] == checkpoints.session_id
+    assert [h["session_id"] for h in stored["history"]] == [checkpoints.session_id, "other"]
