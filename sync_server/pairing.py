@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import secrets
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import segno
 
 from .errors import NotFound, Unauthorized
+from .private_file import write_private
 
 # A pairing code is short enough to type, used once, and expires soon.
 CODE_DIGITS = 6
@@ -48,11 +48,7 @@ class Pairing:
             return {"codes": {}, "devices": {}}
 
     def _save(self, state: dict[str, Any]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(state, out)
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(state).encode())
 
     def new_code(self, kiosk_url: str, now: float | None = None, fingerprint: str | None = None) -> dict[str, Any]:
         """A one-time code, its expiry, and the QR code (SVG) the kiosk screen shows.

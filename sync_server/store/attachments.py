@@ -34,9 +34,11 @@ def _aad(digest: str) -> bytes:
 def store_blob(conn: sqlite3.Connection, data: bytes, cipher: Cipher | None = None) -> str:
     """Keep data once per digest (encrypted when there is a cipher) and return the digest."""
     digest = digest_of(data)
-    if conn.execute("SELECT 1 FROM atts WHERE digest = ?", (digest,)).fetchone() is None:
-        stored = cipher.seal(data, _aad(digest)) if cipher is not None else data
-        conn.execute("INSERT INTO atts (digest, length, data) VALUES (?, ?, ?)", (digest, len(data), stored))
+    if cipher is None:
+        conn.execute("INSERT OR IGNORE INTO atts (digest, length, data) VALUES (?, ?, ?)", (digest, len(data), data))
+    elif conn.execute("SELECT 1 FROM atts WHERE digest = ?", (digest,)).fetchone() is None:  # seal only new data
+        conn.execute("INSERT INTO atts (digest, length, data) VALUES (?, ?, ?)",
+                     (digest, len(data), cipher.seal(data, _aad(digest))))
     return digest
 
 

@@ -25,7 +25,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ..errors import StartupError, StoreCorrupt
+from ..private_file import write_private
 
 KEYRING = "keyring.json"
 _MAGIC = b"E1"
@@ -155,10 +155,4 @@ def _write(path: Path, key: bytes, passphrase: str) -> None:
     wrapped = AESGCM(_kek(passphrase, salt, _SCRYPT)).encrypt(nonce, key, _WRAP_AAD)
     ring = {"version": 1, "cipher": "AES-256-GCM", "kdf": "scrypt", "scrypt": _SCRYPT,
             "salt": _b64(salt), "nonce": _b64(nonce), "wrapped": _b64(wrapped), "key_id": Cipher(key).key_id}
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(ring, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_private(path, json.dumps(ring, indent=1).encode())

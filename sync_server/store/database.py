@@ -116,30 +116,25 @@ class Database:
                 if not rows:
                     break
                 conn.executemany("UPDATE revs SET body = ? WHERE doc_id = ? AND rev = ?",
-                                 [(self._seal_body(d, r, b), d, r) for d, r, b in rows])
+                                 [(self._seal(b, d, r), d, r) for d, r, b in rows])
                 sealed, after = sealed + len(rows), rows[-1][:2]
             for local_id, body in conn.execute("SELECT id, body FROM local_docs").fetchall():
-                conn.execute("UPDATE local_docs SET body = ? WHERE id = ?", (self._seal_local(local_id, body), local_id))
+                conn.execute("UPDATE local_docs SET body = ? WHERE id = ?", (self._seal(body, "_local", local_id), local_id))
                 sealed += 1
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('encryption', ?)", (cipher.key_id,))
         if sealed:
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def _aad(self, *parts: str) -> bytes:
-        return "\0".join((self.name, *parts)).encode()
+    # A stored value is bound to where it lives: (doc id, rev) for a body, ("_local", id) for a _local doc.
+    def _aad(self, where: tuple[str, str]) -> bytes:
+        return "\0".join((self.name, *where)).encode()
 
-    def _seal_body(self, doc_id: str, rev: str, body_json: str) -> str | bytes:
-        return body_json if self._cipher is None else self._cipher.seal_text(body_json, self._aad(doc_id, rev))
+    def _seal(self, text: str, *where: str) -> str | bytes:
+        return text if self._cipher is None else self._cipher.seal_text(text, self._aad(where))
 
-    def _open_body(self, doc_id: str, rev: str, stored: str | bytes) -> str:
-        return stored if self._cipher is None else self._cipher.open_text(stored, self._aad(doc_id, rev))
-
-    def _seal_local(self, local_id: str, body_json: str) -> str | bytes:
-        return body_json if self._cipher is None else self._cipher.seal_text(body_json, self._aad("_local", local_id))
-
-    def _open_local(self, local_id: str, stored: str | bytes) -> str:
-        return stored if self._cipher is None else self._cipher.open_text(stored, self._aad("_local", local_id))
+    def _open(self, stored: str | bytes, *where: str) -> str:
+        return stored if self._cipher is None else self._cipher.open_text(stored, self._aad(where))
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -290,7 +285,7 @@ class Database:
 
     def _body(self, doc_id: str, rev: str, conn: sqlite3.Connection) -> dict | None:
         row = conn.execute("SELECT body FROM revs WHERE doc_id = ? AND rev = ?", (doc_id, rev)).fetchone()
-        return json.loads(self._open_body(doc_id, rev, row[0])) if row else None
+        return json.loads(self._open(row[0], doc_id, rev)) if row else None
 
     def get(self, doc_id: str, rev: str | None = None, *, revs: bool = False, revs_info: bool = False,
             conflicts: bool = False, deleted_conflicts: bool = False, attachments_: bool = False,
@@ -554,7 +549,7 @@ class Database:
         known = [r for r in chain[1:] if r in tree] + revtree.leaves(tree)
         marks = ",".join("?" * len(known))
         rows = conn.execute(f"SELECT rev, body FROM revs WHERE doc_id = ? AND rev IN ({marks})", (doc_id, *known))
-        bodies = {r: json.loads(self._open_body(doc_id, r, b)).get("_attachments", {}) for r, b in rows}
+        bodies = {r: json.loads(self._open(b, doc_id, r)).get("_attachments", {}) for r, b in rows}
         return chain, [bodies[r] for r in known if r in bodies]
 
     @staticmethod
@@ -569,7 +564,7 @@ class Database:
                leaf: str, body_json: str) -> None:
         """Write the new leaf, stem the tree, and move the document to a new sequence."""
         conn.execute("INSERT OR REPLACE INTO revs (doc_id, rev, body) VALUES (?, ?, ?)",
-                     (doc_id, leaf, self._seal_body(doc_id, leaf, body_json)))
+                     (doc_id, leaf, self._seal(body_json, doc_id, leaf)))
         removed = revtree.stem(tree, self.revs_limit)
         conn.executemany("DELETE FROM revs WHERE doc_id = ? AND rev = ?", [(doc_id, r) for r in removed])
         winner = revtree.winning_rev(tree)
@@ -647,7 +642,7 @@ class Database:
 
     def _change(self, doc_id: str, seq: int, winner: str, deleted: int, tree_json: str, body: str | None,
                 all_leaves: bool, include_docs: bool, predicate: Any) -> Change | None:
-        doc_json = None if body is None else splice(doc_id, winner, bool(deleted), self._open_body(doc_id, winner, body))
+        doc_json = None if body is None else splice(doc_id, winner, bool(deleted), self._open(body, doc_id, winner))
         if predicate is not None and not predicate(json.loads(doc_json or "{}")):
             return None
         revs = revtree.leaves(json.loads(tree_json)) if all_leaves else [winner]
@@ -698,7 +693,7 @@ class Database:
         row: dict[str, Any] = {"id": doc_id, "key": doc_id, "value": value}
         if include_docs:
             row["doc"] = (None if deleted or body is None
-                          else json.loads(splice(doc_id, winner, False, self._open_body(doc_id, winner, body))))
+                          else json.loads(splice(doc_id, winner, False, self._open(body, doc_id, winner))))
         return row
 
     def all_docs_keys(self, keys: list[Any], include_docs: bool = False) -> Iterator[dict]:
@@ -733,7 +728,7 @@ class Database:
         row = self._one("SELECT rev, body FROM local_docs WHERE id = ?", (local_id,))
         if row is None:
             raise NotFound("missing")
-        return {"_id": "_local/" + local_id, "_rev": f"0-{row[0]}", **json.loads(self._open_local(local_id, row[1]))}
+        return {"_id": "_local/" + local_id, "_rev": f"0-{row[0]}", **json.loads(self._open(row[1], "_local", local_id))}
 
     def put_local(self, local_id: str, doc: dict, delete: bool = False) -> dict:
         """Write or delete a ``_local`` document; its ``_rev`` must match the current one.
@@ -755,7 +750,7 @@ class Database:
             number = row[0] + 1 if row else 1
             body = {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
             self._writer.execute("INSERT OR REPLACE INTO local_docs VALUES (?, ?, ?)",
-                                 (local_id, number, self._seal_local(local_id, dumps(body))))
+                                 (local_id, number, self._seal(dumps(body), "_local", local_id)))
         return {"ok": True, "id": "_local/" + local_id, "rev": f"0-{number}"}
 
     # -- compaction ----------------------------------------------------------
@@ -777,7 +772,7 @@ class Database:
             # In clear, SQL skips bodies without attachments; encrypted, every body is opened.
             where = "" if self._cipher else " WHERE body LIKE '%\"_attachments\"%'"
             for doc_id, rev, stored in conn.execute("SELECT doc_id, rev, body FROM revs" + where):
-                body = json.loads(self._open_body(doc_id, rev, stored))
+                body = json.loads(self._open(stored, doc_id, rev))
                 used.update(s["digest"] for s in body.get("_attachments", {}).values())
             orphans = [d for (d,) in conn.execute("SELECT digest FROM atts") if d not in used]
             conn.executemany("DELETE FROM atts WHERE digest = ?", [(d,) for d in orphans])

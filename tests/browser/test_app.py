@@ -135,6 +135,16 @@ def big_enough_targets(page: Page) -> None:
     assert targets and min(targets) >= 48  # every visible target (the bar is hidden before signing in)
 
 
+def fits_in_every_language(page: Page, check: Callable[[], None]) -> None:
+    """Switch to ur, en, then vi: in each, ``check`` holds and the screen fits a phone."""
+    for lang in ("ur", "en", "vi"):
+        page.select_option("#language", lang)
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        check()
+        no_horizontal_scroll(page)
+        big_enough_targets(page)
+
+
 pytestmark = pytest.mark.peers  # every test starts our server as a subprocess
 
 
@@ -316,12 +326,8 @@ def test_a_kiosk_admin_pairs_a_phone_and_unpairs_it(browser: Browser, sample_kio
     phone.wait_for_selector("body[data-ready=true]")
     expect(phone.locator("#pair-code-input")).to_have_value(shown["code"])
     expect(phone.locator("#pair-label")).to_have_value(vi["pair.label_default"])
-    for lang in ("ur", "en", "vi"):  # the form in every language fits the phone; the code stays filled in
-        phone.select_option("#language", lang)
-        expect(phone.locator("html")).to_have_attribute("lang", lang)
-        expect(phone.locator("#pair-code-input")).to_have_value(shown["code"])
-        no_horizontal_scroll(phone)
-        big_enough_targets(phone)
+    # the form in every language fits the phone; the code stays filled in
+    fits_in_every_language(phone, lambda: expect(phone.locator("#pair-code-input")).to_have_value(shown["code"]))
     phone.screenshot(path=str(shots / "pair-phone-360-vi.png"))
     phone.fill("#pair-member", DEMO_MEMBER["name"])
     phone.fill("#pair-pin", "0000")  # a wrong PIN is refused (and counts toward the lockout)
@@ -420,12 +426,7 @@ def test_the_secretary_schedules_and_edits_meetings_and_members_cannot(
     page.click("#meeting-new")
     expect(page.locator("body")).to_have_attribute("data-screen", "meeting-edit")
     expect(page.locator("nav a[data-screen=meetings]")).to_have_attribute("aria-current", "page")
-    for lang in ("ur", "en", "vi"):
-        page.select_option("#language", lang)
-        expect(page.locator("html")).to_have_attribute("lang", lang)
-        expect(page.locator("#meeting-date")).to_be_visible()
-        no_horizontal_scroll(page)
-        big_enough_targets(page)
+    fits_in_every_language(page, lambda: expect(page.locator("#meeting-date")).to_be_visible())
     expect(page.locator("#meeting-place")).to_have_value("Nhà văn hoá thôn Bản Lằn")  # the last meeting's place
     page.click("#meeting-save")  # no date yet: asked for it, nothing saved
     vi = json.loads((STATIC / "i18n" / "vi.json").read_text(encoding="utf-8"))
@@ -482,12 +483,7 @@ def test_members_sign_in_with_their_number_at_a_kiosk_that_knows_its_cell(
     expect(page.locator("#member-cell")).to_have_text(f"{cell}.")
     expect(page.locator("label[for=member]")).to_have_text(vi["signin.number"])
     expect(page.locator("#member")).to_have_attribute("inputmode", "numeric")
-    for lang in ("ur", "en", "vi"):
-        page.select_option("#language", lang)
-        expect(page.locator("html")).to_have_attribute("lang", lang)
-        expect(page.locator("#member-cell")).to_be_visible()
-        no_horizontal_scroll(page)
-        big_enough_targets(page)
+    fits_in_every_language(page, lambda: expect(page.locator("#member-cell")).to_be_visible())
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / "signin-360-vi.png"))
     page.fill("#member", DEMO_SECRETARY["name"].rsplit(".", 1)[1])
