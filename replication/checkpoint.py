@@ -6,11 +6,16 @@ was lost, or a peer was restored from a backup), the newest session both
 histories share gives the sequence to resume from, never 0 unless nothing is
 shared (CouchDB's "find common ancestry" step).
 
-A remote checkpoint that is written after every batch (a pull's source) is
-written in the background after the run's first one, so the next batches'
-transfers do not wait on its round trip. A write waits for the previous one, so
-such a checkpoint lags the local one by at most one batch; resuming takes the
-older side, so a cut costs that batch read again, never a batch skipped.
+Between a local and a remote peer, resuming trusts the *local* side's sequence
+(``trusted_side``): the local checkpoint is written only after its batch landed,
+so the remote one need only share the session. The remote one is written first
+at the session's first write, then in the background at most every
+``REMOTE_EVERY_SECONDS``, and at the end; that last write goes out ahead
+(``write_ahead``), while the last batches still travel, instead of costing a
+round trip after them. CouchDB and PouchDB trust the source's record
+(``compare_replication_logs``); they write both sides after each batch, so
+either side would do for them. Between two remote (or two local) peers this
+trusts the source, as they do.
 """
 
 from __future__ import annotations
@@ -55,6 +60,13 @@ class Checkpointer:
     _written: dict[str, Any] = field(default_factory=dict)
     _stamps: dict[str, float] = field(default_factory=dict)
     _pending: bool = False
+    # Sides whose final sequence was sent ahead of the run's end (write_ahead): side -> sequence;
+    # those where it was recorded (later writes of the run skip them).
+    _ahead: dict[str, Any] = field(default_factory=dict)
+    _final: set[str] = field(default_factory=set)
+    # One write at a time per side, whichever thread asks.
+    _side_locks: dict[str, threading.Lock] = field(
+        default_factory=lambda: {"source": threading.Lock(), "target": threading.Lock()})
     # Background writes of a remote checkpoint: the thread per side, the failure of one.
     _threads: dict[str, threading.Thread] = field(default_factory=dict)
     _failure: BaseException | None = None
@@ -80,7 +92,13 @@ class Checkpointer:
                 self._docs[side] = None  # nothing shared can come of it: start from 0
                 continue
             self._docs[side] = self._remote_doc(sides[side], others)
-        return common_seq(self._docs["source"], self._docs["target"])
+        return common_seq(self._docs["source"], self._docs["target"], trusted=self.trusted_side())
+
+    def trusted_side(self) -> str:
+        """The side whose sequence a resume trusts: the only local one, else the source (as CouchDB)."""
+        local = [side for side, peer in (("source", self.source), ("target", self.target))
+                 if not getattr(peer, "remote", True)]
+        return local[0] if len(local) == 1 else "source"
 
     def _remote_doc(self, peer: Peer, others: list[dict | None]) -> dict | None:
         key = f"{peer.name}|{self.rep_id}"
@@ -97,37 +115,93 @@ class Checkpointer:
             self.cache[key] = (verified or time.time(), doc)
 
     def write(self, seq: Any, stats: dict[str, int], final: bool = False) -> None:
-        """Record ``seq`` for this session on both sides; a remote *target* at most every
-        ``REMOTE_EVERY_SECONDS`` and at the end (``final``).
+        """Record ``seq`` for this session on both sides.
 
-        On a push the source is local and resuming reads its checkpoint, which is
-        written after every batch, so a lagging remote target costs nothing after
-        a cut and saves a round trip per batch. A remote *source* (a pull) is
-        written every batch: resuming takes the older of the two sides, and a
-        lag there would mean reading batches again. After the run's first write
-        it is written in the background, waiting for the previous write (so it
-        lags by one batch at most); a failed background write is raised here.
+        Between a local and a remote peer, resuming reads the local side, written
+        here after every batch; the remote side only has to share the session. So
+        the remote side is written first at the session's first write (a local
+        checkpoint must find its session there, or the next run could not resume
+        from it), then in the background at most every ``REMOTE_EVERY_SECONDS``,
+        and at the end (``final``, or ahead of it: ``write_ahead``). That saves a
+        round trip per batch on the link. Between two remote peers both are written
+        every batch, the source in the background after its first write (so it lags
+        by one batch at most: resuming from the older side reads it again). A failed
+        background write is raised here.
         """
         if seq == self._last_written and not final:
             return
         if self._failure is not None:  # a background write failed: the run ends as if it were ours
             failure, self._failure = self._failure, None
             raise failure
-        for side, peer in (("target", self.target), ("source", self.source)):
-            remote = getattr(peer, "remote", True)
-            throttled = side == "target" and remote and not getattr(self.source, "remote", True)
-            if throttled and not final and self._recent(side):
-                self._pending = True
-                continue
-            if remote and not final and not throttled and side in self._written:
-                self._write_later(side, peer, seq, dict(stats))
-                continue
+        sides = [("target", self.target), ("source", self.source)]
+        sides.sort(key=lambda item: not (getattr(item[1], "remote", True) and item[0] not in self._written))
+        for side, peer in sides:
+            if side in self._final:
+                continue  # the run's last sequence is recorded there already
+            if not final and side in self._written and getattr(peer, "remote", True):
+                untrusted = self._untrusted(side)
+                if untrusted and self._recent(side):
+                    self._pending = True  # flush writes it at the end
+                    continue
+                if untrusted or side == "source":
+                    self._write_later(side, peer, seq, dict(stats))
+                    continue
             self._join(side)
+            self._store(side, peer, seq, stats)
+        self._last_written = seq
+
+    def _untrusted(self, side: str) -> bool:
+        """``side`` is the remote one of a local and a remote peer (resuming does not read its sequence)."""
+        peers = {"source": self.source, "target": self.target}
+        remote = {name: getattr(peer, "remote", True) for name, peer in peers.items()}
+        return remote[side] and sum(remote.values()) == 1
+
+    def write_ahead(self, seq: Any, stats: dict[str, int]) -> None:
+        """Record the run's last sequence on the remote side now, in the background.
+
+        Called when the last batch is under way, so the checkpoint's round trip
+        overlaps that batch's transfer instead of following it. Safe because a resume
+        trusts the local side (``trusted_side``), written only once a batch landed: if
+        the run fails after this, the next one resumes from the local sequence (same
+        session) or from the last session both sides share. Only between one local
+        and one remote peer; after a failed write here, ``flush`` writes it again and
+        raises the failure (the link broke: the run is not reported complete).
+        """
+        sides = {"source": self.source, "target": self.target}
+        trusted = self.trusted_side()
+        side = "target" if trusted == "source" else "source"
+        if getattr(sides[trusted], "remote", True) or not getattr(sides[side], "remote", True):
+            return
+        with self._lock:
+            if side in self._ahead:
+                return
+            self._ahead[side] = seq
+            thread = threading.Thread(target=self._background_ahead, args=(side, sides[side], seq, dict(stats)),
+                                      name="checkpoint-ahead", daemon=True)
+            self._threads[side + "-ahead"] = thread
+        thread.start()
+
+    def _background_ahead(self, side: str, peer: Peer, seq: Any, stats: dict[str, int]) -> None:
+        try:
+            self._store(side, peer, seq, stats, ahead=True)
+            with self._lock:
+                self._final.add(side)
+        except BaseException as exc:  # noqa: BLE001 - flush writes it again, then reports the failure
+            with self._lock:
+                self._failure = self._failure or exc
+        finally:
+            with self._lock:
+                self._threads.pop(side + "-ahead", None)
+
+    def _store(self, side: str, peer: Peer, seq: Any, stats: dict[str, int], ahead: bool = False) -> None:
+        """Write ``seq`` on ``side`` unless it is there, or a later one was sent ahead."""
+        with self._side_locks[side]:
+            if not ahead and side in self._final:
+                return
             if self._written.get(side) != seq:
-                self._docs[side] = self._write_side(peer, self._docs.get(side), seq, stats)
+                self._docs[side] = self._write_side(side, peer, self._docs.get(side), seq, stats)
                 self._written[side] = seq
                 self._stamps[side] = time.monotonic()
-        self._last_written = seq
 
     def flush(self, stats: dict[str, int]) -> None:
         """Wait for background writes; write any remote checkpoint that lags behind the last sequence.
@@ -137,7 +211,8 @@ class Checkpointer:
         for side in list(self._threads):
             self._join(side)
         failure, self._failure = self._failure, None
-        lagging = any(self._written.get(side) != self._last_written for side in ("source", "target"))
+        lagging = any(self._written.get(side) != self._last_written for side in ("source", "target")
+                      if side not in self._final)
         if (self._pending or lagging) and self._last_written is not None:
             try:
                 self.write(self._last_written, stats, final=True)
@@ -162,10 +237,7 @@ class Checkpointer:
 
     def _background(self, side: str, peer: Peer, seq: Any, stats: dict[str, int]) -> None:
         try:
-            if self._written.get(side) != seq:
-                self._docs[side] = self._write_side(peer, self._docs.get(side), seq, stats)
-                self._written[side] = seq
-                self._stamps[side] = time.monotonic()
+            self._store(side, peer, seq, stats)
         except BaseException as exc:  # noqa: BLE001 - raised in the replicating thread
             with self._lock:
                 self._failure = exc
@@ -186,11 +258,17 @@ class Checkpointer:
         stamp = self._stamps.get(side)
         return stamp is not None and time.monotonic() - stamp < REMOTE_EVERY_SECONDS
 
-    def _write_side(self, peer: Peer, current: dict | None, seq: Any, stats: dict[str, int]) -> dict:
+    def _write_side(self, side: str, peer: Peer, current: dict | None, seq: Any, stats: dict[str, int]) -> dict:
         entry = {"session_id": self.session_id, "recorded_seq": seq, "end_time": int(time.time()), **stats}
         for _ in range(3):
             # Built afresh on every try: after a conflict, on the history the peer has now.
             history = [h for h in (current or {}).get("history", []) if h.get("session_id") != self.session_id]
+            if self._untrusted(side):
+                # Only sessions the local side recorded can ever be common: a run that failed before
+                # its first local write (its end was sent ahead) must not push those out of the cap.
+                trusted = self._docs.get(self.trusted_side()) or {}
+                known = {h.get("session_id") for h in trusted.get("history", [])}
+                history = [h for h in history if h.get("session_id") in known]
             doc: dict[str, Any] = {"session_id": self.session_id, "source_last_seq": seq, "version": 1,
                                    "history": [entry, *history][:HISTORY_SIZE]}
             if current and "_rev" in current:
@@ -213,14 +291,19 @@ def _agrees(cached: dict | None, others: list[dict | None]) -> bool:
     return any(other is not None and other.get("session_id") == cached.get("session_id") for other in others)
 
 
-def common_seq(source_doc: dict | None, target_doc: dict | None) -> Any:
-    """The sequence both checkpoints agree on (0 when they share no session)."""
+def common_seq(source_doc: dict | None, target_doc: dict | None, trusted: str = "source") -> Any:
+    """The sequence both checkpoints agree on (0 when they share no session).
+
+    The sequence is read from the ``trusted`` side's record; the other side only has
+    to share its session (the latest, else one in both histories, newest first).
+    """
     if not source_doc or not target_doc:
         return 0
-    if source_doc.get("session_id") == target_doc.get("session_id") and "source_last_seq" in source_doc:
-        return source_doc["source_last_seq"]
-    target_sessions = {h.get("session_id"): h for h in target_doc.get("history", [])}
-    for entry in source_doc.get("history", []):
-        if entry.get("session_id") in target_sessions:
+    mine, other = (source_doc, target_doc) if trusted == "source" else (target_doc, source_doc)
+    if mine.get("session_id") == other.get("session_id") and "source_last_seq" in mine:
+        return mine["source_last_seq"]
+    other_sessions = {h.get("session_id") for h in other.get("history", [])}
+    for entry in mine.get("history", []):
+        if entry.get("session_id") in other_sessions:
             return entry.get("recorded_seq", 0)
     return 0

@@ -17,12 +17,19 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
 
-from sync_server.errors import CouchError, NotFound, PeerUnavailable, StartupError, error_for
+from sync_server.errors import (
+    CouchError,
+    NotFound,
+    PeerUnavailable,
+    StartupError,
+    error_for,
+)
 from sync_server.store.selector import compile_selector
 
 from .peer import ChangesPage, PeerInfo, Traffic
@@ -35,6 +42,19 @@ DEFAULT_RETRIES = 4
 RETRY_PAUSE = 0.5
 # Seconds a longpoll may run past the wait we asked for before we stop reading.
 LONGPOLL_GRACE = 5.0
+# A kept-alive connection the server closed while idle fails the next request sent on it
+# before any answer; that request is sent again at once on a fresh connection (as browsers
+# and Node's agent do), at most this many times in a row (the pool may hold several such).
+# On a slow link it is the rule, not the exception: Node (pouchdb-server) starts its 5 s
+# keep-alive timer when it has handed a response to the kernel, and a 100 KB response takes
+# longer than that to cross 2G, so the connection is closed by the time it is done.
+STALE_RETRIES = 10
+# Seldom needed, because connections are not lent past the server's keep-alive timeout: idle
+# ones expire after KEEPALIVE_SECONDS, and when the server announces its timeout
+# (``Keep-Alive: timeout=5``: Node), one whose exchange took longer than that timeout minus
+# KEEPALIVE_SECONDS is closed at once: the server may have started counting as soon as it
+# received the request, and the pool could lend the connection for KEEPALIVE_SECONDS more.
+KEEPALIVE_SECONDS = 2.5
 # Statuses that say "try again later" rather than "this request is wrong".
 _TRANSIENT = {500, 502, 503, 504}
 
@@ -89,6 +109,7 @@ class HttpPeer:
             base_url=self.root, auth=auth, transport=transport, trust_env=False, verify=tls_context(ca_bundle),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             headers={"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "hbsync/1"},
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
         )
 
     # -- one request ---------------------------------------------------------
@@ -110,7 +131,7 @@ class HttpPeer:
         pause = RETRY_PAUSE
         for attempt in range(self.retries + 1):
             try:
-                response = self._client.request(method, path, params=params, content=content, headers=extra)
+                response = _again_if_stale(lambda: self._exchange(method, path, params, content, extra))
             except httpx.TransportError as exc:
                 failure: Exception = exc
             else:
@@ -125,6 +146,19 @@ class HttpPeer:
                 time.sleep(pause)
                 pause *= 2
         raise PeerUnavailable(f"{self.name}: {method} {path} failed after {self.retries + 1} attempts: {failure}")
+
+    def _exchange(self, method: str, path: str, params: dict | None, content: bytes | None,
+                  headers: dict[str, str]) -> httpx.Response:
+        """One request, its answer read whole; its connection dropped if the server may be closing it."""
+        started = time.monotonic()
+        request = self._client.build_request(method, path, params=params, content=content, headers=headers)
+        response = self._client.send(request, stream=True)
+        try:
+            response.read()
+            _drop_if_closing(response, started)
+        finally:
+            response.close()
+        return response
 
     def _encode(self, body: Any) -> tuple[bytes | None, dict[str, str]]:
         if body is None:
@@ -156,36 +190,31 @@ class HttpPeer:
     # -- the protocol ----------------------------------------------------------
 
     def info(self, create: bool = False) -> PeerInfo:
-        """``GET /`` and ``GET db`` (once per peer, together); with ``create``, ``PUT db`` on 404.
+        """``GET /`` and ``GET db`` (once per peer), with ``create`` also ``PUT db``: all at once.
 
-        The two GETs go out at once on two connections, so they cost one round trip,
-        and the replication's next requests find a second connection open (a new one
-        costs a round trip of its own). ``extra["created"]`` says the database was
-        created just now: it then holds no checkpoint worth asking for.
+        They go out together on separate connections, so they cost one round trip,
+        and the replication's next requests find connections open (a new one costs a
+        round trip of its own). ``PUT db`` does not wait for a 404 of ``GET db``: it
+        answers 412 when the database exists (CouchDB's "file_exists"), and when it is
+        refused (a member may not create databases) ``GET db`` still says whether it
+        exists. ``extra["created"]`` says the database was created just now: it then
+        holds no checkpoint worth asking for.
         """
         seq = None
         extra: dict[str, Any] = {}
         if self._uuid is None or create and not self._exists:
-            welcome: dict[str, Any] = {}
-            asker = None
+            asks: dict[str, Callable[[], Any]] = {"db": lambda: self.request("GET", self._db_path)}
             if self._uuid is None:
-                def ask() -> None:
-                    try:
-                        welcome.update(self.request("GET", "/"))
-                    except BaseException as exc:  # noqa: BLE001 - raised again below
-                        welcome["_failure"] = exc
-
-                asker = threading.Thread(target=ask, name="http-peer-info", daemon=True)
-                asker.start()
-            try:
-                seq, created = self._db_info(create)
-                if created:
-                    extra["created"] = True
-            finally:
-                if asker is not None:
-                    asker.join()
-            if "_failure" in welcome:
-                raise welcome["_failure"]
+                asks["welcome"] = lambda: self.request("GET", "/")
+            if create and not self._exists:
+                asks["create"] = lambda: self.request("PUT", self._db_path, ok=(201, 202, 412))
+            got = _together(asks)
+            welcome = got.get("welcome", {})
+            if isinstance(welcome, BaseException):
+                raise welcome
+            seq, created = self._db_state(got["db"], got.get("create"), create)
+            if created:
+                extra["created"] = True
             if self._uuid is None:
                 self._uuid = str(welcome.get("uuid") or "")
                 # express-pouchdb (pouchdb-server 4.2) has no _selector filter on _changes, and an
@@ -195,23 +224,22 @@ class HttpPeer:
         identity = f"{self._uuid}/{self.db_name}" if self._uuid else self.name
         return PeerInfo(identity, seq, extra)
 
-    def _db_info(self, create: bool) -> tuple[Any, bool]:
-        """(update_seq or None, created now); a missing database is created with ``create``."""
-        try:
-            seq = self.request("GET", self._db_path)["update_seq"]
-        except NotFound:
-            if not create:
-                return None, False  # the first request on it says so (a probe may ask for no database)
-            made = self.request("PUT", self._db_path, ok=(201, 202, 412))
-            self._exists = True
-            # 412: someone else created it meanwhile; it may hold a checkpoint already
-            return None, not (isinstance(made, dict) and made.get("error"))
-        except CouchError:
-            if create:
-                raise
-            return None, False  # only a warm-up for a source: let its _changes report the problem
+    def _db_state(self, db: Any, made: Any, create: bool) -> tuple[Any, bool]:
+        """(update_seq or None, created now) from the answers to ``GET db`` and ``PUT db``."""
+        seq = db.get("update_seq") if isinstance(db, dict) else None
         if create:
-            self._exists = True  # asked once per peer: a kiosk's idle round must stay cheap
+            if made is not None and not isinstance(made, BaseException):
+                self._exists = True  # asked once per peer: a kiosk's idle round must stay cheap
+                # 412: it was there already (or someone else created it meanwhile): it may hold a checkpoint
+                return seq, not (isinstance(made, dict) and made.get("error"))
+            if isinstance(db, dict):
+                self._exists = True  # there, though we may not create databases
+                return seq, False
+            raise made if isinstance(made, BaseException) else db
+        if isinstance(db, CouchError):
+            return None, False  # only a warm-up for a source: its _changes reports the problem
+        if isinstance(db, BaseException):
+            raise db
         return seq, False
 
     def changes(self, since: Any, limit: int, *, doc_ids: list[str] | None = None,
@@ -310,7 +338,8 @@ class HttpPeer:
         try:
             for attempt in range(self.retries + 1):
                 try:
-                    data += self._attachment_part(path, rev, offset + len(data), relay, key)
+                    start = offset + len(data)
+                    data += _again_if_stale(lambda: self._attachment_part(path, rev, start, relay, key))  # noqa: B023
                     return bytes(data)
                 except _Partial as exc:
                     data += exc.data  # resume after what arrived
@@ -332,6 +361,7 @@ class HttpPeer:
         chunks = bytearray()
         if relay is not None:
             relay.restart(key)
+        started = time.monotonic()
         try:
             with self._client.stream("GET", path, params={"rev": rev}, headers=headers) as response:
                 if response.status_code not in (200, 206):
@@ -342,6 +372,7 @@ class HttpPeer:
                     chunks += chunk
                     if relay is not None:
                         relay.progress(key, length, len(chunks))
+                _drop_if_closing(response, started)
                 self._count(response, None)
                 skip = offset if response.status_code == 200 else 0  # a peer that ignores Range
                 if skip:
@@ -357,7 +388,8 @@ class HttpPeer:
     def bulk_docs(self, docs: list[dict]) -> list[dict]:
         if not docs:
             return []
-        rows = self.request("POST", self._db_path + "/_bulk_docs", body={"docs": docs, "new_edits": False})
+        rows = self.request("POST", self._db_path + "/_bulk_docs",
+                            body={"docs": [_lean(doc) for doc in docs], "new_edits": False})
         return [row for row in rows if "error" in row]
 
     def get_local(self, local_id: str) -> dict | None:
@@ -389,6 +421,71 @@ def _error_fields(body: bytes, response: httpx.Response) -> tuple[str, str, int]
         return str(parsed["error"]), str(parsed.get("reason", "")), response.status_code
     except (ValueError, KeyError, TypeError):
         return "unknown_error", body[:200].decode("utf-8", "replace"), response.status_code
+
+
+def _drop_if_closing(response: httpx.Response, started: float) -> None:
+    """Close the connection of an exchange that took so long that the server, which keeps an idle
+    connection ``Keep-Alive: timeout=N`` seconds, may close it while the pool lends it (``KEEPALIVE_SECONDS``).
+
+    Closing the stream of a connection that is not yet back in the pool makes the pool
+    discard it (httpcore: a closed socket counts as readable, so expired) instead of lending it.
+    """
+    announced = response.headers.get("keep-alive", "")
+    timeout = next((part.split("=", 1)[1].strip() for part in announced.split(",")
+                    if part.strip().lower().startswith("timeout=")), None)
+    try:
+        expired = timeout is not None and time.monotonic() - started >= float(timeout) - KEEPALIVE_SECONDS
+    except ValueError:
+        return
+    stream = response.extensions.get("network_stream") if expired else None
+    if stream is not None:
+        stream.close()
+
+
+def _again_if_stale(send: Callable[[], Any]) -> Any:
+    """``send()``, sent again at once while it fails on a kept-alive connection the server had
+    closed (no answer at all: the request was not handled); see ``STALE_RETRIES``."""
+    for _ in range(STALE_RETRIES):
+        try:
+            return send()
+        except httpx.RemoteProtocolError as exc:
+            if "without sending a response" not in str(exc):
+                raise
+    return send()
+
+
+def _lean(doc: dict) -> dict:
+    """``doc`` without ``_revisions`` when it says no more than ``_rev`` (a first revision).
+
+    With ``new_edits: false``, CouchDB (couch_doc:from_json_obj) and PouchDB (parseDoc)
+    take the path from ``_rev`` alone when ``_revisions`` is absent: for ``1-h`` that is
+    ``[h]``, the same tree. Saves a revision hash per new document on the way up.
+    """
+    revisions = doc.get("_revisions")
+    if (isinstance(revisions, dict) and revisions.get("start") == 1 and len(revisions.get("ids") or ()) == 1
+            and doc.get("_rev") == f"1-{revisions['ids'][0]}"):
+        return {k: v for k, v in doc.items() if k != "_revisions"}
+    return doc
+
+
+def _together(asks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run the calls at once (each in its own thread but the last); each one's result or exception."""
+    got: dict[str, Any] = {}
+
+    def one(name: str) -> None:
+        try:
+            got[name] = asks[name]()
+        except BaseException as exc:  # noqa: BLE001 - the caller decides what each failure means
+            got[name] = exc
+
+    *others, last = asks
+    threads = [threading.Thread(target=one, args=(name,), name="http-peer-info", daemon=True) for name in others]
+    for thread in threads:
+        thread.start()
+    one(last)
+    for thread in threads:
+        thread.join()
+    return got
 
 
 class _Relay:

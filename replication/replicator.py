@@ -20,9 +20,12 @@ planner thread reads ``_changes`` pages and their ``_revs_diff`` ahead; up to
 ``pipeline`` batches are fetched and written at once (``_bulk_get``, their
 attachments ``ATTACHMENT_FETCHES`` GETs at a time, ``_bulk_docs``: writes with
 ``new_edits: false`` commute); the calling thread takes finished batches strictly
-in order and records the checkpoint after each. So a checkpoint never covers a
-batch that is not written, and a cut costs at most the ``pipeline`` batches in
-flight (3 by default; 1 makes the replicator sequential).
+in order and records the checkpoint after each. So the checkpoint a resume
+trusts never covers a batch that is not written, and a cut costs at most the
+batches planned (``PLANNED_PER_SLOT x pipeline``: those in flight, and those done
+after them). ``pipeline`` is 3 by default; 1 makes the transfers sequential.
+The remote checkpoint of the run's end goes out with the last batch, not after it
+(``Checkpointer.write_ahead``: a resume reads the sequence from the local side).
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ DIGEST_CACHE_BYTES = 64_000_000
 # _changes page. Measured on the 3G cell pull (bench/LINKS.md): 2 -> 1.35x the physical bound,
 # 3 -> 1.24x (round trips hidden behind transfers); 1 makes the replicator strictly sequential.
 PIPELINE_BATCHES = 3
+# Batches planned (read from _changes, diffed, queued) per batch replicating: twice as many, so a
+# batch that finishes before an earlier one (pushes share one uplink and finish out of order)
+# frees its thread for the next at once, not when the earlier one is checkpointed. Also the bound
+# on what a failed run reads again: at most PLANNED_PER_SLOT x pipeline batches.
+PLANNED_PER_SLOT = 2
 # Attachment requests (Range GETs, inline _bulk_get groups) in flight at once, over all batches.
 ATTACHMENT_FETCHES = 3
 
@@ -167,17 +175,18 @@ class Replicator:
         """Take replicated batches in order as they complete; checkpoint after each.
 
         The planner (another thread) runs ahead: it reads the next ``_changes`` page
-        and its ``_revs_diff`` and starts replicating the batch (fetch, then write) as
-        soon as one of the ``pipeline`` slots is free. A slot is freed once its batch
-        is counted and checkpointed here, so no checkpoint passes a batch in flight.
+        and its ``_revs_diff`` and queues the batch's replication (fetch, then write)
+        as soon as one of the ``PLANNED_PER_SLOT x pipeline`` slots is free; ``pipeline``
+        threads replicate queued batches in order. A slot is freed once its batch is
+        counted and checkpointed here, so no checkpoint passes a batch in flight.
         """
         depth = max(1, self.options.pipeline)
-        slots = threading.Semaphore(depth)
+        slots = threading.Semaphore(depth * PLANNED_PER_SLOT)
         plans: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
         fetchers = ThreadPoolExecutor(depth, thread_name_prefix="replicate-fetch")
         self._attachment_pool = ThreadPoolExecutor(ATTACHMENT_FETCHES, thread_name_prefix="replicate-att")
-        planner = threading.Thread(target=self._plan, args=(plans, slots, stop, fetchers),
+        planner = threading.Thread(target=self._plan, args=(plans, slots, stop, fetchers, checkpointer),
                                    name="replicate-plan", daemon=True)
         planner.start()
         try:
@@ -212,13 +221,16 @@ class Replicator:
             planner.join(self.options.poll_seconds + 10.0 if self.options.continuous else 60.0)
 
     def _plan(self, plans: queue.Queue, slots: threading.Semaphore, stop: threading.Event,
-              fetchers: ThreadPoolExecutor) -> None:
+              fetchers: ThreadPoolExecutor, checkpointer: Checkpointer) -> None:
         """Read ``_changes`` and ``_revs_diff`` ahead; start each batch's replication when a slot frees.
 
         A ``_changes`` page holds ``pipeline`` batches, so the batches of one page
-        start together instead of each waiting for its own page's round trip.
+        start together instead of each waiting for its own page's round trip. Once
+        the last batch is under way, the remote checkpoint of the end goes out
+        (``Checkpointer.write_ahead``), so its round trip overlaps the last transfers.
         """
         since = self.result.last_seq
+        planned = 0
         idle_since = time.monotonic()
         size = max(1, self.options.batch_size)
         limit = size * max(1, self.options.pipeline)
@@ -241,12 +253,15 @@ class Replicator:
                         return
                     fetch = fetchers.submit(self._replicate, wanted) if wanted else None
                     plans.put(_Plan(rows, last_seq, fetch))
+                    planned += len(rows)
                 since = page.last_seq
                 if page.rows:
                     idle_since = time.monotonic()
                 if not page.rows or len(page.rows) < limit and not page.pending:
                     if not self.options.continuous or self._idle_too_long(idle_since):
                         break
+            if planned and not self.options.continuous and not stop.is_set():
+                checkpointer.write_ahead(since, self.result.stats())
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread, which ends the run
             plans.put(exc)
             return

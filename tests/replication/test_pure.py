@@ -51,6 +51,21 @@ def test_common_seq_finds_the_newest_shared_session(source, target, expected):
     assert common_seq(source, target) == expected
 
 
+@pytest.mark.parametrize(
+    "source, target, expected",
+    [
+        # a pull: the hub's checkpoint went out ahead with the run's end (12), the kiosk's
+        # (local, written once a batch landed) says 7: resume from 7, not 12
+        (ck("s2", "12-x", [("s2", "12-x"), ("s1", "5-x")]), ck("s2", "7-x", [("s2", "7-x"), ("s1", "5-x")]), "7-x"),
+        # the run's local write never happened: the newest shared session, as the local side recorded it
+        (ck("s3", "20-x", [("s3", "20-x"), ("s2", "12-x")]), ck("s2", "7-x", [("s2", "7-x"), ("s1", "5-x")]), "7-x"),
+        (ck("s1", "5-x", [("s1", "5-x")]), None, 0),  # the local side has none: start over
+    ],
+)
+def test_common_seq_reads_the_trusted_side(source, target, expected):
+    assert common_seq(source, target, trusted="target") == expected
+
+
 def test_chunks_bound_bytes_and_keep_a_lone_big_doc():
     docs = [{"_id": str(i), "x": "a" * 100} for i in range(10)] + [{"_id": "big", "x": "b" * 5000}]
     chunks = _chunks(docs, 500)
@@ -89,7 +104,7 @@ def test_idle_pull_with_no_checkpoint_yet_never_reads_the_remote():
     assert Remote.reads == 0  # the local side has no checkpoint: the start is 0 whatever the hub says
 
 
-def test_push_checkpoints_the_remote_target_by_time_not_every_batch(monkeypatch):
+def test_the_remote_checkpoint_is_written_by_time_not_every_batch(monkeypatch):
     from replication import checkpoint
     from replication.checkpoint import Checkpointer
 
@@ -116,10 +131,66 @@ def test_push_checkpoints_the_remote_target_by_time_not_every_batch(monkeypatch)
     assert local.puts == 10 and hub.puts == 1  # the hub: the first batch only, within 30 s
     ck.flush({})
     assert hub.puts == 2 and hub.doc["source_last_seq"] == "10-x"
-    # a pull (remote source) still writes both sides every batch
+    # a pull (remote source) likewise: resuming reads the kiosk's side
     hub2, local2 = Side("hub", True), Side("local", False)
+    order: list[str] = []
+
+    def noting(side):
+        put = side.put_local
+        return lambda _id, doc: order.append(side.name) or put(_id, doc)
+
+    for side in (hub2, local2):
+        side.put_local = noting(side)
     pull = Checkpointer("rep2", hub2, local2)
     pull.read()
     for batch in range(1, 4):
         pull.write(f"{batch}-y", {})
-    assert hub2.puts == 3 and local2.puts == 3
+    assert hub2.puts == 1 and local2.puts == 3
+    assert order[:2] == ["hub", "local"]  # the session reaches the hub before the kiosk counts on it
+    # between two hubs, both every batch
+    hub3, hub4 = Side("hub3", True), Side("hub4", True)
+    both = Checkpointer("rep3", hub3, hub4)
+    both.read()
+    for batch in range(1, 4):
+        both.write(f"{batch}-z", {})
+    both.flush({})
+    assert hub3.puts == 3 and hub4.puts == 3
+
+
+def test_a_first_revision_goes_up_without_its_revisions():
+    from replication.http_peer import _lean
+
+    first = {"_id": "a", "_rev": "1-aa", "_revisions": {"start": 1, "ids": ["aa"]}, "x": 1}
+    assert _lean(first) == {"_id": "a", "_rev": "1-aa", "x": 1}
+    later = {"_id": "b", "_rev": "2-bb", "_revisions": {"start": 2, "ids": ["bb", "aa"]}}
+    stemmed = {"_id": "c", "_rev": "3-cc", "_revisions": {"start": 3, "ids": ["cc"]}}  # its ancestors were stemmed
+    odd = {"_id": "d", "_rev": "1-dd", "_revisions": {"start": 1, "ids": ["ee"]}}  # the server reports the mismatch
+    assert [_lean(d) for d in (later, stemmed, odd)] == [later, stemmed, odd]
+
+
+def test_failed_runs_never_push_the_shared_session_out_of_the_remote_history():
+    from replication.checkpoint import HISTORY_SIZE, Checkpointer
+
+    class Side:
+        def __init__(self, name, remote):
+            self.name, self.remote, self.doc = name, remote, None
+
+        def get_local(self, _id):
+            return self.doc
+
+        def put_local(self, _id, doc):
+            self.doc = dict(doc, _rev=f"0-{len(str(doc))}")
+            return self.doc["_rev"]
+
+    local, hub = Side("kiosk", False), Side("hub", True)
+    first = Checkpointer("rep", hub, local)  # a pull
+    first.read()
+    first.write("5-x", {})
+    first.flush({})
+    for _ in range(HISTORY_SIZE + 2):  # runs that sent their end ahead, then failed before a batch landed
+        run = Checkpointer("rep", hub, local)
+        assert run.read() == "5-x"
+        run.write_ahead("9-x", {})
+        run.flush({})
+        assert hub.doc["session_id"] == run.session_id
+    assert Checkpointer("rep", hub, local).read() == "5-x"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import pytest
 from replication import Options, replicate
 from replication.http_peer import HttpPeer
 from replication.local_peer import LocalPeer
+from replication.replicator import PLANNED_PER_SLOT
 from sync_server.app import create_app
 from sync_server.settings import Settings
 from sync_server.store import Server
@@ -139,10 +141,60 @@ def test_cut_link_costs_at_most_the_batches_in_flight(sides, pipeline):
     cut = replicate(a.peer("local"), peer, Options(pipeline=pipeline))
     assert not cut.ok and "link cut" in cut.error
     assert cut.docs_written == 200  # counted in order: the two batches before the cut one
-    # the batch written beside the cut one may have landed too (new_edits: false writes commute)
-    assert 200 <= b.db().doc_count <= 200 + 100 * (pipeline - 1)
+    # batches planned after the cut one may have landed too (new_edits: false writes commute)
+    assert 200 <= b.db().doc_count <= 200 + 100 * (PLANNED_PER_SLOT * pipeline - 1)
     resumed = replicate(a.peer("local"), b.peer("http"))
     assert resumed.ok and resumed.docs_read == 300  # the checkpoint is at 200: nothing before it is read again
+    assert a.state() == b.state()
+
+
+class CutAfterAhead(httpx.BaseTransport):
+    """Cuts, once, the ``endpoint`` request whose body holds ``marker``, but only after this
+    side has recorded the run's checkpoint of ``final_seq`` (sent ahead with the last batch)."""
+
+    def __init__(self, inner: httpx.BaseTransport, endpoint: str, marker: str, final_seq: str) -> None:
+        self.inner, self.endpoint, self.marker, self.final_seq = inner, endpoint, marker.encode(), final_seq
+        self.ahead, self.fired = threading.Event(), False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        if request.method == "PUT" and "/_local/" in request.url.path:
+            response = self.inner.handle_request(request)
+            response.read()
+            if response.status_code == 201 and json.loads(body)["source_last_seq"] == self.final_seq:
+                self.local_id = request.url.path.rsplit("/", 1)[-1]
+                self.ahead.set()
+            return response
+        if request.url.path.endswith(self.endpoint) and self.marker in body and not self.fired:
+            self.fired = True
+            assert self.ahead.wait(10), "the run's last checkpoint was not sent ahead of its last batch"
+            raise httpx.ConnectError("link cut", request=request)
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_checkpoint_sent_ahead_of_a_cut_batch_is_not_trusted(sides, direction):
+    """The remote checkpoint of the run's end goes out with its last batch; when that batch is
+    cut, the next run resumes from the local checkpoint, so nothing is skipped."""
+    a, b = sides(), sides()
+    a.server.create("cell").bulk_docs([{"_id": f"d{i:03}", "n": i} for i in range(250)])
+    final, after_two = a.db().seq_string(250), a.db().seq_string(200)
+    made: list[CutAfterAhead] = []
+    if direction == "push":  # kiosk (local) -> hub (HTTP); the last _bulk_docs is cut
+        made.append(CutAfterAhead(httpx.WSGITransport(app=b.app), "/_bulk_docs", '"d240"', final))
+        source, target = a.peer("local"), b.peer("http", wrap=lambda _: made[0])
+    else:  # hub (HTTP) -> kiosk (local); the last _bulk_get is cut
+        made.append(CutAfterAhead(httpx.WSGITransport(app=a.app), "/_bulk_get", '"d240"', final))
+        source, target = a.peer("http", wrap=lambda _: made[0]), b.peer("local")
+    cut = replicate(source, target)
+    assert not cut.ok and "link cut" in cut.error and cut.docs_written == 200
+    hub = b if direction == "push" else a
+    assert hub.db().get_local(made[0].local_id)["source_last_seq"] == final  # ahead, for a batch never landed
+    resumed = replicate(a.peer("local" if direction == "push" else "http"),
+                        b.peer("http" if direction == "push" else "local"))
+    assert resumed.ok and resumed.start_seq == after_two and resumed.docs_read == 50
     assert a.state() == b.state()
 
 
@@ -360,3 +412,51 @@ def test_a_checkpoint_written_after_a_conflict_keeps_the_peers_history(sides):
     stored = target.get_local("rep-1")
     assert conflicts and stored["session_id"] == checkpoints.session_id
     assert [h["session_id"] for h in stored["history"]] == [checkpoints.session_id, "other"]
+
+
+class Methods(httpx.BaseTransport):
+    """Notes each request's method, path, start and end; answers ``refuse`` paths' PUT with 401."""
+
+    def __init__(self, inner: httpx.BaseTransport, refuse: str | None = None) -> None:
+        self.inner, self.refuse, self.spans, self.lock = inner, refuse, [], threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.monotonic()
+        time.sleep(0.05)
+        if request.method == "PUT" and request.url.path == self.refuse:
+            response = httpx.Response(401, json={"error": "unauthorized", "reason": "You are not a server admin."})
+        else:
+            response = self.inner.handle_request(request)
+            response.read()
+        with self.lock:
+            self.spans.append((request.method, request.url.path, started, time.monotonic()))
+        return response
+
+
+def test_a_new_target_is_created_in_the_same_round_trip_as_the_peer_info(sides):
+    a, b = sides(), sides()
+    a.server.create("cell").bulk_docs([{"_id": f"d{i}"} for i in range(5)])
+    made: list[Methods] = []
+    result = replicate(a.peer("local"), b.peer("http", wrap=lambda t: made.append(Methods(t)) or made[-1]))
+    assert result.ok and b.db().doc_count == 5
+    spans = sorted(made[0].spans, key=lambda s: s[2])
+    info = [s for s in spans if s[1] in ("/", "/cell")]
+    assert sorted((m, p) for m, p, *_ in info) == [("GET", "/"), ("GET", "/cell"), ("PUT", "/cell")]
+    assert max(s[2] for s in info) < min(s[3] for s in info)  # all three in flight at once
+    # created just now: neither its checkpoint nor _revs_diff is asked; the checkpoint goes with the write
+    rest = sorted((m, p.split("/")[2]) for m, p, *_ in spans if p not in ("/", "/cell"))
+    assert rest == [("POST", "_bulk_docs"), ("PUT", "_local")]
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_target_that_may_not_be_created(sides, exists):
+    a, b = sides(), sides()
+    a.server.create("cell").bulk_docs([{"_id": "d1"}])
+    if exists:
+        b.server.create("cell")
+    result = replicate(a.peer("local"), b.peer("http", wrap=lambda t: Methods(t, refuse="/cell")))
+    if exists:  # GET db, sent with the refused PUT, says it is there: replicate into it
+        assert result.ok and b.db().doc_count == 1
+    else:
+        assert not result.ok and result.error == "unauthorized: You are not a server admin."
+        assert "cell" not in b.server.all_dbs()
