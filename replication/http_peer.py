@@ -12,12 +12,13 @@ pools keep-alive connections; a second request in flight opens a second one).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -102,6 +103,7 @@ class HttpPeer:
         # after the other (see _Relay), never several stretched over a cut.
         self.resumes_attachments = True
         self._relay = _Relay()
+        self._gate = _Gate()
         self._exists = False
         self._uuid: str | None = None
         self._count_lock = threading.Lock()
@@ -129,11 +131,19 @@ class HttpPeer:
         content, extra = self._encode(body)
         extra.update(headers or {})
         pause = RETRY_PAUSE
+        failure: Exception | None = None
+        broke = False  # an attempt broke off in the middle of its answer: the link was up
         for attempt in range(self.retries + 1):
+            # After a cut, the requests it broke are sent again one at a time, each with the link to
+            # itself: all at once, each would take as long as all of them and might never fit
+            # between two cuts (2G cut every 20 s, bench/LINKS.md). New requests wait meanwhile.
+            alone = self._gate.alone() if isinstance(failure, httpx.TransportError) else self._gate.opened()
             try:
-                response = _again_if_stale(lambda: self._exchange(method, path, params, content, extra))
+                with alone:
+                    response = _again_if_stale(lambda: self._exchange(method, path, params, content, extra))
             except httpx.TransportError as exc:
-                failure: Exception = exc
+                failure = exc
+                broke = broke or isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError))
             else:
                 self._count(response, content)
                 if response.status_code == 415 and "Content-Encoding" in extra:
@@ -145,7 +155,8 @@ class HttpPeer:
             if attempt < self.retries:
                 time.sleep(pause)
                 pause *= 2
-        raise PeerUnavailable(f"{self.name}: {method} {path} failed after {self.retries + 1} attempts: {failure}")
+        error = ResponseBroke if broke else PeerUnavailable
+        raise error(f"{self.name}: {method} {path} failed after {self.retries + 1} attempts: {failure}")
 
     def _exchange(self, method: str, path: str, params: dict | None, content: bytes | None,
                   headers: dict[str, str]) -> httpx.Response:
@@ -312,6 +323,12 @@ class HttpPeer:
             try:
                 result = self.request("POST", self._db_path + "/_bulk_get", params=params, body={"docs": wanted})
                 return [d["ok"] for r in result["results"] for d in r["docs"] if "ok" in d]
+            except ResponseBroke:
+                if len(wanted) == 1 or not self.retries:  # retries=0: fail fast, whatever the cause
+                    raise
+                # The link stays up, but not as long as this answer takes: ask for it in halves.
+                half = len(wanted) // 2
+                return self.bulk_get(wanted[:half], attachments) + self.bulk_get(wanted[half:], attachments)
             except CouchError as exc:
                 if exc.status not in (400, 404, 405, 501):
                     raise
@@ -333,6 +350,7 @@ class HttpPeer:
         # Retries included: others wait rather than spend their attempts while the link is down.
         relay = None if self.resumes_attachments else self._relay
         key = object()
+        alone = contextlib.ExitStack()
         if relay is not None:
             relay.enter(key)
         try:
@@ -346,9 +364,15 @@ class HttpPeer:
                     failure = exc
                 except httpx.TransportError as exc:
                     failure = exc
+                if relay is not None and attempt == 0:
+                    # Broken, and it cannot resume: it gets the link to itself until done (other
+                    # requests wait to start), or shared with the batches' retries it may never
+                    # fit between two cuts (a 2G link cut every 20 s: bench/LINKS.md).
+                    alone.enter_context(self._gate.alone())
                 if attempt < self.retries:
                     time.sleep(RETRY_PAUSE * 2**attempt)
         finally:
+            alone.close()
             if relay is not None:
                 relay.leave(key)
         raise PeerUnavailable(f"{self.name}: attachment {doc_id}/{name}: {failure}")
@@ -486,6 +510,35 @@ def _together(asks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     for thread in threads:
         thread.join()
     return got
+
+
+class ResponseBroke(PeerUnavailable):
+    """A request failed every attempt, one of them broken off in the middle of its answer: the
+    link comes and goes, and may stay up less long than that answer takes to arrive."""
+
+
+class _Gate:
+    """Lets requests start, except while one transfer has the link to itself (``alone``)."""
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+        self._holder = threading.Lock()
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[None]:
+        """Once no transfer has the link to itself."""
+        self._open.wait()
+        yield
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._holder:
+            self._open.clear()
+            try:
+                yield
+            finally:
+                self._open.set()
 
 
 class _Relay:

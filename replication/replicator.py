@@ -3,7 +3,7 @@
 Steps (docs.couchdb.org, "Replication Protocol"): get peers information, find
 common ancestry (checkpoints), locate changed documents (``_changes`` with
 ``style=all_docs`` and ``_revs_diff``), replicate changes (``_bulk_get``, then
-``_bulk_docs`` with ``new_edits: false``), record a checkpoint after each batch.
+``_bulk_docs`` with ``new_edits: false``), record a checkpoint (see checkpoint.py).
 
 Frugal with a slow, costly link:
 - documents come without attachment data first; data is then fetched only for

@@ -24,6 +24,7 @@ from replication import Options, replicate
 from replication.http_peer import HttpPeer
 from replication.local_peer import LocalPeer
 from replication.replicator import PLANNED_PER_SLOT
+from sync_server.errors import PeerUnavailable
 from sync_server.app import create_app
 from sync_server.settings import Settings
 from sync_server.store import Server
@@ -460,3 +461,119 @@ def test_a_target_that_may_not_be_created(sides, exists):
     else:
         assert not result.ok and result.error == "unauthorized: You are not a server admin."
         assert "cell" not in b.server.all_dbs()
+
+
+def test_a_broken_download_that_cannot_resume_gets_the_link_to_itself(sides):
+    """pouchdb-server sends attachments whole (no Range): once such a download broke, its retry
+    runs alone, or shared with the batches' retries it might never fit between two cuts."""
+    hub = sides()
+    hub.server.create("cell").bulk_docs([big_attachment_doc(50_000)])
+    rev = hub.db().get("pdf")["_rev"]
+    events: list[str] = []
+    retrying, release = threading.Event(), threading.Event()
+
+    class Link(httpx.BaseTransport):
+        def __init__(self, inner: httpx.BaseTransport) -> None:
+            self.inner, self.tries = inner, 0
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if not request.url.path.endswith("/f.pdf"):
+                events.append(f"{request.method} {request.url.path}")
+                return self.inner.handle_request(request)
+            self.tries += 1
+            if self.tries == 1:  # cut half way
+                body = self.inner.handle_request(request).read()
+                return httpx.Response(200, stream=_Broken(body[: len(body) // 2]))
+            retrying.set()
+            release.wait(10)
+            events.append("attachment")
+            return self.inner.handle_request(request)
+
+    peer = hub.peer("http", wrap=Link)
+    peer.retries, peer.resumes_attachments = 2, False
+    got: list[bytes] = []
+    download = threading.Thread(target=lambda: got.append(peer.attachment("pdf", rev, "f.pdf")))
+    download.start()
+    assert retrying.wait(10)
+    other = threading.Thread(target=lambda: peer.request("GET", "/cell"))
+    other.start()
+    time.sleep(0.3)
+    assert events == []  # held back while the retry has the link
+    release.set()
+    download.join(10)
+    other.join(10)
+    assert events == ["attachment", "GET /cell"] and len(got[0]) == 50_000
+
+
+def test_an_answer_too_long_for_the_link_is_asked_for_in_halves(sides):
+    hub = sides()
+    hub.server.create("cell").bulk_docs([{"_id": f"d{i}", "n": i} for i in range(5)])
+    asked: list[int] = []
+
+    class Short(httpx.BaseTransport):
+        """A link that stays up for the answer to two documents, never more."""
+
+        def __init__(self, inner: httpx.BaseTransport) -> None:
+            self.inner = inner
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = self.inner.handle_request(request)
+            if request.url.path.endswith("/_bulk_get"):
+                body = request.read()
+                count = len(json.loads(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)["docs"])
+                asked.append(count)
+                if count > 2:
+                    return httpx.Response(200, stream=_Broken(response.read()[:40]))
+            return response
+
+    peer = hub.peer("http", wrap=Short)
+    peer.retries = 1
+    wanted = [{"id": f"d{i}", "rev": hub.db().get(f"d{i}")["_rev"]} for i in range(5)]
+    docs = peer.bulk_get(wanted)
+    assert sorted(d["_id"] for d in docs) == [f"d{i}" for i in range(5)]
+    assert asked == [5, 5, 2, 3, 3, 1, 2]  # broken twice (one retry), then asked in halves
+
+    class Down(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("refused", request=request)
+
+    down = hub.peer("http", wrap=lambda _: Down())
+    with pytest.raises(PeerUnavailable) as raised:  # a link that is down: no splitting, one failure
+        down.bulk_get(wanted)
+    assert type(raised.value) is PeerUnavailable
+
+
+def test_requests_broken_by_one_cut_are_sent_again_one_at_a_time(sides):
+    hub = sides()
+    hub.server.create("cell")
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    seen = {"n": 0}
+    both_sent = threading.Barrier(2, timeout=5)
+
+    class Cut(httpx.BaseTransport):
+        def __init__(self, inner: httpx.BaseTransport) -> None:
+            self.inner = inner
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            with lock:
+                seen["n"] += 1
+                first = seen["n"] <= 2
+            if first:  # both first attempts are in flight when the cut comes
+                both_sent.wait()
+                raise httpx.ReadError("connection reset", request=request)
+            started = time.monotonic()
+            time.sleep(0.2)
+            response = self.inner.handle_request(request)
+            spans.append((started, time.monotonic()))
+            return response
+
+    peer = hub.peer("http", wrap=Cut)
+    peer.retries = 2
+    threads = [threading.Thread(target=peer.request, args=("GET", "/cell")) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    first, second = sorted(spans)
+    assert len(spans) == 2 and first[1] <= second[0]  # the retries did not overlap
