@@ -40,7 +40,7 @@ class LocalPeer:
             db.wait_for_change(start, wait)
         end = db.update_seq
         predicate = compile_selector(selector) if selector is not None else None
-        rows, last = [], start
+        rows: list[dict] = []
         for change in db.changes(start, until=end, limit=limit, all_leaves=True, doc_ids=doc_ids, predicate=predicate):
             rows.append({"seq": change.seq, "id": change.id, "changes": [{"rev": r} for r in change.revs],
                          **({"deleted": True} if change.deleted else {})})

@@ -142,7 +142,7 @@ class Replicator:
             checkpointer.flush(self.result.stats())
         except CouchError as exc:
             self.result.ok, self.result.error = False, f"{exc.error}: {exc.reason}"
-        except Exception as exc:  # PeerUnavailable and transport errors end the run; the next resumes
+        except Exception as exc:  # noqa: BLE001 - PeerUnavailable and transport errors end the run; the next resumes
             self.result.ok, self.result.error = False, f"{type(exc).__name__}: {exc}"
         finally:
             if not self.result.ok and checkpointer is not None:
@@ -257,9 +257,9 @@ class Replicator:
                 since = page.last_seq
                 if page.rows:
                     idle_since = time.monotonic()
-                if not page.rows or len(page.rows) < limit and not page.pending:
-                    if not self.options.continuous or self._idle_too_long(idle_since):
-                        break
+                caught_up = not page.rows or len(page.rows) < limit and not page.pending
+                if caught_up and (not self.options.continuous or self._idle_too_long(idle_since)):
+                    break
             if planned and not self.options.continuous and not stop.is_set():
                 checkpointer.write_ahead(since, self.result.stats())
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread, which ends the run
@@ -462,7 +462,7 @@ def _try_final_checkpoint(checkpointer: Checkpointer, result: Result) -> None:
     """After a failed run, still try to record progress on the remote side (it may be back)."""
     try:
         checkpointer.flush(result.stats())
-    except Exception:  # the link is down: the local checkpoint and the session history suffice
+    except Exception:  # noqa: BLE001, S110 - the link is down: the local checkpoint and the session history suffice
         pass
 
 

@@ -90,7 +90,6 @@ def test_idle_pull_with_no_checkpoint_yet_never_reads_the_remote():
 
         def get_local(self, _id):
             Remote.reads += 1
-            return None
 
     class Local:
         name, remote = "local:cell", False

@@ -24,8 +24,8 @@ from replication import Options, replicate
 from replication.http_peer import HttpPeer
 from replication.local_peer import LocalPeer
 from replication.replicator import PLANNED_PER_SLOT
-from sync_server.errors import PeerUnavailable
 from sync_server.app import create_app
+from sync_server.errors import PeerUnavailable
 from sync_server.settings import Settings
 from sync_server.store import Server
 
