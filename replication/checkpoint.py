@@ -60,9 +60,9 @@ class Checkpointer:
     _written: dict[str, Any] = field(default_factory=dict)
     _stamps: dict[str, float] = field(default_factory=dict)
     _pending: bool = False
-    # Sides whose final sequence was sent ahead of the run's end (write_ahead): side -> sequence;
-    # those where it was recorded (later writes of the run skip them).
-    _ahead: dict[str, Any] = field(default_factory=dict)
+    # Sides whose final sequence was sent ahead of the run's end (write_ahead), and those where it
+    # was recorded (later writes of the run skip them).
+    _ahead: set[str] = field(default_factory=set)
     _final: set[str] = field(default_factory=set)
     # One write at a time per side, whichever thread asks.
     _side_locks: dict[str, threading.Lock] = field(
@@ -167,16 +167,15 @@ class Checkpointer:
         and one remote peer; after a failed write here, ``flush`` writes it again and
         raises the failure (the link broke: the run is not reported complete).
         """
-        sides = {"source": self.source, "target": self.target}
-        trusted = self.trusted_side()
-        side = "target" if trusted == "source" else "source"
-        if getattr(sides[trusted], "remote", True) or not getattr(sides[side], "remote", True):
+        side = "target" if self.trusted_side() == "source" else "source"
+        if not self._untrusted(side):
             return
+        peer = self.target if side == "target" else self.source
         with self._lock:
             if side in self._ahead:
                 return
-            self._ahead[side] = seq
-            thread = threading.Thread(target=self._background_ahead, args=(side, sides[side], seq, dict(stats)),
+            self._ahead.add(side)
+            thread = threading.Thread(target=self._background_ahead, args=(side, peer, seq, dict(stats)),
                                       name="checkpoint-ahead", daemon=True)
             self._threads[side + "-ahead"] = thread
         thread.start()
