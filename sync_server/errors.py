@@ -67,6 +67,12 @@ class NotFound(CouchError):
     status, error, reason = 404, "not_found", "missing"
 
 
+class DatabaseGone(NotFound):
+    """The database was deleted while a request was using it."""
+
+    reason = "Database does not exist."
+
+
 class MethodNotAllowed(CouchError):
     status, error, reason = 405, "method_not_allowed", "Method not allowed."
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response, request
 
-from ..errors import BadRequest
+from ..errors import BadRequest, DatabaseGone
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
@@ -81,7 +81,8 @@ def changes(name: str) -> Response:
     if kind == "continuous":
         return stream(_continuous(feed), live=True)
     if kind == "longpoll":
-        return stream(_longpoll(feed), live=feed.heartbeat is not None)
+        scan = feed.scan(feed.since, feed.limit)  # before the response: a missing database is a 404
+        return stream(_longpoll(feed, scan, scan.first()), live=feed.heartbeat is not None)
     if kind != "normal":
         raise BadRequest(f"Supported feeds are normal, longpoll and continuous, not {kind[:40]!r}")
     return stream(_document(feed, feed.scan(feed.since, feed.limit)))
@@ -123,29 +124,41 @@ def _filter(body: dict) -> tuple[list[str] | None, Any]:
 
 
 def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[str]:
-    """The body of a normal or longpoll feed, streamed row by row."""
+    """The body of a normal or longpoll feed, streamed row by row.
+
+    A database deleted while its rows are written ends the list there, so the
+    body stays valid JSON.
+    """
     yield '{"results":[\n'
-    if first is None:
-        first = scan.first()
-    if first is not None:
-        yield first
-        for row in scan:
-            yield ",\n" + row
-    pending = 0 if feed.descending else max(feed.db.update_seq - scan.last, 0)
+    pending = 0
+    try:
+        if first is None:
+            first = scan.first()
+        if first is not None:
+            yield first
+            for row in scan:
+                yield ",\n" + row
+        pending = 0 if feed.descending else max(feed.db.update_seq - scan.last, 0)
+    except DatabaseGone:
+        pass
     yield f'\n],\n"last_seq":"{feed.db.seq_string(scan.last)}","pending":{pending}}}\n'
 
 
-def _longpoll(feed: _Feed) -> Iterator[str]:
-    """Answer at once when there are changes, else wait for the first one (or the timeout)."""
-    scan = feed.scan(feed.since, feed.limit)
-    first = scan.first()
+def _longpoll(feed: _Feed, scan: _Scan, first: str | None) -> Iterator[str]:
+    """Answer at once when there are changes, else wait for the first one (or the timeout).
+
+    A database deleted while the request waits ends the feed with what it has.
+    """
     deadline = time.monotonic() + feed.timeout
-    while first is None and time.monotonic() < deadline:
-        if _wait(feed, scan.last, deadline):
-            scan = feed.scan(scan.last, feed.limit)
-            first = scan.first()
-        else:
-            yield "\n"  # heartbeat
+    try:
+        while first is None and time.monotonic() < deadline:
+            if _wait(feed, scan.last, deadline):
+                scan = feed.scan(scan.last, feed.limit)
+                first = scan.first()
+            else:
+                yield "\n"  # heartbeat
+    except DatabaseGone:
+        pass
     yield from _document(feed, scan, first)
 
 
@@ -160,9 +173,12 @@ def _continuous(feed: _Feed) -> Iterator[str]:
     sent, last = 0, feed.since
     deadline = time.monotonic() + feed.timeout
     while True:
-        scan = feed.scan(last, None if feed.limit is None else feed.limit - sent)
-        for row in scan:
-            yield row + "\n"
+        try:
+            scan = feed.scan(last, None if feed.limit is None else feed.limit - sent)
+            for row in scan:
+                yield row + "\n"
+        except DatabaseGone:
+            break  # deleted under the feed: it ends
         sent, last = sent + scan.count, scan.last
         if scan.count:
             deadline = time.monotonic() + feed.timeout

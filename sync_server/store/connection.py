@@ -9,11 +9,13 @@ never blocks a writer and memory does not grow with worker threads.
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
+
+from ..errors import DatabaseGone
 
 SCHEMA_VERSION = 1
 
@@ -47,9 +49,15 @@ READER_CACHE_KIB = 4000
 READERS_PER_DB = 4
 
 
-def connect(path: str, synchronous: str = "full", cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
-    """Open a connection with the pragmas every connection needs."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+def connect(path: str, synchronous: str = "full", cache_kib: int = WRITER_CACHE_KIB,
+            create: bool = True) -> sqlite3.Connection:
+    """Open a connection with the pragmas every connection needs.
+
+    :param create: make the file when it is missing; readers never do, so a
+        database deleted under them cannot come back as an empty file.
+    """
+    uri = "file:" + quote(path) + ("" if create else "?mode=rw")
+    conn = sqlite3.connect(uri, isolation_level=None, check_same_thread=False, timeout=30, uri=True)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=OFF")
@@ -84,53 +92,71 @@ class Readers:
     A request borrows one for a query (or one page of a feed) and gives it back,
     so memory does not grow with the number of worker threads: a longpoll
     request waiting for a change holds no connection at all.
+
+    A connection is only ever closed by the thread that holds it or while it is
+    idle in the pool: ``close`` closes the idle ones at once and marks the pool
+    closed, and a borrowed one is closed when its borrower gives it back. After
+    ``close``, ``borrow`` raises :class:`DatabaseGone` (the database was deleted).
     """
 
     def __init__(self, path: str, synchronous: str, size: int = READERS_PER_DB) -> None:
         self._path, self._synchronous = path, synchronous
-        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._idle: list[sqlite3.Connection] = []
         self._slots = threading.BoundedSemaphore(size)
-        self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._closed = False
+        self._count = 0  # connections open, idle or borrowed
+
+    @property
+    def open_count(self) -> int:
+        """How many read connections are open (idle or borrowed)."""
+        return self._count
 
     @contextmanager
     def borrow(self) -> Iterator[sqlite3.Connection]:
-        """A connection for the duration of the ``with`` block (waits when all are busy)."""
-        self._slots.acquire()
-        try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = self._open()
+        """A connection for the duration of the ``with`` block (waits when all are busy).
+
+        :raises DatabaseGone: when the pool was closed (its database deleted).
+        """
+        with self._slots:
+            with self._lock:  # opened under the lock: ``close`` never races an open
+                if self._closed:
+                    raise DatabaseGone()
+                conn = self._idle.pop() if self._idle else self._open()
             try:
                 yield conn
             finally:
-                self._idle.put(conn)
-        finally:
-            self._slots.release()
+                with self._lock:
+                    keep = not self._closed
+                    if keep:
+                        self._idle.append(conn)
+                    else:
+                        self._count -= 1
+                if not keep:
+                    conn.close()
 
     def _open(self) -> sqlite3.Connection:
-        conn = connect(self._path, self._synchronous, READER_CACHE_KIB)
+        try:
+            conn = connect(self._path, self._synchronous, READER_CACHE_KIB, create=False)
+        except sqlite3.OperationalError as exc:
+            raise DatabaseGone() from exc
         conn.execute("PRAGMA query_only=ON")
-        with self._lock:
-            self._all.append(conn)
+        self._count += 1
         return conn
 
     def trim(self) -> None:
         """Close the idle readers (the database has not been used for a while)."""
-        while True:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            with self._lock:
-                self._all.remove(conn)
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+        for conn in idle:
             conn.close()
 
     def close(self) -> None:
-        """Close every reader (the database is being deleted or the server stops)."""
+        """Close the pool: idle readers now, borrowed ones as they come back."""
         with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._idle = queue.LifoQueue()
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+        for conn in idle:
+            conn.close()

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadRequest, Conflict, CouchError, DocumentTooLarge, NotFound, StartupError
+from ..errors import BadRequest, Conflict, CouchError, DatabaseGone, DocumentTooLarge, NotFound, StartupError
 from . import attachments, revtree
 from .connection import Readers, connect, create_schema, transaction
 from .crypto import Cipher
@@ -73,6 +73,7 @@ class Database:
     def __init__(self, name: str, path: str, options: StoreOptions) -> None:
         self.name, self.path, self.options = name, path, options
         self._writer_conn: sqlite3.Connection | None = None
+        self._closed = False
         create_schema(self._writer)
         self._readers = Readers(path, options.synchronous)
         self._write_lock = threading.Lock()
@@ -211,7 +212,13 @@ class Database:
 
     @property
     def _writer(self) -> sqlite3.Connection:
-        """The one write connection, opened again after ``trim`` closed it."""
+        """The one write connection, opened again after ``trim`` closed it.
+
+        Used only under the write lock (or while the object is being built).
+        :raises DatabaseGone: after ``close`` (the database was deleted).
+        """
+        if self._closed:
+            raise DatabaseGone()
         if self._writer_conn is None:
             self._writer_conn = connect(self.path, self.options.synchronous)
         return self._writer_conn
@@ -231,11 +238,23 @@ class Database:
                 self._write_lock.release()
 
     def close(self) -> None:
-        """Close every connection."""
+        """Close every connection; requests still using this object get :class:`DatabaseGone`.
+
+        The writer is closed under the write lock, so a write in progress
+        finishes first; feeds waiting for a change wake up and end.
+        """
         self._readers.close()
-        if self._writer_conn is not None:
-            self._writer_conn.close()
-            self._writer_conn = None
+        with self._write_lock:
+            self._closed = True
+            if self._writer_conn is not None:
+                self._writer_conn.close()
+                self._writer_conn = None
+        self._notify()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the database was closed (deleted, or the server stopped)."""
+        return self._closed
 
     def _one(self, sql: str, args: tuple | list = ()) -> Any:
         """One row of a read, on a borrowed connection."""
@@ -445,7 +464,8 @@ class Database:
                             results.append(result)
                     self._save_counters()
             except BaseException:
-                self._load_counters()
+                if not self._closed:
+                    self._load_counters()
                 raise
             finally:
                 self._batch = {}
@@ -591,11 +611,14 @@ class Database:
         """
         deadline = time.monotonic() + timeout
         with self._changed:
-            while self.update_seq <= seq:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._changed.wait(min(remaining, CROSS_PROCESS_POLL))
+            try:
+                while self.update_seq <= seq:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._changed.wait(min(remaining, CROSS_PROCESS_POLL))
+            except DatabaseGone:
+                pass  # deleted: the caller's next read says so
         return True
 
     # -- feeds ---------------------------------------------------------------

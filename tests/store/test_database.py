@@ -240,7 +240,7 @@ def test_idle_readers_of_old_databases_are_given_back(server, monkeypatch):
     for i, db in enumerate(dbs):
         db.bulk_docs([{"_id": "x"}])
         server.get(f"db{i}").get("x")
-    assert len(dbs[0]._readers._all) == 0 and len(dbs[3]._readers._all) == 1
+    assert dbs[0]._readers.open_count == 0 and dbs[3]._readers.open_count == 1
     assert server.get("db0").get("x")["_id"] == "x"  # reopens on demand
 
 
@@ -249,6 +249,6 @@ def test_trimmed_database_closes_its_files_and_reopens_on_use(server):
     db.bulk_docs([{"_id": "x"}])
     db.get("x")
     db.trim()
-    assert db._writer_conn is None and not db._readers._all
+    assert db._writer_conn is None and not db._readers.open_count
     assert db.bulk_docs([{"_id": "y"}])[0]["ok"] and db.get("y")["_id"] == "y"
     assert db.update_seq == 2
