@@ -178,6 +178,65 @@ def pouchdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PouchSe
     stop_process(server.proc)
 
 
+class ExternalCouch:
+    """A CouchDB the user runs, named by ``COUCHDB_URL`` (credentials in the URL)."""
+
+    def __init__(self, url: str) -> None:
+        parts = httpx.URL(url)
+        self.url = url.rstrip("/")
+        self.base = str(parts.copy_with(username=None, password=None)).rstrip("/")
+        self.auth = (parts.username, parts.password)
+
+    def stop(self) -> None:
+        pass
+
+    def wipe(self) -> None:
+        """Nothing is deleted on a CouchDB this suite did not start; tests use their own names."""
+
+
+def _no_couchdb(reason: str) -> None:
+    """In CI a missing CouchDB fails the run; elsewhere its tests are skipped, saying why."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def couchdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Apache CouchDB 3.4.3 node for the whole session (see tests/peers/couch_node.py)."""
+    import couch_node as couch_peer  # tests/peers/couch_node.py
+
+    if os.environ.get("COUCHDB_URL"):
+        yield ExternalCouch(os.environ["COUCHDB_URL"])
+        return
+    rel = couch_peer.release()
+    if rel is None:
+        _no_couchdb(couch_peer.why_missing())
+    server = couch_peer.CouchServer(tmp_path_factory.mktemp("couchdb"), rel)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def couchdb(couchdb_server: Any) -> Iterator[Any]:
+    """The session's CouchDB node, emptied after each test. ``.url`` has the admin's credentials."""
+    yield couchdb_server
+    couchdb_server.wipe()
+
+
+@pytest.fixture
+def couchdb_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh 3-node CouchDB cluster (n = 3); its nodes are in ``.nodes``."""
+    import couch_node as couch_peer
+
+    rel = couch_peer.release()
+    if rel is None:
+        _no_couchdb(couch_peer.why_missing())
+    cluster = couch_peer.CouchCluster(tmp_path_factory.mktemp("couch-cluster"), rel)
+    yield cluster
+    cluster.stop()
+
+
 def run_pouch(command: dict[str, Any]) -> Any:
     """Run one tests/peers/pouch.js command and return its parsed JSON result."""
     proc = subprocess.run(
