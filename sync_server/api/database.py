@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Response, g, request
 
-from ..auth import require_admin, require_db_admin
+from ..security.auth import require_admin, require_db_admin
 from ..errors import BadRequest
 from .access import open_db
 from .document import write_result

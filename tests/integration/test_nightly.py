@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from schemas.hierarchy import cell_db_name
-from sync_server.generate import generate
+from sync_server.handbook.generate import generate
 
 pytestmark = pytest.mark.peers
 MONTH = "2026-11"

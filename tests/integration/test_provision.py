@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_server.generate import generate
+from sync_server.handbook.generate import generate
 
 pytestmark = pytest.mark.peers
 

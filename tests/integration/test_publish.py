@@ -58,7 +58,7 @@ def test_publish_then_a_kiosk_pulls_and_shows_it(tmp_path: Path, keys: Any, pouc
         assert http.put("/handbook/article:nghi-quyet-18", json=doc).status_code == 201
     again = cli("replicate", f"{pouchdb_server.url}/handbook", "handbook", "--config", str(kiosk_config))
     assert again.returncode == 0 and "(1 refused)" in again.stdout and "signature does not verify" in again.stderr
-    from sync_server.policy import open_store
+    from sync_server.handbook.policy import open_store
     from sync_server.settings import load
 
     store = open_store(load(kiosk_config))

@@ -12,8 +12,8 @@ import couch_dump
 import pytest
 import yaml
 
-from replication.jobs import Syncer
-from replication.scheduler import SyncScheduler
+from sync_server.jobs.kiosk_sync import Syncer
+from sync_server.jobs.scheduler import SyncScheduler
 from sync_server.settings import load
 from sync_server.store import Server
 
