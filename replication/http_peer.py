@@ -18,6 +18,7 @@ import json
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
@@ -398,10 +399,19 @@ class HttpPeer:
 
     def _attachment_part(self, path: str, rev: str, offset: int, relay: _Relay | None = None,
                          key: object = None) -> bytes:
-        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        """One GET of an attachment from ``offset`` on (its content, decoded).
+
+        The first attempt accepts gzip: CouchDB keeps text, JSON and XML attachments gzip-encoded
+        and sends them so, a fraction of their size. A resumed one asks ``identity`` with ``Range``
+        (CouchDB does not serve ranges of encoded attachments): the part of a broken gzip transfer
+        that arrived is decoded, and the transfer resumes after its content.
+        """
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity" if offset else "gzip"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         chunks = bytearray()
+        raw_count = skip = 0
+        decoder: Any = None
         if relay is not None:
             relay.restart(key)
         started = time.monotonic()
@@ -410,22 +420,30 @@ class HttpPeer:
                 if response.status_code not in (200, 206):
                     response.read()
                     raise self._error(response)
+                skip = offset if response.status_code == 200 else 0  # a peer that ignores Range
                 length = int(response.headers.get("Content-Length") or 0)
+                if response.headers.get("Content-Encoding", "").strip().lower() == "gzip":
+                    decoder = zlib.decompressobj(zlib.MAX_WBITS | 16)
                 for chunk in response.iter_raw():
-                    chunks += chunk
+                    raw_count += len(chunk)
+                    chunks += decoder.decompress(chunk) if decoder is not None else chunk
                     if relay is not None:
-                        relay.progress(key, length, len(chunks))
+                        relay.progress(key, length, raw_count)
+                if decoder is not None:
+                    chunks += decoder.flush()
                 _drop_if_closing(response, started)
                 self._count(response, None)
-                skip = offset if response.status_code == 200 else 0  # a peer that ignores Range
                 if skip:
                     self.resumes_attachments = False
                 return bytes(chunks[skip:])
+        except zlib.error as exc:
+            raise PeerUnavailable(f"{self.name}: {path}: a gzip attachment that does not decode: {exc}") from None
         except httpx.TransportError:
-            if chunks:  # keep what arrived; the caller resumes after it
+            if raw_count:  # keep what arrived (decoded); the caller resumes after it
                 with self._count_lock:
-                    self.traffic.bytes_received += len(chunks)
-                raise _Partial(bytes(chunks)) from None
+                    self.traffic.bytes_received += raw_count
+            if len(chunks) > skip:
+                raise _Partial(bytes(chunks[skip:])) from None
             raise
 
     def bulk_docs(self, docs: list[dict]) -> list[dict]:

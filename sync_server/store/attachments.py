@@ -91,11 +91,18 @@ def _data_of(name: str, att: dict, follows: dict[str, bytes] | None) -> bytes:
 
 
 def _resolve_stub(doc_id: str, name: str, att: dict, known: list[dict]) -> dict:
-    """Find a stub's attachment in an earlier revision: same name, and same digest when given."""
-    digest = att.get("digest")
+    """Find a stub's attachment in an earlier revision as CouchDB does (couch_att:merge_stubs):
+    by name, with the same ``revpos`` when the stub gives one.
+
+    Digests are not compared: CouchDB stores compressible types (text, JSON, XML) gzip-encoded
+    and its digest is the MD5 of the encoded bytes, ours the MD5 of the content, so the same
+    attachment has a different digest on each side. A stub whose name is unknown but whose
+    digest matches (a peer that renamed it) is still taken.
+    """
+    digest, revpos = att.get("digest"), att.get("revpos")
     for atts in known:
         found = atts.get(name)
-        if found and (digest is None or found["digest"] == digest):
+        if found and (revpos is None or found.get("revpos") == revpos or digest == found["digest"]):
             return dict(found)
     for atts in known:  # a renamed peer stub: match by digest alone
         for found in atts.values():
