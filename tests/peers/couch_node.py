@@ -177,11 +177,21 @@ class CouchCluster:
         env = _env(rel, self.epmd, _ini(workdir))
         root = workdir / "cluster"
         self.nodes = [CouchNode(root / f"node{i}", base_port + i - 1) for i in (1, 2, 3)]
+        self._env = env
         proc = subprocess.run(["sh", str(SHARED / "cluster.sh"), str(base_port), str(root), ":".join(ADMIN)],
                               env=env, capture_output=True, timeout=300, check=False)
         if proc.returncode != 0:
             self.stop()
             raise RuntimeError(f"the CouchDB cluster did not start: {proc.stderr.decode()}\n{self.nodes[0].log()}")
+
+    def start_node(self, index: int) -> None:
+        """Start node ``index`` (0-based) again after ``kill()``, on its data and port; it rejoins the cluster."""
+        node = self.nodes[index]
+        env = {**self._env, "NODE_NAME": f"node{index + 1}@127.0.0.1", "SINGLE_NODE": "false", "CLUSTER_N": "3"}
+        proc = subprocess.run(["sh", str(SHARED / "start.sh"), str(node.port), str(node.data_dir), ":".join(ADMIN)],
+                              env=env, capture_output=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"CouchDB node{index + 1} did not start again: {proc.stderr.decode()}\n{node.log()}")
 
     def stop(self) -> None:
         for node in self.nodes:
