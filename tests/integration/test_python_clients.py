@@ -6,9 +6,8 @@ against this project's server and a real Apache CouchDB 3: ``couchdb`` (CouchDB-
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -37,7 +36,7 @@ def test_couchdb_python(server: Any) -> None:
     hub = couchdb.Server(server.url + "/")
     assert hub.version().startswith("3.")  # both answer as CouchDB 3
     db = hub.create("province-scripts")
-    doc_id, rev = db.save({"_id": "note:1", "text": "v1"})
+    doc_id, _ = db.save({"_id": "note:1", "text": "v1"})
     doc = db[doc_id]
     doc["text"] = "v2"
     db.save(doc)
