@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import sqlite3
+import zlib
 from typing import Any
 
 from ..errors import BadRequest, PreconditionFailed
@@ -76,18 +78,32 @@ def _int(value: object, default: int) -> int:
 
 
 def _data_of(name: str, att: dict, follows: dict[str, bytes] | None) -> bytes:
-    """Decode inline base64 data, or take the body part that follows a multipart document."""
+    """Decode inline base64 data, or take the body part that follows a multipart document.
+
+    Data sent ``"encoding": "gzip"`` is stored decoded: CouchDB's replicator pushes the text
+    attachments CouchDB keeps gzip-encoded that way (``att_encoding_info``), in a multipart PUT.
+    """
     if att.get("follows"):
         if follows is None or name not in follows:
             raise BadRequest(f"Attachment {name} follows but its part is missing")
-        return follows[name]
-    data = att.get("data")
-    if not isinstance(data, str):
-        raise BadRequest(f"Attachment {name} has neither data nor stub")
+        data = follows[name]
+    else:
+        text = att.get("data")
+        if not isinstance(text, str):
+            raise BadRequest(f"Attachment {name} has neither data nor stub")
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"Invalid attachment data for {name}") from None
+    encoding = att.get("encoding")
+    if encoding in (None, "identity"):
+        return data
+    if encoding != "gzip":
+        raise BadRequest(f"Attachment {name}: unknown encoding {encoding!r}")
     try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(f"Invalid attachment data for {name}") from None
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        raise BadRequest(f"Attachment {name} says gzip but does not decode") from None
 
 
 def _resolve_stub(doc_id: str, name: str, att: dict, known: list[dict]) -> dict:
