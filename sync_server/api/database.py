@@ -6,6 +6,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response, g, request
 
@@ -20,7 +21,7 @@ def create(name: str) -> Response:
     """``PUT /{db}``: admin only; 412 ``file_exists`` when it exists."""
     require_admin(g.user)
     server().create(name)
-    return respond({"ok": True}, 201, {"Location": f"/{name}"})
+    return respond({"ok": True}, 201, {"Location": f"{request.host_url}{quote(name, safe='')}"})
 
 
 def delete(name: str) -> Response:
@@ -42,7 +43,9 @@ def post_doc(name: str) -> Response:
     doc = json_body()
     doc.setdefault("_id", secrets.token_hex(16))
     db = open_db(name, design_write=str(doc.get("_id")).startswith("_design/"))
-    return write_result(db.bulk_docs([doc])[0])
+    response = write_result(db.bulk_docs([doc])[0], name)
+    del response.headers["ETag"]  # CouchDB sends Location only
+    return response
 
 
 def ensure_full_commit(name: str) -> Response:

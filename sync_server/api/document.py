@@ -8,6 +8,7 @@ import email.policy
 import json
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response, request
 
@@ -17,11 +18,17 @@ from .access import open_db
 from .http import flag, json_body, json_param, parse_json, raw_body, respond
 
 
-def write_result(result: dict) -> Response:
-    """Turn one ``bulk_docs`` result into a response, or raise its error."""
+def write_result(result: dict, db: str, att: str | None = None) -> Response:
+    """Turn one ``bulk_docs`` result into a 201 response with ``ETag`` and ``Location``, or raise its error."""
     if "error" in result:
         raise _error_from(result)
-    return respond(result, 201, {"ETag": f'"{result["rev"]}"'})
+    return respond(result, 201, {"ETag": f'"{result["rev"]}"', "Location": location(db, result["id"], att)})
+
+
+def location(db: str, doc_id: str, att: str | None = None) -> str:
+    """The absolute URL of a document (or attachment) just written, as CouchDB sends it in ``Location``."""
+    url = f"{request.host_url}{quote(db, safe='')}/{quote(doc_id, safe='')}"
+    return url + (f"/{quote(att)}" if att is not None else "")
 
 
 def _error_from(result: dict) -> CouchError:
@@ -85,8 +92,11 @@ def put(name: str, doc_id: str) -> Response:
     if not new_edits:
         if results:
             raise _error_from(results[0])
-        return respond({"ok": True, "id": doc_id, "rev": doc["_rev"]}, 201)
-    return write_result(results[0])
+        revisions = doc.get("_revisions")  # CouchDB takes the revision from _revisions when both are given
+        written = f"{revisions['start']}-{revisions['ids'][0]}" if revisions and revisions.get("ids") else doc["_rev"]
+        return respond({"ok": True, "id": doc_id, "rev": written}, 201,
+                       {"ETag": f'"{written}"', "Location": location(name, doc_id)})
+    return write_result(results[0], name)
 
 
 def _read_related() -> tuple[dict, dict[str, bytes]]:
@@ -112,8 +122,9 @@ def delete(name: str, doc_id: str) -> Response:
     if not rev:
         raise Conflict()
     result = db.bulk_docs([{"_id": doc_id, "_rev": rev, "_deleted": True}])[0]
-    response = write_result(result)
+    response = write_result(result, name)
     response.status_code = 200
+    del response.headers["Location"]
     return response
 
 
@@ -133,7 +144,7 @@ def local(name: str, local_id: str) -> Response:
     doc = json_body(require_type=False)
     if _rev_param() and "_rev" not in doc:
         doc["_rev"] = _rev_param()
-    return respond(db.put_local(local_id, doc), 201)
+    return respond(db.put_local(local_id, doc), 201, {"Location": location(name, "_local/" + local_id)})
 
 
 def attachment_get(name: str, doc_id: str, att: str) -> Response:
@@ -174,7 +185,7 @@ def attachment_put(name: str, doc_id: str, att: str) -> Response:
         "content_type": request.headers.get("Content-Type", "application/octet-stream"),
         "data": base64.b64encode(raw_body()).decode(),
     }
-    return write_result(db.bulk_docs([doc])[0])
+    return write_result(db.bulk_docs([doc])[0], name, att)
 
 
 def attachment_delete(name: str, doc_id: str, att: str) -> Response:
@@ -184,8 +195,9 @@ def attachment_delete(name: str, doc_id: str, att: str) -> Response:
     if att not in doc.get("_attachments", {}):
         raise NotFound("Document is missing attachment")
     del doc["_attachments"][att]
-    response = write_result(db.bulk_docs([doc])[0])
+    response = write_result(db.bulk_docs([doc])[0], name)
     response.status_code = 200
+    del response.headers["Location"]
     return response
 
 

@@ -16,11 +16,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadRequest, Conflict, CouchError, DatabaseGone, DocumentTooLarge, NotFound, StartupError
+from ..errors import (BadRequest, Conflict, CouchError, DatabaseGone, DocumentTooLarge, Forbidden, NotFound,
+                      StartupError, Unauthorized)
 from . import attachments, revtree
 from .connection import Readers, connect, create_schema, transaction
 from .crypto import Cipher
-from .document import assemble, body_of, check_doc_id, check_members, dumps, splice
+from .document import assemble, body_of, check_doc_id, check_incoming, dumps, splice
 from .revid import new_revid
 
 # CouchDB's default _revs_limit.
@@ -445,12 +446,17 @@ class Database:
     # -- writing documents ---------------------------------------------------
 
     def bulk_docs(self, docs: list[Any], new_edits: bool = True,
-                  follows: dict[str, bytes] | None = None) -> list[dict]:
+                  follows: dict[str, bytes] | None = None, strict: bool = False) -> list[dict]:
         """Write many documents in one durable transaction.
 
         A document that fails becomes ``{"id", "error", "reason"}`` in the result
         and the rest are written. With ``new_edits=False`` only failures are
         reported, as CouchDB does.
+
+        :param strict: as CouchDB's HTTP API: only a conflict or a refusal (403/401,
+            or anything the ``validate`` hook raises) is a row; any other error (a
+            malformed document, a missing stub, one too large) is raised and
+            nothing is written.
         """
         results: list[dict] = []
         with self._write_lock:
@@ -459,7 +465,7 @@ class Database:
                     self._load_counters()
                     self._batch = self._prefetch(docs)
                     for doc in docs:
-                        result = self._write_one(doc, new_edits, follows)
+                        result = self._write_one(doc, new_edits, follows, strict)
                         if result is not None:
                             results.append(result)
                     self._save_counters()
@@ -483,7 +489,8 @@ class Database:
                 found[doc_id] = (winner, bool(deleted), json.loads(tree))
         return found
 
-    def _write_one(self, doc: Any, new_edits: bool, follows: dict[str, bytes] | None) -> dict | None:
+    def _write_one(self, doc: Any, new_edits: bool, follows: dict[str, bytes] | None,
+                   strict: bool = False) -> dict | None:
         """Write one document; per-document errors become result rows.
 
         Every check happens before the document's rows are written (``_store`` is
@@ -496,6 +503,8 @@ class Database:
             rev = self._write(self._writer, doc, new_edits, follows)
         except (CouchError, RecursionError) as exc:
             err = exc if isinstance(exc, CouchError) else BadRequest("Document nests too deeply")
+            if strict and not (isinstance(err, (Conflict, Forbidden, Unauthorized)) or getattr(err, "refusal", False)):
+                raise err from None
             return {"id": doc_id if isinstance(doc_id, str) else None, **err.to_json()}
         if new_edits:
             return {"ok": True, "id": doc["_id"], "rev": rev}
@@ -504,10 +513,7 @@ class Database:
     def _write(self, conn: sqlite3.Connection, doc: Any, new_edits: bool,
                follows: dict[str, bytes] | None) -> str:
         """Merge one document into its tree and store the new leaf; returns the leaf's rev."""
-        if not isinstance(doc, dict):
-            raise BadRequest("Document must be a JSON object")
-        doc_id = check_doc_id(doc.get("_id"))
-        check_members(doc)
+        doc_id = check_doc_id(check_incoming(doc, new_edits).get("_id"))
         row = self._batch[doc_id] if doc_id in self._batch else self._row(doc_id, conn)
         tree: revtree.Tree = row[2] if row else {}
         deleted = bool(doc.get("_deleted"))
@@ -524,7 +530,11 @@ class Database:
                                                        self._cipher)
         if self.options.validate is not None:
             seen = {"_id": doc_id, **body, **({"_deleted": True} if deleted else {})}
-            changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher))
+            try:
+                changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher))
+            except CouchError as exc:
+                exc.refusal = True  # type: ignore[attr-defined]  # a policy's refusal is the document's, never the request's
+                raise
             if changed is not None:  # the policy rewrote the body (a _users password becomes its hash)
                 body = {k: v for k, v in changed.items() if k not in ("_id", "_deleted")}
         if new_edits:
@@ -559,9 +569,8 @@ class Database:
     def _replicated_path(self, conn: sqlite3.Connection, doc_id: str, doc: dict,
                          tree: revtree.Tree) -> tuple[list[str], list[dict]]:
         """The path of a replicated revision (``new_edits=false``) and the attachments it may reference."""
-        rev = doc.get("_rev")
-        if rev is None:
-            raise BadRequest("new_edits=false needs a _rev on every document")
+        revisions = doc.get("_revisions")
+        rev = doc.get("_rev") if revisions is None else f"{revisions['start']}-{(revisions['ids'] or [''])[0]}"
         revtree.parse_rev(rev)
         chain = revtree.path_from_revisions(rev, doc.get("_revisions"))
         if chain[0] in tree or "_attachments" not in doc:

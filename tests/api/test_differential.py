@@ -1,0 +1,139 @@
+"""Differential tests: the same requests to a real Apache CouchDB 3.4.3 and to our server.
+
+Each test sends requests through ``pair.same(...)``, which fails when the status, the
+headers named, or the body's shape (modulo revisions, sequences and uuids; see
+differential.py) differ. Our server runs as a real process (``python -m sync_server
+serve``), one for the module; every test has a fresh database on both servers.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from differential import Pair, new_db_name
+
+from conftest import ADMIN, Kiosk, free_port
+
+pytestmark = pytest.mark.peers
+
+
+@pytest.fixture(scope="module")
+def module_kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kiosk]:
+    """One of our servers for the whole module (each test uses its own database)."""
+    data_dir = tmp_path_factory.mktemp("diff-kiosk") / "data"
+    data_dir.mkdir()
+    server = Kiosk(data_dir, free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pair(couchdb: Any, module_kiosk: Kiosk) -> Iterator[Pair]:
+    """Clients of CouchDB and of our server, and a fresh database created on both."""
+    name = new_db_name()
+    with httpx.Client(base_url=couchdb.base, auth=couchdb.auth, trust_env=False, timeout=60) as couch, \
+            httpx.Client(base_url=module_kiosk.base, auth=ADMIN, trust_env=False, timeout=60) as kiosk:
+        both = Pair(couch, kiosk, name)
+        both.same("PUT", "/{db}", headers_too=("Location",))
+        yield both
+        both.both("DELETE", "/{db}")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# -- _bulk_docs ---------------------------------------------------------------------
+
+
+# A missing stub refuses the request in both, but CouchDB may have written the documents before
+# it on the same shard; ours writes nothing (see README, "deliberately not copied").
+MISSING_STUB = [{"_id": "a"}, {"_id": "b", "_attachments": {"x": {"stub": True}}}]
+
+
+@pytest.mark.parametrize("docs", [
+    [{"_id": "a"}, {"_id": "b", "_zing": 4}],  # PouchDB's "Doc validation"
+    [{"_id": "a"}, {"_id": "b", "_deleted": "yes"}],
+    [{"_id": "a"}, {"_id": "_bad"}],
+    [{"_id": "a"}, {"_id": 5}],
+    [{"_id": "a"}, {"_id": "b", "_rev": "bogus"}],
+    [{"_id": "a"}, 5],
+    [{"_id": "a"}, {"_id": "b", "_attachments": {"_x": {"content_type": "text/plain", "data": "AA=="}}}],
+    [{"_id": "a"}, {"_id": "b", "_attachments": {"x": {"content_type": "text/plain", "data": "!!!"}}}],
+    MISSING_STUB,
+    [{"_id": "a"}, {"_id": "b", "_revisions": {"start": "1", "ids": []}}],
+])
+def test_bulk_docs_malformed_document_refuses_the_whole_request(pair: Pair, docs: list) -> None:
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": docs})
+    if docs is not MISSING_STUB:
+        pair.same("GET", "/{db}/a")  # nothing was written
+
+
+@pytest.mark.parametrize("body", [
+    {"doc": []}, {"docs": "foo"}, {"docs": [], "new_edits": 0}, {"docs": {"_id": "a"}},
+])
+def test_bulk_docs_request_validation(pair: Pair, body: dict) -> None:
+    pair.same("POST", "/{db}/_bulk_docs", json=body)
+
+
+def test_bulk_docs_all_or_nothing_is_not_implemented(pair: Pair) -> None:
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": "a"}, {"_id": "b"}], "all_or_nothing": True})
+    pair.same("GET", "/{db}/a")
+
+
+def test_bulk_docs_new_edits_false_needs_rev(pair: Pair) -> None:
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": "a"}], "new_edits": False})
+    revisions = {"start": 2, "ids": ["b" * 32, "a" * 32]}
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": "a", "_revisions": revisions}], "new_edits": False})
+    pair.same("GET", "/{db}/a?revs=true")
+
+
+def test_bulk_docs_conflicts_are_rows_with_ids(pair: Pair) -> None:
+    """PouchDB #6039: conflicts are rows; a fake rev of any text is a conflict, not a 400."""
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": "0"}, {"_id": "1"}, {"_id": "2"}]})
+    docs = [{"_id": "0", "_rev": "1-967a00dff5e02add41819138abb3284d", "v": 1},
+            {"_id": "1", "_rev": "3-totally_fake_rev"}, {"_id": "2"}, {"_id": "2", "v": 2}]
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": docs})
+
+
+def test_put_new_edits_false_takes_the_revision_from_revisions(pair: Pair) -> None:
+    doc = {"_rev": "2-" + "a" * 32, "_revisions": {"start": 3, "ids": ["b" * 32, "c" * 32]}}
+    pair.same("PUT", "/{db}/v?new_edits=false", json=doc, headers_too=("ETag", "Location"))
+    pair.same("GET", "/{db}/v?revs=true")
+    pair.same("PUT", "/{db}/w?new_edits=false", json={"_revisions": {"start": "2", "ids": "aaaa"}})
+
+
+# -- headers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("PUT", "/{db}/doc", {"a": 1}),
+    ("PUT", "/{db}/sp%20ace", {}),
+    ("PUT", "/{db}/_design/x", {}),
+    ("POST", "/{db}", {"_id": "posted"}),
+    ("PUT", "/{db}/_local/x", {}),
+])
+def test_created_answers_carry_location(pair: Pair, method: str, path: str, body: dict) -> None:
+    pair.same(method, path, json=body, headers_too=("Location",))
+
+
+def test_attachment_put_and_delete_headers(pair: Pair) -> None:
+    _, made = pair.same("PUT", "/{db}/doc", json={})
+    rev = made["rev"]
+    couch, kiosk = pair.both("PUT", f"/{{db}}/doc/a%2Bb.bin?rev={rev}", content=b"\0\1",
+                             headers={"Content-Type": "application/octet-stream"})
+    assert (kiosk.status_code, kiosk.headers.get("Location", "").split("/", 3)[-1]) == \
+        (couch.status_code, couch.headers["Location"].split("/", 3)[-1])
+    rev = kiosk.json()["rev"]
+    assert rev == couch.json()["rev"]
+    pair.same("DELETE", f"/{{db}}/doc?rev={rev}", headers_too=("ETag", "Location"))
+
+
+def test_every_answer_has_a_request_id(pair: Pair) -> None:
+    for response in pair.both("GET", "/{db}/missing"):
+        assert len(response.headers["X-Couch-Request-ID"]) == 10
