@@ -19,7 +19,7 @@ from ..errors import BadRequest, DatabaseGone
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
-from .http import flag, integer, json_body, json_param, settings, stream
+from .http import doc_read_options, flag, integer, json_body, json_param, settings, stream
 
 
 @dataclass
@@ -36,6 +36,7 @@ class _Feed:
     predicate: Callable[[dict], bool] | None
     timeout: float
     heartbeat: float | None
+    doc_options: dict[str, bool] | None = None
 
     def scan(self, since: int, limit: int | None) -> _Scan:
         """The rows after ``since``, as a lazy scan that knows where it ended."""
@@ -59,7 +60,8 @@ class _Scan:
         feed = self.feed
         for change in feed.db.changes(since, until=self.end, limit=self.limit, descending=feed.descending,
                                       all_leaves=feed.all_leaves, include_docs=feed.include_docs,
-                                      doc_ids=feed.doc_ids, predicate=feed.predicate):
+                                      doc_ids=feed.doc_ids, predicate=feed.predicate,
+                                      doc_options=feed.doc_options):
             self.count += 1
             self.last = int(change.seq.split("-", 1)[0])
             yield change.to_json()
@@ -102,7 +104,7 @@ def _parse(db: Database) -> _Feed:
     heartbeat = request.args.get("heartbeat")
     beat = None if heartbeat in (None, "false") else (60.0 if heartbeat == "true" else (integer("heartbeat") or 0) / 1000)
     return _Feed(db, db.parse_since(since), integer("limit"), flag("descending"), style == "all_docs",
-                 flag("include_docs"), doc_ids, predicate, timeout, beat or None)
+                 flag("include_docs"), doc_ids, predicate, timeout, beat or None, doc_read_options())
 
 
 def _filter(body: dict) -> tuple[list[str] | None, Any]:

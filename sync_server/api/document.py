@@ -94,9 +94,12 @@ def put(name: str, doc_id: str) -> Response:
             raise _error_from(results[0])
         revisions = doc.get("_revisions")  # CouchDB takes the revision from _revisions when both are given
         written = f"{revisions['start']}-{revisions['ids'][0]}" if revisions and revisions.get("ids") else doc["_rev"]
-        return respond({"ok": True, "id": doc_id, "rev": written}, 201,
+        return respond({"ok": True, "id": doc_id, "rev": written}, 200 if doc.get("_deleted") is True else 201,
                        {"ETag": f'"{written}"', "Location": location(name, doc_id)})
-    return write_result(results[0], name)
+    response = write_result(results[0], name)
+    if doc.get("_deleted") is True:  # CouchDB: 200 for a deletion, whatever the method
+        response.status_code = 200
+    return response
 
 
 def _read_related() -> tuple[dict, dict[str, bytes]]:

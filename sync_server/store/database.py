@@ -634,12 +634,14 @@ class Database:
 
     def changes(self, since: int = 0, *, until: int | None = None, limit: int | None = None, descending: bool = False,
                 all_leaves: bool = False, include_docs: bool = False, doc_ids: Iterable[str] | None = None,
-                predicate: Any = None) -> Iterator[Change]:
+                predicate: Any = None, doc_options: dict[str, bool] | None = None) -> Iterator[Change]:
         """Each changed document once, at its latest sequence, in sequence order.
 
         Reads in pages and stops at the sequence current when it started, so
         memory stays flat and a busy writer cannot make it run forever.
         ``predicate`` (a compiled ``_selector``) sees the winning document.
+        :param doc_options: options of :meth:`get` for included documents
+            (``conflicts``, ``attachments_``); each such document costs one more read.
         """
         end, last, count = self.update_seq if until is None else until, since, 0
         ids = list(doc_ids) if doc_ids is not None else None
@@ -651,6 +653,8 @@ class Database:
                 end = seq - 1 if descending else end
                 last = seq
                 change = self._change(doc_id, seq, winner, deleted, tree_json, body, all_leaves, include_docs, predicate)
+                if change is not None and include_docs and doc_options:
+                    change.doc_json = dumps(self.get(doc_id, winner, **doc_options))
                 if change is not None:
                     count += 1
                     yield change
@@ -682,8 +686,11 @@ class Database:
 
     def all_docs(self, *, start: str | None = None, end: str | None = None, inclusive_end: bool = True,
                  descending: bool = False, limit: int | None = None, skip: int = 0,
-                 include_docs: bool = False) -> Iterator[dict]:
-        """Live documents by id (byte order, as CouchDB's raw collation), in pages."""
+                 include_docs: bool = False, doc_options: dict[str, bool] | None = None) -> Iterator[dict]:
+        """Live documents by id (byte order, as CouchDB's raw collation), in pages.
+
+        :param doc_options: as for :meth:`changes`.
+        """
         count, skipped, after = 0, 0, None
         while limit is None or count < limit:
             rows = self._ids_page(start, end, inclusive_end, descending, after, include_docs)
@@ -695,7 +702,7 @@ class Database:
                     skipped += 1
                     continue
                 count += 1
-                yield self._all_docs_row(doc_id, winner, False, body, include_docs)
+                yield self._all_docs_row(doc_id, winner, False, body, include_docs, doc_options)
                 if limit is not None and count >= limit:
                     return
 
@@ -718,26 +725,36 @@ class Database:
         sql = f"SELECT {cols} FROM docs d{join} WHERE {' AND '.join(where)} ORDER BY d.id {order} LIMIT {PAGE}"
         return self._all(sql, args)
 
-    def _all_docs_row(self, doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool) -> dict:
+    def _all_docs_row(self, doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool,
+                      doc_options: dict[str, bool] | None = None) -> dict:
         value: dict[str, Any] = {"rev": winner}
         if deleted:
             value["deleted"] = True
         row: dict[str, Any] = {"id": doc_id, "key": doc_id, "value": value}
-        if include_docs:
-            row["doc"] = (None if deleted or body is None
-                          else json.loads(splice(doc_id, winner, False, self._open(body, doc_id, winner))))
+        if include_docs and (deleted or body is None):
+            row["doc"] = None
+        elif include_docs and doc_options:
+            row["doc"] = self.get(doc_id, winner, **doc_options)
+        elif include_docs:
+            row["doc"] = json.loads(splice(doc_id, winner, False, self._open(body, doc_id, winner)))
         return row
 
-    def all_docs_keys(self, keys: list[Any], include_docs: bool = False) -> Iterator[dict]:
-        """``_all_docs`` with ``keys``: one row per key, in the order asked."""
-        for key in keys:
+    def all_docs_keys(self, keys: list[Any], include_docs: bool = False, *, descending: bool = False,
+                      skip: int = 0, limit: int | None = None,
+                      doc_options: dict[str, bool] | None = None) -> Iterator[dict]:
+        """``_all_docs`` with ``keys``: one row per key, in the order asked (reversed when descending).
+
+        ``skip`` and ``limit`` count rows, missing keys included, as CouchDB does.
+        """
+        keys = list(reversed(keys)) if descending else keys
+        for key in keys[skip:None if limit is None else skip + limit]:
             row = self._one("SELECT d.winner, d.deleted, r.body FROM docs d JOIN revs r "
                             "ON r.doc_id = d.id AND r.rev = d.winner WHERE d.id = ?",
                             (key,)) if isinstance(key, str) else None
             if row is None:
                 yield {"key": key, "error": "not_found"}
             else:
-                yield self._all_docs_row(key, row[0], bool(row[1]), row[2], include_docs)
+                yield self._all_docs_row(key, row[0], bool(row[1]), row[2], include_docs, doc_options)
 
     def count_since(self, seq: int) -> int:
         """How many documents changed after ``seq`` (what waits to be pushed)."""

@@ -9,6 +9,7 @@ serve``), one for the module; every test has a fresh database on both servers.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ def pair(couchdb: Any, module_kiosk: Kiosk) -> Iterator[Pair]:
     with httpx.Client(base_url=couchdb.base, auth=couchdb.auth, trust_env=False, timeout=60) as couch, \
             httpx.Client(base_url=module_kiosk.base, auth=ADMIN, trust_env=False, timeout=60) as kiosk:
         both = Pair(couch, kiosk, name)
-        both.same("PUT", "/{db}", headers_too=("Location",))
+        # One shard (q=1): CouchDB's _changes is then in write order, as ours is.
+        both.same("PUT", "/{db}?q=1", headers_too=("Location",))
         yield both
         both.both("DELETE", "/{db}")
 
@@ -137,3 +139,51 @@ def test_attachment_put_and_delete_headers(pair: Pair) -> None:
 def test_every_answer_has_a_request_id(pair: Pair) -> None:
     for response in pair.both("GET", "/{db}/missing"):
         assert len(response.headers["X-Couch-Request-ID"]) == 10
+
+
+# -- _all_docs ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def abc(pair: Pair) -> Pair:
+    """Documents a, b, c, d (d deleted) on both servers."""
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": i, "n": n} for n, i in enumerate("abcd")]})
+    pair.same("DELETE", "/{db}/d?rev=1-" + "e1d6ab3c3b0b2e6ec4e9c37ad7b3d0e4", reason=False)
+    _, got = pair.same("GET", "/{db}/d")
+    pair.same("DELETE", f"/{{db}}/d?rev={got['_rev']}")
+    return pair
+
+
+@pytest.mark.parametrize("query", [
+    "skip=1", "limit=2", "skip=1&limit=2", "limit=0", "descending=true", "descending=true&limit=2",
+    "include_docs=true", "skip=10",
+])
+def test_all_docs_keys_with_skip_limit_descending(abc: Pair, query: str) -> None:
+    keys = ["b", "zz", "a", "d", "c"]
+    abc.same("POST", f"/{{db}}/_all_docs?{query}", json={"keys": keys})
+    abc.same("GET", f"/{{db}}/_all_docs?{query}&keys=" + json.dumps(keys))
+
+
+@pytest.mark.parametrize("query", ['key="a"', 'startkey="a"', 'endkey="b"', 'start_key="a"', 'end_key="b"'])
+def test_all_docs_keys_with_a_range_is_an_error(abc: Pair, query: str) -> None:
+    abc.same("POST", f"/{{db}}/_all_docs?{query}", json={"keys": ["a", "b"]})
+    abc.same("GET", f'/{{db}}/_all_docs?{query}&keys=["a","b"]')
+    abc.same("POST", f"/{{db}}/_all_docs?{query}", json={"keys": ["a"]})  # one key is read as key=
+
+
+def test_all_docs_and_changes_with_conflicts(pair: Pair) -> None:
+    for rev in ("2-" + "a" * 32, "2-" + "f" * 32):
+        pair.same("PUT", "/{db}/cf?new_edits=false", json={"_rev": rev, "v": rev[2]})
+    pair.same("PUT", "/{db}/cf?new_edits=false", json={"_rev": "2-" + "b" * 32, "_deleted": True})
+    pair.same("GET", "/{db}/_all_docs?include_docs=true&conflicts=true")
+    pair.same("POST", "/{db}/_all_docs?include_docs=true&conflicts=true", json={"keys": ["cf"]})
+    pair.same("GET", "/{db}/_changes?include_docs=true&conflicts=true&style=all_docs")
+
+
+def test_all_docs_and_changes_with_attachments(pair: Pair) -> None:
+    att = {"content_type": "application/octet-stream", "data": b64(b"\0\1\2")}
+    pair.same("PUT", "/{db}/with", json={"_attachments": {"x.bin": att}})
+    pair.same("PUT", "/{db}/without", json={})
+    for query in ("include_docs=true&attachments=true", "include_docs=true", "attachments=true"):
+        pair.same("GET", f"/{{db}}/_all_docs?{query}")
+        pair.same("GET", f"/{{db}}/_changes?{query}")
