@@ -141,13 +141,18 @@ def local(name: str, local_id: str) -> Response:
     """``GET/PUT/DELETE /{db}/_local/{id}``: not replicated, no sequence."""
     db = open_db(name)
     if request.method in ("GET", "HEAD"):
-        return respond(db.get_local(local_id))
+        doc = db.get_local(local_id)
+        if flag("revs"):
+            doc["_revisions"] = {"start": 0, "ids": [doc["_rev"][2:]]}
+        return respond(doc)
     if request.method == "DELETE":
         return respond(db.put_local(local_id, {"_rev": _rev_param()}, delete=True))
     doc = json_body(require_type=False)
     if _rev_param() and "_rev" not in doc:
         doc["_rev"] = _rev_param()
-    return respond(db.put_local(local_id, doc), 201, {"Location": location(name, "_local/" + local_id)})
+    deleted = doc.get("_deleted") is True  # CouchDB: a PUT with _deleted deletes, 200 and rev 0-0
+    return respond(db.put_local(local_id, doc, delete=deleted), 200 if deleted else 201,
+                   {"Location": location(name, "_local/" + local_id)})
 
 
 def attachment_get(name: str, doc_id: str, att: str) -> Response:

@@ -117,7 +117,9 @@ def _pairing_route(rest: list[str]) -> tuple[Handler, list[str]]:
 
 def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
     if doc_id.startswith("_local/"):
-        return _pick(_LOCAL), [db, "/".join([doc_id[7:], *att])]
+        if att:
+            raise BadRequest("_local documents do not accept attachments.")
+        return _pick(_LOCAL), [db, doc_id[7:]]
     if att:
         return _pick(_ATTACHMENT), [db, doc_id, "/".join(att)]
     return _pick(_DOCUMENT), [db, doc_id]

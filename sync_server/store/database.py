@@ -21,7 +21,7 @@ from ..errors import (BadRequest, Conflict, CouchError, DatabaseGone, DocumentTo
 from . import attachments, revtree
 from .connection import Readers, connect, create_schema, transaction
 from .crypto import Cipher
-from .document import assemble, body_of, check_doc_id, check_incoming, dumps, splice
+from .document import assemble, body_of, check_doc_id, check_incoming, check_members, dumps, splice
 from .revid import new_revid
 
 # CouchDB's default _revs_limit.
@@ -786,6 +786,7 @@ class Database:
         """
         if not isinstance(doc, dict):
             raise BadRequest("Document must be a JSON object")
+        check_members(doc)
         with self._write_lock, transaction(self._writer):
             row = self._writer.execute("SELECT rev FROM local_docs WHERE id = ?", (local_id,)).fetchone()
             current = f"0-{row[0]}" if row else None
@@ -797,7 +798,7 @@ class Database:
                 self._writer.execute("DELETE FROM local_docs WHERE id = ?", (local_id,))
                 return {"ok": True, "id": "_local/" + local_id, "rev": "0-0"}
             number = row[0] + 1 if row else 1
-            body = {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
+            body = body_of(doc)  # CouchDB keeps no special member, attachments included, on a _local document
             self._writer.execute("INSERT OR REPLACE INTO local_docs VALUES (?, ?, ?)",
                                  (local_id, number, self._seal(dumps(body), "_local", local_id)))
         return {"ok": True, "id": "_local/" + local_id, "rev": f"0-{number}"}

@@ -187,3 +187,26 @@ def test_all_docs_and_changes_with_attachments(pair: Pair) -> None:
     for query in ("include_docs=true&attachments=true", "include_docs=true", "attachments=true"):
         pair.same("GET", f"/{{db}}/_all_docs?{query}")
         pair.same("GET", f"/{{db}}/_changes?{query}")
+
+
+# -- _local documents ---------------------------------------------------------------
+
+
+def test_local_documents_keep_no_special_members(pair: Pair) -> None:
+    att = {"f.txt": {"content_type": "text/plain", "data": "aGk="}}
+    pair.same("PUT", "/{db}/_local/l", json={"a": 1, "_attachments": att}, headers_too=("Location",))
+    pair.same("GET", "/{db}/_local/l?revs=true&attachments=true")
+    pair.same("GET", "/{db}/_local/l")
+    pair.same("GET", "/{db}/_local/l/f.txt")
+    pair.same("PUT", "/{db}/_local/l", json={"b": 2, "_revisions": {"start": 0, "ids": ["1"]}, "_rev": "0-1"})
+    pair.same("GET", "/{db}/_local/l")
+    pair.same("PUT", "/{db}/_local/l", json={"_zing": 1, "_rev": "0-2"})
+
+
+def test_local_document_put_with_deleted_then_put_again(pair: Pair) -> None:
+    pair.same("PUT", "/{db}/_local/l", json={})
+    pair.same("PUT", "/{db}/_local/l", json={"_rev": "0-1", "_deleted": True})
+    pair.same("GET", "/{db}/_local/l")
+    pair.same("PUT", "/{db}/_local/l", json={"c": 3})
+    pair.same("DELETE", "/{db}/_local/l?rev=0-1")
+    pair.same("PUT", "/{db}/_local/l", json={})
