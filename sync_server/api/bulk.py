@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, CouchError, NotFound
 from ..store.database import Database
 from ..store.document import check_incoming
 from .access import open_db
@@ -39,7 +39,31 @@ def bulk_docs(name: str) -> Response:
         if body.get("all_or_nothing") is True:  # CouchDB 3 dropped it: 417 with a row per document
             return respond([{"id": d["_id"], "rev": d.get("_rev", "0-"), "error": "not_implemented",
                              "reason": "all_or_nothing is not supported"} for d in docs], 417)
-    return respond(db.bulk_docs(docs, new_edits=new_edits, strict=True), 201)
+    local = [i for i, d in enumerate(docs) if str(d.get("_id", "")).startswith("_local/")]
+    if not local:
+        return respond(db.bulk_docs(docs, new_edits=new_edits, strict=True), 201)
+    rows = db.bulk_docs([d for d in docs if not str(d.get("_id", "")).startswith("_local/")],
+                        new_edits=new_edits, strict=True)
+    by_id = {row["id"]: row for row in rows} if not new_edits else {}
+    results = iter(rows)
+    out = []
+    for i, doc in enumerate(docs):
+        if i in local:
+            out.append(_write_local(db, doc))
+        elif new_edits:
+            out.append(next(results))
+        elif doc["_id"] in by_id:
+            out.append(by_id[doc["_id"]])
+    return respond([r for r in out if new_edits or "error" in r], 201)
+
+
+def _write_local(db: Database, doc: dict) -> dict:
+    """A ``_local`` document in ``_bulk_docs``, written (or deleted) as CouchDB does; its row."""
+    local_id = doc["_id"][len("_local/"):]
+    try:
+        return db.put_local(local_id, doc)
+    except CouchError as exc:
+        return {"id": doc["_id"], **exc.to_json()}
 
 
 def bulk_get(name: str) -> Response:

@@ -151,7 +151,7 @@ def local(name: str, local_id: str) -> Response:
     if _rev_param() and "_rev" not in doc:
         doc["_rev"] = _rev_param()
     deleted = doc.get("_deleted") is True  # CouchDB: a PUT with _deleted deletes, 200 and rev 0-0
-    return respond(db.put_local(local_id, doc, delete=deleted), 200 if deleted else 201,
+    return respond(db.put_local(local_id, doc), 200 if deleted else 201,
                    {"Location": location(name, "_local/" + local_id)})
 
 

@@ -782,7 +782,8 @@ class Database:
     def put_local(self, local_id: str, doc: dict, delete: bool = False) -> dict:
         """Write or delete a ``_local`` document; its ``_rev`` must match the current one.
 
-        :raises Conflict: on a stale or missing ``_rev``; NotFound when deleting nothing.
+        A document with ``"_deleted": true`` deletes, as in CouchDB, even one that does not exist.
+        :raises Conflict: on a stale or missing ``_rev``; NotFound when ``delete`` finds nothing.
         """
         if not isinstance(doc, dict):
             raise BadRequest("Document must be a JSON object")
@@ -794,7 +795,7 @@ class Database:
                 raise NotFound("missing")
             if row is not None and doc.get("_rev") != current:
                 raise Conflict()
-            if delete:
+            if delete or doc.get("_deleted") is True:
                 self._writer.execute("DELETE FROM local_docs WHERE id = ?", (local_id,))
                 return {"ok": True, "id": "_local/" + local_id, "rev": "0-0"}
             number = row[0] + 1 if row else 1

@@ -19,6 +19,14 @@ SPECIAL_MEMBERS = frozenset({
     "_id", "_rev", "_deleted", "_attachments", "_revisions", "_revs_info",
     "_conflicts", "_deleted_conflicts", "_local_seq",
 })
+# Special members CouchDB keeps in the body (per-document access, replicator documents).
+BODY_MEMBERS = frozenset({
+    "_access", "_replication_state", "_replication_state_time", "_replication_state_reason",
+    "_replication_id", "_replication_stats",
+})
+# CouchDB sets no limit by default ([couchdb] max_document_id_length = infinity); ids are
+# indexed here, so one is kept, far above any real id (PouchDB's tests use ids of 1.5 KB).
+MAX_DOC_ID_BYTES = 8192
 # Real documents are a few levels deep; this bound keeps hostile input from
 # exhausting the stack of the parser, the hasher or the serializer.
 MAX_DEPTH = 100
@@ -41,7 +49,7 @@ def check_doc_id(doc_id: object) -> str:
         raise InvalidDocId("Document id must not be empty")
     if doc_id.startswith("_") and not (doc_id.startswith("_design/") and len(doc_id) > 8):
         raise InvalidDocId("Only reserved document ids may start with underscore.")
-    if "\x00" in doc_id or len(doc_id.encode()) > 1024:
+    if "\x00" in doc_id or len(doc_id.encode()) > MAX_DOC_ID_BYTES:
         raise InvalidDocId("Document id is too long or holds a NUL character")
     return doc_id
 
@@ -68,7 +76,7 @@ def check_members(doc: dict) -> None:
     :raises BadRequest: error ``doc_validation`` as CouchDB names it.
     """
     for key in doc:
-        if key.startswith("_") and key not in SPECIAL_MEMBERS:
+        if key.startswith("_") and key not in SPECIAL_MEMBERS and key not in BODY_MEMBERS:
             raise BadRequest(f"Bad special document member: {key}", error="doc_validation")
     if _depth(doc) > MAX_DEPTH:
         raise BadRequest(f"Document nests deeper than {MAX_DEPTH} levels", error="doc_validation")
@@ -131,8 +139,8 @@ def _depth(value: Any) -> int:
 
 
 def body_of(doc: dict) -> dict:
-    """The user fields of a document: everything not starting with ``_``."""
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+    """The body of a document: everything not starting with ``_``, and the special members CouchDB keeps."""
+    return {k: v for k, v in doc.items() if not k.startswith("_") or k in BODY_MEMBERS}
 
 
 def splice(doc_id: str, rev: str, deleted: bool, body_json: str) -> str:

@@ -18,10 +18,10 @@ from ..errors import BadRequest
 
 Tree = dict[str, list]
 
-# CouchDB accepts any text after the generation (couch_doc:parse_rev/1: PouchDB's
-# tests send "3-totally_fake_rev" and expect a 409, not a 400); the length is
+# CouchDB accepts any text after the generation, even none (couch_doc:parse_rev/1: PouchDB's
+# tests send "3-totally_fake_rev" and expect a 409, not a 400, and "1-"); the length is
 # bounded so that ids stay short enough to index.
-_REV_RE = re.compile(r"^([0-9]{1,10})-([^\x00]{1,256})$", re.DOTALL)
+_REV_RE = re.compile(r"^([0-9]{1,10})-([^\x00]{0,256})$", re.DOTALL)
 
 
 def parse_rev(rev: object) -> tuple[int, str]:

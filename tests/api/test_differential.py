@@ -210,3 +210,30 @@ def test_local_document_put_with_deleted_then_put_again(pair: Pair) -> None:
     pair.same("PUT", "/{db}/_local/l", json={"c": 3})
     pair.same("DELETE", "/{db}/_local/l?rev=0-1")
     pair.same("PUT", "/{db}/_local/l", json={})
+
+
+def test_bulk_docs_writes_local_documents(pair: Pair) -> None:
+    docs = [{"_id": "_local/a"}, {"_id": "b"}, {"_id": "_local/c", "_deleted": True}]
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": docs})
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": "_local/a", "_rev": "0-1", "_deleted": True},
+                                                         {"_id": "_local/a"}]})
+    pair.same("GET", "/{db}/_local/a")
+    pair.same("PUT", "/{db}/_local/zzz", json={"_deleted": True})
+    pair.same("DELETE", "/{db}/_local/zzz")
+
+
+def test_bare_revision_and_body_members_couchdb_keeps(pair: Pair) -> None:
+    """PouchDB 7829 ("1-" with new_edits=false) and #2442 (replication fields), #8171 (_access)."""
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": "foo", "_rev": "1-", "n": 1}], "new_edits": False})
+    pair.same("GET", "/{db}/foo?revs=true", headers_too=("ETag",))
+    doc = {"_id": "rf", "_replication_id": "test", "_replication_state": "triggered",
+           "_replication_state_time": 1, "_replication_stats": {}, "_access": ["a"]}
+    pair.same("POST", "/{db}", json=doc)
+    pair.same("GET", "/{db}/rf")
+
+
+def test_long_document_ids(pair: Pair) -> None:
+    """PouchDB #2569: ids of 1.5 KB."""
+    long_id = "x" * 1500
+    pair.same("PUT", f"/{{db}}/{long_id}", json={})
+    pair.same("POST", "/{db}/_changes?filter=_doc_ids", json={"doc_ids": [long_id]})
