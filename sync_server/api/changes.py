@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response, request
 
-from ..errors import BadRequest, DatabaseGone
+from ..errors import BadRequest, DatabaseGone, NotFound
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
@@ -98,7 +98,7 @@ def _parse(db: Database) -> _Feed:
     style = request.args.get("style", "main_only")
     if style not in ("main_only", "all_docs"):
         raise BadRequest("style must be main_only or all_docs", error="query_parse_error")
-    doc_ids, predicate = _filter(body)
+    doc_ids, predicate = _filter(db, body)
     cap = settings().couchdb.changes_timeout_ms
     timeout = min(integer("timeout", cap) or 0, cap) / 1000
     heartbeat = request.args.get("heartbeat")
@@ -107,7 +107,7 @@ def _parse(db: Database) -> _Feed:
                  flag("include_docs"), doc_ids, predicate, timeout, beat or None, doc_read_options())
 
 
-def _filter(body: dict) -> tuple[list[str] | None, Any]:
+def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
     name = request.args.get("filter")
     if name is None:
         return None, None
@@ -122,7 +122,32 @@ def _filter(body: dict) -> tuple[list[str] | None, Any]:
         return None, compile_selector(body["selector"])
     if name == "_design":
         return None, lambda doc: str(doc.get("_id", "")).startswith("_design/")
-    raise BadRequest(f"filter {name[:60]!r} is not supported here: use _doc_ids, _selector or _design")
+    if name == "_view":
+        view = request.args.get("view")
+        if view is None:
+            raise BadRequest("`view` filter parameter is not provided.")
+        _design_function(db, view, "views", "`view` must be of the form `designname/viewname`")
+    elif name.startswith("_"):
+        raise BadRequest("unknown builtin filter name")
+    else:
+        _design_function(db, name, "filters", "`filter` must be of the form `designname/filtername`")
+    raise BadRequest(f"filter {name[:60]!r} needs JavaScript, which this server does not run: "
+                     "use _doc_ids, _selector or _design")
+
+
+def _design_function(db: Database, name: str, kind: str, form: str) -> None:
+    """Check that ``design/function`` names a function of that kind, with CouchDB's 404s when not.
+
+    :raises NotFound: ``missing`` (no design document), ``missing json key: ...``.
+    """
+    design, slash, function = name.partition("/")
+    if not slash or not design or not function:
+        raise BadRequest(form)
+    functions = db.get("_design/" + design).get(kind)
+    if not isinstance(functions, dict):
+        raise NotFound(f"missing json key: {kind}")
+    if function not in functions:
+        raise NotFound(f"missing json key: {function}")
 
 
 def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[str]:

@@ -237,3 +237,18 @@ def test_long_document_ids(pair: Pair) -> None:
     long_id = "x" * 1500
     pair.same("PUT", f"/{{db}}/{long_id}", json={})
     pair.same("POST", "/{db}/_changes?filter=_doc_ids", json={"doc_ids": [long_id]})
+
+
+# -- _changes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [
+    "filter=foo/even", "filter=bar/even", "filter=nope/even", "filter=foo", "filter=_view",
+    "filter=_view&view=foo/bar", "filter=_view&view=bar/nope", "filter=_design/foo/even", "filter=_unknown",
+])
+def test_changes_design_filter_that_is_missing(pair: Pair, query: str) -> None:
+    """A filter or view named in a design document that lacks it: CouchDB's 404s and 400s."""
+    pair.same("PUT", "/{db}/_design/foo", json={"views": {}})
+    pair.same("PUT", "/{db}/_design/bar", json={"filters": {"odd": "function(doc) { return true; }"}})
+    pair.same("GET", f"/{{db}}/_changes?{query}")
+    pair.same("POST", f"/{{db}}/_changes?{query}", json={})
