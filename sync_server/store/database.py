@@ -390,10 +390,17 @@ class Database:
                 wanted = revtree.leaves(row[2])
             else:
                 wanted = list(dict.fromkeys(which))
-            results = []
+            results, seen = [], set()
             for rev in wanted:
-                results.extend(self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest))
-            return results
+                for result in self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest):
+                    found = result["ok"]["_rev"] if "ok" in result else None
+                    if found not in seen:  # with latest, revisions of one branch give its leaf once
+                        seen.add(found)
+                        results.append(result)
+            # CouchDB's order: found revisions by (generation, hash), then the missing ones as asked.
+            ok = sorted((r for r in results if "ok" in r),
+                        key=lambda r: (revtree.pos(r["ok"]["_rev"]), r["ok"]["_rev"].split("-", 1)[1]))
+            return ok + [r for r in results if "ok" not in r]
 
     def _open_rev(self, conn: sqlite3.Connection, doc_id: str, row: Any, rev: str, revs: bool,
                   with_atts: bool, atts_since: list[str] | None, latest: bool) -> list[dict]:

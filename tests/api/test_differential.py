@@ -252,3 +252,26 @@ def test_changes_design_filter_that_is_missing(pair: Pair, query: str) -> None:
     pair.same("PUT", "/{db}/_design/bar", json={"filters": {"odd": "function(doc) { return true; }"}})
     pair.same("GET", f"/{{db}}/_changes?{query}")
     pair.same("POST", f"/{{db}}/_changes?{query}", json={})
+
+
+# -- reading documents --------------------------------------------------------------
+
+
+def _tree(pair: Pair) -> None:
+    """1-a, then 2-b1 3-c1 4-d1 (winning) and 2-b2 3-c2 (losing), as PouchDB's test 5857 writes them."""
+    def doc(rev: str, ids: list[str]) -> dict:
+        return {"_id": "mydoc", "_rev": rev, "v": rev, "_revisions": {"start": int(rev[0]), "ids": ids}}
+    docs = [doc("1-a", ["a"]), doc("2-b1", ["b1", "a"]), doc("3-c1", ["c1", "b1", "a"]),
+            doc("2-b2", ["b2", "a"]), doc("3-c2", ["c2", "b2", "a"]), doc("4-d1", ["d1", "c1", "b1", "a"])]
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": docs, "new_edits": False})
+
+
+@pytest.mark.parametrize("query", [
+    'open_revs=["2-b2","3-c2"]&latest=true', 'open_revs=["1-a","2-b1"]&latest=true',
+    'open_revs=["1-a"]&latest=true', 'open_revs=["2-b2","4-d1"]&latest=true', 'open_revs=["2-b2","3-c2"]',
+    "open_revs=all", 'open_revs=["9-zz","2-b2"]', "rev=1-a", "conflicts=true",
+    "revs=true&open_revs=all", "revs_info=true", "rev=2-b1&revs=true",
+])
+def test_get_open_revs_and_latest(pair: Pair, query: str) -> None:
+    _tree(pair)
+    pair.same("GET", f"/{{db}}/mydoc?{query}", headers={"Accept": "application/json"})
