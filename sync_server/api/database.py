@@ -13,7 +13,7 @@ from flask import Response, g, request
 from ..auth import require_admin, require_db_admin
 from ..errors import BadRequest
 from .access import open_db
-from .document import write_result
+from .document import batch_write, write_result
 from .http import doc_read_options, flag, integer, json_body, json_param, respond, server, stream
 
 
@@ -43,6 +43,8 @@ def post_doc(name: str) -> Response:
     doc = json_body()
     doc.setdefault("_id", secrets.token_hex(16))
     db = open_db(name, design_write=str(doc.get("_id")).startswith("_design/"))
+    if request.args.get("batch") == "ok":
+        return batch_write(db, doc)
     response = write_result(db.bulk_docs([doc])[0], name)
     del response.headers["ETag"]  # CouchDB sends Location only
     return response

@@ -275,3 +275,58 @@ def _tree(pair: Pair) -> None:
 def test_get_open_revs_and_latest(pair: Pair, query: str) -> None:
     _tree(pair)
     pair.same("GET", f"/{{db}}/mydoc?{query}", headers={"Accept": "application/json"})
+
+
+# -- CouchDB's HTTP behaviours ------------------------------------------------------
+
+
+def test_batch_ok_answers_accepted(pair: Pair) -> None:
+    pair.same("PUT", "/{db}/doc?batch=ok", json={"a": 1})
+    pair.same("POST", "/{db}?batch=ok", json={"_id": "posted"})
+    pair.same("PUT", "/{db}/bad?batch=ok", json={"_zing": 1})
+    # CouchDB writes batch=ok documents later; ours are written before the answer.
+    rows = pair.kiosk.get(f"/{pair.db}/_all_docs").json()["rows"]
+    assert [r["id"] for r in rows] == ["doc", "posted"]
+
+
+def test_copy(pair: Pair) -> None:
+    att = {"x.bin": {"content_type": "application/octet-stream", "data": b64(b"\0\1")}}
+    _, made = pair.same("PUT", "/{db}/doc", json={"a": 1, "_attachments": att})
+    pair.same("COPY", "/{db}/doc", headers={"Destination": "copy"}, headers_too=("ETag", "Location"))
+    pair.same("GET", "/{db}/copy?attachments=true", headers={"Accept": "application/json"})
+    pair.same("COPY", "/{db}/doc", headers={"Destination": "copy"})  # exists: 409
+    _, copied = pair.same("GET", "/{db}/copy")
+    pair.same("COPY", "/{db}/doc", headers={"Destination": f"copy?rev={copied['_rev']}"})
+    pair.same("COPY", f"/{{db}}/doc?rev={made['rev']}", headers={"Destination": "other%20id"})
+    pair.same("COPY", "/{db}/doc")  # no Destination
+    pair.same("COPY", "/{db}/missing", headers={"Destination": "x"})
+
+
+def test_plus_in_paths_is_a_space(pair: Pair) -> None:
+    pair.same("PUT", "/{db}/x+y", json={})
+    pair.same("GET", "/{db}/x%20y")
+    _, made = pair.same("PUT", "/{db}/doc", json={})
+    pair.same("PUT", f"/{{db}}/doc/a+b.txt?rev={made['rev']}", content=b"hi",
+              headers={"Content-Type": "application/octet-stream"}, headers_too=("Location",))
+    pair.same("GET", "/{db}/doc/a%2Bb.txt")
+    pair.same("GET", "/{db}/doc/a%20b.txt")
+    pair.same("GET", "/{db}/doc")
+
+
+def test_attachment_etag_and_if_none_match(pair: Pair) -> None:
+    att = {"x.bin": {"content_type": "application/octet-stream", "data": b64(b"\0\1")}}
+    pair.same("PUT", "/{db}/doc", json={"_attachments": att})
+    couch, kiosk = pair.both("GET", "/{db}/doc/x.bin")
+    assert kiosk.headers["ETag"] == couch.headers["ETag"]
+    pair.same("GET", "/{db}/doc/x.bin", headers={"If-None-Match": couch.headers["ETag"]}, headers_too=("ETag",))
+    _, doc = pair.same("GET", "/{db}/doc")
+    pair.same("GET", "/{db}/doc", headers={"If-None-Match": f'"{doc["_rev"]}"'}, headers_too=("ETag",))
+
+
+def test_uuids_are_sequential_and_never_cached(pair: Pair) -> None:
+    for response in pair.both("GET", "/_uuids?count=5"):
+        made = response.json()["uuids"]
+        assert len({u[:26] for u in made}) <= 2 and made == sorted(made), made
+        assert "no-cache" in response.headers["Cache-Control"] and response.headers["Pragma"] == "no-cache"
+        assert response.headers["ETag"]
+    pair.same("GET", "/_uuids?count=1001")
