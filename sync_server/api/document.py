@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import base64
-import email.parser
-import email.policy
 import json
 import secrets
 from typing import Any
 import logging
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from flask import Response, request
 
-from ..errors import BadRequest, Conflict, CouchError, NotFound, RangeNotSatisfiable, error_for
-from ..store.document import check_attachment_name
+from ..errors import BadContentType, BadRequest, Conflict, CouchError, NotFound, RangeNotSatisfiable, error_for
+from ..store.document import check_attachment_name, check_doc_id
+from . import multipart
 from .access import open_db
 from .http import flag, json_body, json_param, parse_json, raw_body, respond
 
@@ -137,19 +136,59 @@ def copy(name: str, doc_id: str) -> Response:
 
 
 def _read_related() -> tuple[dict, dict[str, bytes]]:
-    """Split a multipart/related body: the document, then one part per ``follows`` attachment, in order."""
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + request.headers["Content-Type"].encode() + b"\r\n\r\n" + raw_body())
-    parts = list(message.iter_parts()) if message.is_multipart() else []
-    if not parts:
-        raise BadRequest("multipart/related body has no parts")
-    doc = parse_json(parts[0].get_payload(decode=True) or b"")
+    """Split a multipart/related body: the document, then one part per ``follows`` attachment.
+
+    Parts are matched by the ``filename`` of their ``Content-Disposition`` when they
+    carry one (CouchDB's replicator sends it), else in the document's order.
+    """
+    found = multipart.parts(request.headers["Content-Type"], raw_body())
+    doc = parse_json(found[0].data)
     if not isinstance(doc, dict):
         raise BadRequest("The first part must be a JSON document")
     names = [n for n, a in (doc.get("_attachments") or {}).items() if isinstance(a, dict) and a.get("follows")]
-    if len(names) != len(parts) - 1:
+    if len(names) != len(found) - 1:
         raise BadRequest("multipart/related: attachment parts do not match the 'follows' attachments")
-    return doc, {n: p.get_payload(decode=True) or b"" for n, p in zip(names, parts[1:])}
+    named = [p.param("content-disposition", "filename") for p in found[1:]]
+    if sorted(n for n in named if n) == sorted(names):
+        return doc, {n: p.data for n, p in zip(named, found[1:]) if n}
+    return doc, {n: p.data for n, p in zip(names, found[1:])}
+
+
+def form_upload(name: str, doc_id: str) -> Response:
+    """``POST /{db}/{docid}`` with multipart/form-data: attachments uploaded from an HTML form.
+
+    The form's ``_rev`` names the revision to add them to (or ``_doc`` holds the whole
+    document); each ``_attachments`` file field becomes an attachment named after its file.
+    """
+    referer = request.headers.get("Referer")  # CouchDB's guard against forms posted from other sites
+    if referer is None:
+        raise BadRequest("Referer header required.")
+    if urlsplit(referer).netloc != request.host:
+        raise BadRequest("Referer header must match host.")
+    if request.mimetype != "multipart/form-data":
+        raise BadContentType("Content-Type must be multipart/form-data")
+    check_doc_id(doc_id)
+    db = open_db(name, design_write=doc_id.startswith("_design/"))
+    fields = multipart.parts(request.headers["Content-Type"], raw_body())
+    by_name = {p.param("content-disposition", "name"): p for p in fields}
+    if "_doc" in by_name:
+        doc = parse_json(by_name["_doc"].data)
+        if not isinstance(doc, dict):
+            raise BadRequest("Document must be a JSON object")
+        doc["_id"] = doc_id
+    else:
+        rev = by_name["_rev"].data.decode() if "_rev" in by_name else None
+        doc = db.get(doc_id, rev) if rev else {"_id": doc_id}
+    atts = doc.setdefault("_attachments", {})
+    for part in fields:
+        filename = part.param("content-disposition", "filename")
+        if part.param("content-disposition", "name") == "_attachments" and filename:
+            atts[check_attachment_name(filename)] = {
+                "content_type": part.headers.get("content-type", "application/octet-stream"),
+                "data": base64.b64encode(part.data).decode()}
+    response = write_result(db.bulk_docs([doc], strict=True)[0], name)
+    del response.headers["Location"]
+    return response
 
 
 def delete(name: str, doc_id: str) -> Response:

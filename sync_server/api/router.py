@@ -41,7 +41,7 @@ _DB_SPECIAL: dict[str, dict[str, Handler]] = {
 }
 _DOCUMENT: dict[str, Handler] = {
     "GET": document.get, "PUT": document.put, "DELETE": document.delete, "HEAD": document.head,
-    "COPY": document.copy,
+    "COPY": document.copy, "POST": document.form_upload,
 }
 _ATTACHMENT: dict[str, Handler] = {
     "GET": document.attachment_get, "HEAD": document.attachment_get,
