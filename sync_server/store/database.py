@@ -329,7 +329,7 @@ class Database:
                 rev = revtree.descendant_leaves(tree, rev)[0]
             doc = self._assemble(conn, doc_id, rev, tree, attachments_, atts_since)
             if revs:
-                doc["_revisions"] = revtree.revisions(tree, rev)
+                doc["_revisions"] = revtree.revisions(tree, rev, self.revs_limit)
             if revs_info:
                 doc["_revs_info"] = self._revs_info(conn, doc_id, tree, rev)
             self._add_conflicts(doc, tree, rev, conflicts, deleted_conflicts)
@@ -416,7 +416,7 @@ class Database:
                 out.append({"missing": target})
                 continue
             if revs:
-                doc["_revisions"] = revtree.revisions(tree, target)
+                doc["_revisions"] = revtree.revisions(tree, target, self.revs_limit)
             out.append({"ok": doc})
         return out
 

@@ -131,9 +131,13 @@ def missing_revs(tree: Tree, revs: Iterable[str]) -> tuple[list[str], list[str]]
     return missing, sorted(ancestors)
 
 
-def revisions(tree: Tree, rev: str) -> dict:
-    """The ``_revisions`` object for ``rev``: start and the hashes, newest first."""
-    chain = path(tree, rev)
+def revisions(tree: Tree, rev: str, limit: int | None = None) -> dict:
+    """The ``_revisions`` object for ``rev``: start and the hashes, newest first.
+
+    :param limit: at most this many (``_revs_limit``: CouchDB cuts the history it
+        sends to the current limit even before compaction stems the tree).
+    """
+    chain = path(tree, rev)[:limit]
     return {"start": pos(rev), "ids": [r.split("-", 1)[1] for r in chain]}
 
 
