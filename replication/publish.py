@@ -45,6 +45,22 @@ def prepare(doc: dict[str, Any], files: list[str], key_path: str | None, key_id:
     return doc
 
 
+def retraction(doc_id: str, key_path: str, key_id: str | None, public_keys: dict[str, str]) -> dict[str, Any]:
+    """The province's signed tombstone of an article: kiosks apply no other deletion of one (#15).
+
+    ``retracted: true`` is signed with the id, so neither a live article nor another
+    article's deletion can carry this signature.
+    """
+    if not doc_id.startswith("article:"):
+        raise StartupError(f"{doc_id}: only articles (article:<slug>) are retracted")
+    doc = signing.sign({"_id": doc_id, "retracted": True}, signing.load_key(key_path),
+                       key_id or Path(key_path).stem, {})
+    if not public_keys:
+        raise StartupError("no public keys configured (signing.public_keys in config.yaml): cannot check the signature")
+    signing.verify(doc, public_keys, {})
+    return {**doc, "_deleted": True}
+
+
 def publish(doc: dict[str, Any], handbook_url: str) -> str:
     """Write the article to the hub's handbook database (a new revision if it exists); returns the rev."""
     peer = HttpPeer(handbook_url)
@@ -61,4 +77,4 @@ def publish(doc: dict[str, Any], handbook_url: str) -> str:
         peer.close()
 
 
-__all__ = ["Forbidden", "prepare", "publish", "read_article"]
+__all__ = ["Forbidden", "prepare", "publish", "read_article", "retraction"]

@@ -38,12 +38,14 @@ class StoreOptions:
     max_document_size: int = 8_000_000
     revs_limit: int = DEFAULT_REVS_LIMIT
     synchronous: str = "full"
-    # Called with (db name, document with stubs, digest -> data) for every document
-    # written (a deletion carries "_deleted": true), before its revision is hashed; raises CouchError (Forbidden) to refuse it,
+    # Called with (db name, document with stubs, digest -> data, the revision it replaces or None) for every
+    # document written (a deletion carries "_deleted": true), before its revision is hashed; raises CouchError (Forbidden) to refuse it,
     # or returns a replacement document. The store knows no schemas.
     validate: Any = None
     # Encrypts bodies, attachments and _local documents at rest (crypto.py); None: stored in clear.
     cipher: Cipher | None = None
+    # Called with a new database's name: the _security it starts with, or None (empty: admins only by default).
+    security_for: Any = None
 
 
 @dataclass
@@ -524,7 +526,8 @@ class Database:
                                                        self._cipher)
         if self.options.validate is not None:
             seen = {"_id": doc_id, **body, **({"_deleted": True} if deleted else {})}
-            changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher))
+            changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher),
+                                            self._replaced(conn, doc_id, chain, row, tree))
             if changed is not None:  # the policy rewrote the body (a _users password becomes its hash)
                 body = {k: v for k, v in changed.items() if k not in ("_id", "_deleted")}
         if new_edits:
@@ -537,6 +540,26 @@ class Database:
         revtree.merge_path(tree, chain, deleted)
         self._store(conn, doc_id, row, tree, chain[0], body_json)
         return chain[0]
+
+    def _replaced(self, conn: sqlite3.Connection, doc_id: str, chain: list[str], row: Any,
+                  tree: revtree.Tree) -> dict | None:
+        """The revision a write replaces, as CouchDB's ``validate_doc_update`` sees it (``oldDoc``).
+
+        The nearest ancestor on the new revision's path whose body is kept (CouchDB's
+        ``make_first_doc_on_disk``). Where CouchDB would pass null although the document
+        exists (a replicated revision whose path shares nothing with this tree), the
+        current winner is given instead: such a revision would otherwise add a branch,
+        and win, without the rules seeing whose record it is (issue #15).
+        """
+        for rev in chain[1:]:
+            if rev in tree:
+                body = self._body(doc_id, rev, conn)
+                if body is not None:
+                    return {"_id": doc_id, "_rev": rev, **body, **({"_deleted": True} if tree[rev][1] else {})}
+        if row is None:
+            return None
+        body = self._body(doc_id, row[0], conn) or {}
+        return {"_id": doc_id, "_rev": row[0], **body, **({"_deleted": True} if row[1] else {})}
 
     def _new_edit_path(self, conn: sqlite3.Connection, doc_id: str, doc: dict, row: Any,
                        tree: revtree.Tree, deleted: bool) -> tuple[list[str], list[dict]]:

@@ -100,6 +100,9 @@ class Server:
             if self.exists(name):
                 raise FileExists()
             db = Database(name, str(self._path(name)), self.options)
+            security = self.options.security_for(name) if self.options.security_for else None
+            if security:
+                db.put_security(security)
             self._open[name] = db
             return db
 
