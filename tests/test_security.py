@@ -291,3 +291,132 @@ def _pem() -> tuple:
     from cryptography.hazmat.primitives import serialization
 
     return serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+
+
+# --- items 9, 11, 14, 15: sign-in, audit, pairing ------------------------------------------
+
+
+def from_client(address: str) -> dict[str, Any]:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def test_the_admin_password_is_locked_out_too(kiosk):
+    c = kiosk.test_client()
+    for _ in range(5):
+        assert c.get("/_session", headers=basic("admin", "doan-mo"), **from_client("192.168.50.66")).status_code == 401
+    locked = c.get("/_session", headers=ADMIN, **from_client("192.168.50.66"))
+    assert locked.status_code == 401 and locked.json["error"] == "unauthorized" and "locked" in locked.json["reason"]
+    assert c.get("/_session", headers=ADMIN, **from_client("127.0.0.1")).json["userCtx"]["roles"] == ["_admin"]
+
+
+def test_a_new_admin_password_revokes_the_admin_cookie(tmp_path):
+    first = make_kiosk(tmp_path / "kiosk")
+    signed_in = first.test_client().post("/_session", json={"name": "admin", "password": "secret"})
+    cookie = signed_in.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    first.extensions["sync_server"].close()
+    settings = (Settings().replace("server", data_dir=str(tmp_path / "kiosk"), admin="admin:mat-khau-moi")
+                .replace("sync", cell_db=DB, handbook_db="handbook"))
+    second = create_app(settings)
+    c = second.test_client()
+    c.set_cookie("AuthSession", cookie)
+    assert c.get("/_session").json["userCtx"] == {"name": None, "roles": []}
+    assert c.get("/_all_dbs").status_code == 401
+    second.extensions["sync_server"].close()
+
+
+def test_a_failed_sign_in_writes_a_bounded_line_to_the_audit_log(kiosk):
+    c = kiosk.test_client()
+    assert c.post("/_session", json={"name": "x" * 1_000_000, "password": "1234"}).status_code == 401
+    line = (kiosk.extensions["sync_server"].data_dir / "audit.log").read_text(encoding="utf-8").splitlines()[-1]
+    assert len(line.encode()) < 2000 and "sign_in_failed" in line and "1000000 characters" in line
+
+
+def test_wrong_pins_lock_the_guessing_client_not_the_member(kiosk):
+    c = kiosk.test_client()
+    wrong = basic(f"{CELL}.0013", "0000")
+    for _ in range(5):
+        assert c.get("/_session", headers=wrong, **from_client("192.168.50.66")).status_code == 401
+    assert c.get("/_session", headers=MEMBER, **from_client("192.168.50.66")).status_code == 401
+    assert c.get("/_session", headers=MEMBER, **from_client("192.168.50.20")).json["userCtx"]["name"] == f"{CELL}.0013"
+
+
+def test_one_client_spraying_a_pin_over_every_member_is_stopped(kiosk):
+    c = kiosk.test_client()
+    for no in range(100, 120):  # one try per account: no account reaches its own limit
+        assert c.get("/_session", headers=basic(f"{CELL}.{no:04d}", "1234"), **from_client("192.168.50.66")).status_code == 401
+    refused = c.get("/_session", headers=MEMBER, **from_client("192.168.50.66"))
+    assert refused.status_code == 401 and "from this device" in refused.json["reason"]
+    assert c.get("/_session", headers=MEMBER, **from_client("192.168.50.20")).status_code == 200
+
+
+def test_a_lock_is_capped_and_the_kiosk_admin_lifts_it(kiosk, monkeypatch):
+    from sync_server import auth
+
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    c = kiosk.test_client()
+    wrong = basic(f"{CELL}.0013", "0000")
+    for _ in range(25):  # 25 locks in a row: uncapped, the last would last 2**24 * 30 s (16 years)
+        for _ in range(5):
+            c.get("/_session", headers=wrong)
+        reason = c.get("/_session", headers=MEMBER).json["reason"]
+        clock[0] += 901
+    assert reason == "Too many wrong tries: this account is locked for 900 s."
+    for _ in range(5):
+        c.get("/_session", headers=wrong)
+    assert c.get("/_session", headers=MEMBER).status_code == 401
+    elsewhere = from_client("192.168.50.20")
+    listed = c.get("/_pairing/locks", headers=KIOSK_ADMIN, **elsewhere).json
+    assert [lock["name"] for lock in listed if "name" in lock] == [f"{CELL}.0013"]
+    assert c.delete("/_pairing/locks", headers=SECRETARY, **elsewhere).status_code == 403
+    assert c.delete("/_pairing/locks", headers=KIOSK_ADMIN, **elsewhere).json["lifted"] >= 1
+    assert c.get("/_session", headers=MEMBER).json["userCtx"]["name"] == f"{CELL}.0013"
+
+
+def _pair(c: Any, code: str, who: str = f"{CELL}.0013", pin: str = "1313", client: str = "192.168.50.20") -> Any:
+    return c.post("/_pairing/claim", json={"code": code, "name": who, "pin": pin, "label": "điện thoại"},
+                  **from_client(client))
+
+
+def test_pairing_codes_cannot_be_guessed(kiosk):
+    c = kiosk.test_client()
+    code = c.post("/_pairing/code", headers=KIOSK_ADMIN).json["code"]
+    wrong = [f"{(int(code) + n) % 1_000_000:06d}" for n in range(1, 11)]
+    for n, guess in enumerate(wrong):  # ten guesses, from ten addresses: no client lock helps here
+        response = _pair(c, guess, client=f"192.168.50.{100 + n}")
+        assert response.status_code == 401 and response.json["error"] == "unauthorized"
+    assert _pair(c, code).status_code == 401  # the live code was dropped: the admin shows a new one
+    assert _pair(c, c.post("/_pairing/code", headers=KIOSK_ADMIN).json["code"]).status_code == 201
+
+
+def test_wrong_pairing_codes_count_toward_the_clients_lock(kiosk):
+    c = kiosk.test_client()
+    for n in range(20):
+        _pair(c, f"{n:06d}", client="192.168.50.66")
+    code = c.post("/_pairing/code", headers=KIOSK_ADMIN).json["code"]
+    refused = _pair(c, code, client="192.168.50.66")
+    assert refused.status_code == 401 and "from this device" in refused.json["reason"]
+
+
+def test_a_new_pin_revokes_the_members_paired_phones(kiosk):
+    c = kiosk.test_client()
+    paired = _pair(c, c.post("/_pairing/code", headers=KIOSK_ADMIN).json["code"])
+    bearer = {"Authorization": f"Bearer {paired.json['token']}"}
+    assert c.get(f"/{DB}/_all_docs", headers=bearer).status_code == 200
+    user = c.get(f"/_users/org.couchdb.user:{CELL}.0013", headers=ADMIN).json
+    assert c.put(f"/_users/org.couchdb.user:{CELL}.0013", json=dict(user, pin="8642"), headers=ADMIN).status_code == 201
+    revoked = c.get(f"/{DB}/_all_docs", headers=bearer)
+    assert revoked.status_code == 401 and revoked.json["error"] == "unauthorized"
+
+
+def test_a_kiosk_admin_sees_and_unpairs_only_its_own_cells_phones(kiosk):
+    c = kiosk.test_client()
+    device = _pair(c, c.post("/_pairing/code", headers=KIOSK_ADMIN).json["code"]).json["device_id"]
+    other = account("TQ.NH.KH.C02.kiosk", "7777", "kiosk-admin", "cell:TQ.NH.KH.C02")
+    c.put(f"/_users/{other['_id']}", json=other, headers=ADMIN)
+    neighbour_admin = basic("TQ.NH.KH.C02.kiosk", "7777")
+    assert c.get("/_pairing/devices", headers=neighbour_admin).json == []
+    refused = c.delete(f"/_pairing/devices/{device}", headers=neighbour_admin)
+    assert refused.status_code == 404 and refused.json["error"] == "not_found"
+    assert [d["device_id"] for d in c.get("/_pairing/devices", headers=KIOSK_ADMIN).json] == [device]
+    assert c.delete(f"/_pairing/devices/{device}", headers=KIOSK_ADMIN).status_code == 200

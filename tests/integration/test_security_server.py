@@ -1,0 +1,52 @@
+"""Issue #15 against a real server process and the CLI: what a kiosk's files and a provisioning run leak."""
+
+from __future__ import annotations
+
+import csv
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sync_server.generate import generate
+
+pytestmark = pytest.mark.peers
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_the_kiosk_credentials_file_does_not_carry_the_hub_admin(kiosk: Any, tmp_path: Path) -> None:
+    hierarchy = tmp_path / "hierarchy.csv"
+    generate("small", seed=3).write_hierarchy(hierarchy)
+    credentials = tmp_path / "kiosks.csv"
+    done = run("provision", "--hub", kiosk.url, "--hierarchy", str(hierarchy), "--credentials", str(credentials))
+    assert done.returncode == 0, done.stderr
+    text = credentials.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    assert rows and "secret" not in text and "admin" not in text  # the admin's name and password (conftest.ADMIN)
+    assert {r["hub"].rstrip("/") for r in rows} == {kiosk.base}
+    account = rows[0]
+    with httpx.Client(base_url=kiosk.base, auth=(account["account"], account["password"]), trust_env=False) as http:
+        db = "cell-" + account["cell"].lower().replace(".", "-")
+        assert http.get(f"/{db}").status_code == 200  # what the row holds is enough for its kiosk
+
+
+def test_the_data_directory_is_for_the_service_account_only(kiosk: Any) -> None:
+    with httpx.Client(base_url=kiosk.url, trust_env=False) as http:
+        assert http.put("/cell-tq-nh-kh-c01").status_code == 201
+        assert http.put("/cell-tq-nh-kh-c01/x", json={}).status_code == 403  # deny: no such record kind
+        assert http.put("/other").status_code == 201
+        assert http.put("/other/x", json={"a": 1}).status_code == 201
+    data = kiosk.data_dir
+    modes = {p.relative_to(data).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in [data, *data.rglob("*")] if not p.is_symlink()}
+    assert modes["."] == 0o700 and modes["dbs"] == 0o700, modes
+    files = {name: mode for name, mode in modes.items() if (data / name).is_file()}
+    assert "server.json" in files and "dbs/other.sqlite" in files and "dbs/other.sqlite-wal" in files
+    assert {name: mode for name, mode in files.items() if mode & 0o077} == {}
