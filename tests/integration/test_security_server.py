@@ -50,3 +50,18 @@ def test_the_data_directory_is_for_the_service_account_only(kiosk: Any) -> None:
     files = {name: mode for name, mode in modes.items() if (data / name).is_file()}
     assert "server.json" in files and "dbs/other.sqlite" in files and "dbs/other.sqlite-wal" in files
     assert {name: mode for name, mode in files.items() if mode & 0o077} == {}
+
+
+def test_a_regex_in_a_selector_cannot_hold_the_server(kiosk: Any) -> None:
+    """`(a+)+$` on 40 a's and a b: about 2**40 steps for a backtracking engine, one pass for RE2."""
+    with httpx.Client(base_url=kiosk.url, trust_env=False, timeout=60) as http:
+        http.put("/other")
+        http.put("/other/x", json={"body": "a" * 40 + "b"})
+        http.put("/other/y", json={"body": "aaa"})
+        found = http.post("/other/_changes", params={"filter": "_selector"},
+                          json={"selector": {"body": {"$regex": "(a+)+$"}}})
+        assert found.status_code == 200 and [r["id"] for r in found.json()["results"]] == ["y"]
+        refused = http.post("/other/_changes", params={"filter": "_selector"},
+                            json={"selector": {"body": {"$regex": r"(a)\1"}}})
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_request"
+        assert http.get("/_up").status_code == 200
