@@ -85,6 +85,7 @@ class Database:
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('revs_limit', ?)", (str(options.revs_limit),))
         self._cipher = options.cipher
+        self._rev_key = options.cipher.derive("revision ids") if options.cipher is not None else None
         self._check_encryption()
         self._load_counters()
 
@@ -595,13 +596,12 @@ class Database:
         bodies = {r: json.loads(self._open(b, doc_id, r)).get("_attachments", {}) for r, b in rows}
         return chain, [bodies[r] for r in known if r in bodies]
 
-    @staticmethod
-    def _hash_rev(chain: list[str], body: dict, deleted: bool) -> str:
+    def _hash_rev(self, chain: list[str], body: dict, deleted: bool) -> str:
         generation = int(chain[0].rstrip("-"))
         old_pos, old_hash = (revtree.pos(chain[1]), chain[1].split("-", 1)[1]) if len(chain) > 1 else (0, None)
         user_body = {k: v for k, v in body.items() if k != "_attachments"}
         atts = attachments.for_revid(body.get("_attachments", {}))
-        return f"{generation}-{new_revid(deleted, old_pos, old_hash, user_body, atts)}"
+        return f"{generation}-{new_revid(deleted, old_pos, old_hash, user_body, atts, self._rev_key)}"
 
     def _store(self, conn: sqlite3.Connection, doc_id: str, row: Any, tree: revtree.Tree,
                leaf: str, body_json: str) -> None:
