@@ -65,3 +65,36 @@ def test_a_regex_in_a_selector_cannot_hold_the_server(kiosk: Any) -> None:
                             json={"selector": {"body": {"$regex": r"(a)\1"}}})
         assert refused.status_code == 400 and refused.json()["error"] == "bad_request"
         assert http.get("/_up").status_code == 200
+
+
+def test_a_kiosk_set_up_as_the_readme_says_serves_its_records_to_its_cell_only(tmp_path: Path, kiosk_factory: Any,
+                                                                               pouchdb_server: Any) -> None:
+    """The admin creates the cell's database over HTTP, `sync --once` pulls the handbook: neither is open."""
+    import yaml
+
+    hub = pouchdb_server.url
+    httpx.put(f"{hub}/handbook", trust_env=False)
+    httpx.put(f"{hub}/handbook/article:1", trust_env=False, json={
+        "type": "article", "title": "Nghị quyết", "body": "Toàn văn", "category": "directive", "language": "vi",
+        "audience": ["TQ"], "published_at": "2026-11-01T08:00:00+07:00"})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"sync": {"hub_url": hub, "cell_db": "cell-tq-nh-kh-c01", "handbook_db": "handbook",
+                                               "interval_seconds": 86400}}))
+    kiosk = kiosk_factory()
+    kiosk.stop()
+    kiosk.extra_args = ["--config", str(config)]
+    kiosk.start()
+    with httpx.Client(base_url=kiosk.url, trust_env=False, timeout=60) as admin:
+        assert admin.put("/cell-tq-nh-kh-c01").status_code == 201
+        assert admin.put("/_users").status_code == 201
+        member = {"_id": "org.couchdb.user:TQ.NH.KH.C01.0003", "name": "TQ.NH.KH.C01.0003", "type": "user",
+                  "roles": ["member", "cell:TQ.NH.KH.C01"], "pin": "1234"}
+        assert admin.put(f"/_users/{member['_id']}", json=member).status_code == 201
+    done = run("sync", "--once", "--config", str(config), "--data-dir", str(kiosk.data_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    with httpx.Client(base_url=kiosk.base, trust_env=False, timeout=60) as anonymous:
+        for path in ("/cell-tq-nh-kh-c01/_all_docs?include_docs=true", "/handbook/_all_docs?include_docs=true",
+                     "/handbook/article:1"):
+            response = anonymous.get(path)
+            assert response.status_code == 401 and response.json()["error"] == "unauthorized", path
+        assert anonymous.get("/handbook/article:1", auth=("TQ.NH.KH.C01.0003", "1234")).status_code == 200
