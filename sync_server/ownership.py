@@ -8,6 +8,8 @@ is rendered from the same data by :func:`validate_doc_update`.
   one's ``cell`` must be that cell; units and articles never go there.
 - ``handbook``: only ``article`` and ``unit`` documents, written by the
   province (role ``province``) or an admin.
+The prefix of a document's id says what it is (``type`` must agree), and the
+rules see the revision a write replaces: deletions meet them like any write.
 Other databases carry no ownership rule.
 """
 
@@ -30,12 +32,15 @@ def cell_of_db(db_name: str) -> str | None:
     return db_name[5:].upper().replace("-", ".")
 
 
-def rules_for(db_name: str) -> dict[str, Any] | None:
-    """The ownership rule of a database, or None."""
+def rules_for(db_name: str, handbook_db: str | None = None) -> dict[str, Any] | None:
+    """The ownership rule of a database, or None.
+
+    :param handbook_db: another name a kiosk keeps the handbook under (``sync.handbook_db``).
+    """
     cell = cell_of_db(db_name)
     if cell is not None:
         return {"kind": "cell", "cell": cell, "types": list(CELL_TYPES)}
-    if db_name == HANDBOOK_DB:
+    if db_name in (HANDBOOK_DB, handbook_db):
         return {"kind": "handbook", "types": list(HANDBOOK_TYPES), "writers": [PROVINCE_ROLE]}
     return None
 

@@ -31,9 +31,10 @@ AttachmentData = Callable[[str], bytes]
 class DocumentPolicy:
     """The write checks of one server, called by the store for every live document."""
 
-    def __init__(self, public_keys: dict[str, str] | None, quarantine_db: str) -> None:
+    def __init__(self, public_keys: dict[str, str] | None, quarantine_db: str, handbook_db: str | None = None) -> None:
         self.public_keys = public_keys or {}
         self.quarantine_db = quarantine_db
+        self.handbook_db = handbook_db
         self.server: Server | None = None  # set once the store is open
 
     def __call__(self, db_name: str, doc: dict, data: AttachmentData, old: dict | None = None) -> dict | None:
@@ -58,7 +59,8 @@ class DocumentPolicy:
             return None if doc.get("_deleted") else user_doc(doc)
         if doc.get("type") in validation.DOCUMENT_TYPES:
             validation.validate(doc)
-        reason = ownership.check(ownership.rules_for(db_name), doc, current_roles.get(), current_name.get(), old)
+        rule = ownership.rules_for(db_name, self.handbook_db)
+        reason = ownership.check(rule, doc, current_roles.get(), current_name.get(), old)
         if reason is not None:
             raise Forbidden(reason)
         if str(doc.get("_id", "")).startswith("article:") and self.public_keys and db_name != self.quarantine_db:
@@ -132,7 +134,7 @@ __all__ = ["DocumentPolicy", "open_store", "quarantined_count"]
 
 def open_store(settings: Any) -> Server:
     """The store of a data directory with this server's write policy: every entry point opens it so."""
-    policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db)
+    policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db, settings.sync.handbook_db)
     security = kiosk_security_for(settings)
     server = Server(settings.server.data_dir, StoreOptions(
         max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,

@@ -125,6 +125,21 @@ def test_nobody_at_the_kiosk_deletes_handbook_articles_or_units(kiosk):
     assert c.get("/handbook/article:co-dinh-kem", headers=MEMBER).status_code == 200  # still there for members
 
 
+def test_a_handbook_kept_under_another_name_has_the_same_rule(tmp_path):
+    settings = (Settings().replace("server", data_dir=str(tmp_path / "kiosk"), admin="admin:secret")
+                .replace("sync", cell_db=DB, handbook_db="so-tay"))
+    app = create_app(settings)
+    c = app.test_client()
+    c.put("/_users", headers=ADMIN)
+    c.put(f"/_users/org.couchdb.user:{CELL}.0013", json=account(f"{CELL}.0013", "1313", "member", f"cell:{CELL}"),
+          headers=ADMIN)
+    c.put("/so-tay", headers=ADMIN)
+    assert c.put("/so-tay/article:x", json=article("x"), headers=ADMIN).status_code == 201
+    refused = c.delete(f"/so-tay/article:x?rev={rev_of(c, 'so-tay', 'article:x')}", headers=MEMBER)
+    assert refused.status_code == 403 and refused.json["reason"] == "only the province writes the handbook"
+    app.extensions["sync_server"].close()
+
+
 def test_a_kiosk_account_deletes_nothing_in_a_hubs_handbook(tmp_path):
     """Our server as a hub, set up as provisioning sets it: a kiosk account reads, only the province deletes."""
     app = create_app(Settings().replace("server", data_dir=str(tmp_path / "hub"), admin="admin:secret"))
