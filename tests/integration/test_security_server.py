@@ -98,3 +98,51 @@ def test_a_kiosk_set_up_as_the_readme_says_serves_its_records_to_its_cell_only(t
             response = anonymous.get(path)
             assert response.status_code == 401 and response.json()["error"] == "unauthorized", path
         assert anonymous.get("/handbook/article:1", auth=("TQ.NH.KH.C01.0003", "1234")).status_code == 200
+
+
+def test_a_kiosk_applies_the_provinces_signed_retraction_and_no_other_deletion(tmp_path: Path,
+                                                                              pouchdb_server: Any) -> None:
+    """`publish` then `retract` on a hub that checks nothing; the kiosk pulls both with `replicate`."""
+    import json
+
+    import yaml
+
+    made = run("keys", "create", "--dir", str(tmp_path / "keys"), "--id", "tq-2026")
+    public = made.stdout.strip().splitlines()[-1].split(": ", 1)[1]
+    province = tmp_path / "province.yaml"
+    province.write_text(yaml.safe_dump({"signing": {"public_keys": {"tq-2026": public}}}))
+    kiosk_config = tmp_path / "kiosk.yaml"
+    kiosk_config.write_text(yaml.safe_dump({"signing": {"public_keys": {"tq-2026": public}},
+                                            "server": {"data_dir": str(tmp_path / "kiosk")}}))
+    key, hub = tmp_path / "keys" / "tq-2026.pem", f"{pouchdb_server.url}/handbook"
+    httpx.put(hub, trust_env=False)
+    for slug in ("nq-01", "nq-02"):
+        article = tmp_path / f"{slug}.json"
+        article.write_text(json.dumps({"_id": f"article:{slug}", "type": "article", "title": "Nghị quyết",
+                                       "body": "Toàn văn", "category": "resolution", "language": "vi",
+                                       "audience": ["TQ"], "published_at": "2026-11-01T08:00:00+07:00"}))
+        assert run("publish", str(article), "--hub", hub, "--key", str(key), "--config", str(province)).returncode == 0
+    assert run("replicate", hub, "handbook", "--config", str(kiosk_config)).returncode == 0
+    retracted = run("retract", "article:nq-01", "--hub", hub, "--key", str(key), "--config", str(province))
+    assert retracted.returncode == 0 and retracted.stdout.startswith("retracted article:nq-01 (2-"), retracted.stderr
+    with httpx.Client(base_url=pouchdb_server.url, trust_env=False) as http:  # anyone at the hub deletes nq-02
+        rev = http.get("/handbook/article:nq-02").json()["_rev"]
+        assert http.delete(f"/handbook/article:nq-02?rev={rev}").status_code == 200
+    pulled = run("replicate", hub, "handbook", "--config", str(kiosk_config))
+    assert pulled.returncode == 0 and "(1 refused)" in pulled.stdout, pulled.stdout + pulled.stderr
+    assert "deletion not signed by the province" in pulled.stderr
+    status = json.loads(run("status", "--config", str(kiosk_config), "--json").stdout)
+    assert status["quarantined"] == 1
+    from sync_server.errors import NotFound
+    from sync_server.policy import open_store
+    from sync_server.settings import load
+
+    store = open_store(load(kiosk_config))
+    try:
+        assert store.get("handbook").get("article:nq-02")["title"] == "Nghị quyết"  # still served
+        with pytest.raises(NotFound):
+            store.get("handbook").get("article:nq-01")  # retracted
+    finally:
+        store.close()
+    bad = run("retract", "meeting:x", "--hub", hub, "--key", str(key), "--config", str(province))
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "only articles" in bad.stderr
