@@ -256,7 +256,8 @@ def retract(article_id: str, hub_url: str, key_path: str, key_id: str | None, co
     from .errors import CouchError
 
     try:
-        doc = publishing.retraction(article_id, key_path, key_id, load(config_path).signing.public_keys or {})
+        doc = publishing.retraction(article_id, key_path, key_id, load(config_path).signing.public_keys or {},
+                                    publishing.current(article_id, hub_url))
         rev = publishing.publish(doc, hub_url)
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None

@@ -122,13 +122,15 @@ def test_a_kiosk_applies_the_provinces_signed_retraction_and_no_other_deletion(t
                                        "body": "Toàn văn", "category": "resolution", "language": "vi",
                                        "audience": ["TQ"], "published_at": "2026-11-01T08:00:00+07:00"}))
         assert run("publish", str(article), "--hub", hub, "--key", str(key), "--config", str(province)).returncode == 0
-    assert run("replicate", hub, "handbook", "--config", str(kiosk_config)).returncode == 0
+    audience = json.dumps({"audience": {"$elemMatch": {"$eq": "TQ"}}})  # as sync.handbook_selector pulls
+    assert run("replicate", hub, "handbook", "--config", str(kiosk_config), "--selector", audience).returncode == 0
     retracted = run("retract", "article:nq-01", "--hub", hub, "--key", str(key), "--config", str(province))
     assert retracted.returncode == 0 and retracted.stdout.startswith("retracted article:nq-01 (2-"), retracted.stderr
-    with httpx.Client(base_url=pouchdb_server.url, trust_env=False) as http:  # anyone at the hub deletes nq-02
-        rev = http.get("/handbook/article:nq-02").json()["_rev"]
-        assert http.delete(f"/handbook/article:nq-02?rev={rev}").status_code == 200
-    pulled = run("replicate", hub, "handbook", "--config", str(kiosk_config))
+    with httpx.Client(base_url=pouchdb_server.url, trust_env=False) as http:  # anyone at the hub deletes nq-02,
+        rev = http.get("/handbook/article:nq-02").json()["_rev"]  # with the audience the kiosk's selector pulls
+        forged = {"_rev": rev, "_deleted": True, "audience": ["TQ"], "retracted": True}
+        assert http.put("/handbook/article:nq-02", json=forged).status_code == 201
+    pulled = run("replicate", hub, "handbook", "--config", str(kiosk_config), "--selector", audience)
     assert pulled.returncode == 0 and "(1 refused)" in pulled.stdout, pulled.stdout + pulled.stderr
     assert "deletion not signed by the province" in pulled.stderr
     status = json.loads(run("status", "--config", str(kiosk_config), "--json").stdout)
