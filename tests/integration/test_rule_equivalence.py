@@ -16,6 +16,7 @@ import pytest
 from replication.provision import HANDBOOK_SECURITY
 from sync_server import ownership
 
+pytestmark = pytest.mark.peers
 CELL = "TQ.NH.KH.C01"
 DB = "cell-tq-nh-kh-c01"
 MEETING = f"meeting:{CELL}:00000000-0000-4000-8000-000000000001"
