@@ -36,6 +36,9 @@ FIRST_LOCK_SECONDS = 30.0
 MAX_LOCK_SECONDS = 900.0
 # Wrong tries from one client over any accounts (a common PIN sprayed over every member).
 CLIENT_TRIES = 20
+# Wrong tries on one account from all clients together (a guesser changing addresses): the
+# account takes no new sign-in for a while; its sessions and paired phones keep working.
+ACCOUNT_TRIES = 50
 # A key that saw no wrong try for this long starts afresh.
 FORGET_SECONDS = 3600.0
 
@@ -74,7 +77,7 @@ class Throttle:
     def locked(self) -> list[dict[str, Any]]:
         """The keys locked now, for the kiosk admin."""
         now = time.monotonic()
-        return [{"client": k[1], **({"name": k[2]} if len(k) > 2 else {}), "seconds_left": round(v[2] - now)}
+        return [{"client": k[1] or "(any)", **({"name": k[2]} if len(k) > 2 else {}), "seconds_left": round(v[2] - now)}
                 for k, v in list(self._state.items()) if v[2] > now]
 
     def lift(self, name: str | None = None) -> int:
@@ -158,7 +161,9 @@ class Authenticator:
         wait = self.throttle.wait(("client", client))
         if wait:
             raise Unauthorized(f"Too many wrong tries from this device: wait {wait:.0f} s.")
-        wait = self.throttle.wait(("account", client, name)) if name is not None else 0
+        if name is None:
+            return
+        wait = max(self.throttle.wait(("account", client, name)), self.throttle.wait(("account", None, name)))
         if wait:
             raise Unauthorized(f"Too many wrong tries: this account is locked for {wait:.0f} s.")
 
@@ -166,6 +171,7 @@ class Authenticator:
         """Count a wrong PIN, password or pairing code from ``client``."""
         if name is not None:
             self.throttle.failed(("account", client, name), MAX_TRIES)
+            self.throttle.failed(("account", None, name), ACCOUNT_TRIES)
         self.throttle.failed(("client", client), CLIENT_TRIES)
 
     def binding(self, name: str) -> str | None:

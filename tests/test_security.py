@@ -364,6 +364,17 @@ def test_one_client_spraying_a_pin_over_every_member_is_stopped(kiosk):
     assert c.get("/_session", headers=MEMBER, **from_client("192.168.50.20")).status_code == 200
 
 
+def test_a_guesser_changing_addresses_is_stopped_per_account(kiosk):
+    c = kiosk.test_client()
+    for n in range(50):  # one wrong PIN from each of 50 addresses: no client reaches a limit of its own
+        c.get("/_session", headers=basic(f"{CELL}.0013", f"{n:04d}"), **from_client(f"10.0.{n}.1"))
+    locked = c.get("/_session", headers=MEMBER, **from_client("192.168.50.20"))
+    assert locked.status_code == 401 and "this account is locked" in locked.json["reason"]
+    assert c.get("/_session", headers=NEIGHBOUR).status_code == 200  # the others are not
+    assert c.delete(f"/_pairing/locks?name={CELL}.0013", headers=KIOSK_ADMIN).json["lifted"] == 1
+    assert c.get("/_session", headers=MEMBER, **from_client("192.168.50.20")).status_code == 200
+
+
 def test_a_lock_is_capped_and_the_kiosk_admin_lifts_it(kiosk, monkeypatch):
     from sync_server import auth
 
