@@ -87,7 +87,7 @@ def _authenticate() -> None:
         except (binascii.Error, UnicodeDecodeError):
             return _bad_auth()
         try:
-            g.user, g.auth_method = (auth.check_password(name, password) if not auth.admin_party
+            g.user, g.auth_method = (auth.check_password(name, password, request.remote_addr) if not auth.admin_party
                                      else User(name, ("_admin",))), "default"
         except Unauthorized:
             current_app.extensions["audit"].record("sign_in_failed", name=name, via="basic",
@@ -111,7 +111,7 @@ def _authenticate() -> None:
 
 def _device(auth: Authenticator, token: str) -> None:
     """A paired phone's device token: the member it was paired for, unless revoked."""
-    member = current_app.extensions["pairing"].member_of(token)
+    member = current_app.extensions["pairing"].member_of(token, auth.binding)
     user = auth.user_named(member) if member else None
     if user is None:
         raise Unauthorized("This device is not paired with the kiosk (or was revoked): pair it again.")

@@ -47,8 +47,8 @@ class CouchSettings:
     revs_limit: int = _setting(1000, "Revisions remembered per document in new databases.", minimum=1)
     session_timeout: int = _setting(600, "Seconds a _session cookie stays valid (CouchDB's default).", minimum=1)
     changes_timeout_ms: int = _setting(60_000, "Longest a longpoll/continuous _changes request waits.", minimum=0)
-    default_security: str = _setting("everyone", "Who may use a database whose _security lists no members.",
-                                     choices=("everyone", "admin_only"))
+    default_security: str = _setting("admin_only", "Who may use a database whose _security lists no members (CouchDB 3: admins only; everyone opens it to anonymous writers).",
+                                     choices=("admin_only", "everyone"))
     gzip_min_size: int = _setting(860, "Smallest response body worth gzip-compressing, in bytes.", minimum=0)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response, current_app, g, request
 
-from ..security.auth import require_admin
-from ..errors import BadRequest, Forbidden
+from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
 from ..handbook.ownership import KIOSK_ADMIN_ROLE
+from ..security.auth import require_admin
 from ..security.pairing import Pairing
 from .http import json_body, respond
 
@@ -50,25 +50,58 @@ def claim() -> Response:
         raise BadRequest("code, name and pin are required")
     code, name, pin = fields
     audit = current_app.extensions["audit"]
+    authenticator = current_app.extensions["authenticator"]
     try:
-        user = current_app.extensions["authenticator"].check_password(name, pin)
+        user = authenticator.check_password(name, pin, request.remote_addr)
     except Exception:
         audit.record("sign_in_failed", name=name, via="pairing", remote=request.remote_addr)
         raise
-    device = _pairing().claim(code, user.name or name, str(body.get("label") or "phone"))
+    try:
+        device = _pairing().claim(code, user.name or name, str(body.get("label") or "phone"),
+                                  binding=authenticator.binding(user.name or name))
+    except Unauthorized:  # a wrong code counts as a wrong try of this client
+        authenticator.failed(request.remote_addr)
+        audit.record("pairing_failed", name=name, remote=request.remote_addr)
+        raise
     audit.record("paired", name=user.name, device=device["device_id"], remote=request.remote_addr)
     return respond({"ok": True, **device}, 201)
 
 
+def _mine(device: dict) -> bool:
+    """Whether the kiosk admin asking may see and unpair this device: the server admin all, a kiosk
+    admin those of the members of its own cells (``cell:<code>`` roles) only (issue #15)."""
+    if g.user.is_admin:
+        return True
+    cells = [r[5:] for r in g.user.roles if r.startswith("cell:")]
+    return any(str(device.get("member", "")).startswith(cell + ".") for cell in cells)
+
+
 def devices() -> Response:
-    """``GET /_pairing/devices``: every paired device (tokens are never shown)."""
+    """``GET /_pairing/devices``: the devices of the asker's cell (tokens are never shown)."""
     _require_kiosk_admin()
-    return respond(_pairing().devices())
+    return respond([d for d in _pairing().devices() if _mine(d)])
 
 
 def revoke(device_id: str) -> Response:
     """``DELETE /_pairing/devices/{id}``: the device's token is refused from now on."""
     _require_kiosk_admin()
+    if not any(d["device_id"] == device_id and _mine(d) for d in _pairing().devices()):
+        raise NotFound("no such device")
     _pairing().revoke(device_id)
     current_app.extensions["audit"].record("revoked", device=device_id, by=g.user.name)
     return respond({"ok": True})
+
+
+def locks() -> Response:
+    """``GET /_pairing/locks``: the clients locked out for wrong PINs or pairing codes, and for how long."""
+    _require_kiosk_admin()
+    return respond(current_app.extensions["authenticator"].throttle.locked())
+
+
+def lift() -> Response:
+    """``DELETE /_pairing/locks[?name=ACCOUNT]``: lift the locks (a member who mistyped, a kiosk shared by many)."""
+    _require_kiosk_admin()
+    name = request.args.get("name")
+    lifted = current_app.extensions["authenticator"].throttle.lift(name)
+    current_app.extensions["audit"].record("locks_lifted", by=g.user.name, name=name, count=lifted)
+    return respond({"ok": True, "lifted": lifted})

@@ -111,6 +111,8 @@ def _pairing_route(rest: list[str]) -> tuple[Handler, list[str]]:
         return _pick({"POST": pairing.claim}), []
     if rest == ["devices"]:
         return _pick({"GET": pairing.devices}), []
+    if rest == ["locks"]:
+        return _pick({"GET": pairing.locks, "DELETE": pairing.lift}), []
     if len(rest) == 2 and rest[0] == "devices":
         return _pick({"DELETE": pairing.revoke}), [rest[1]]
     raise NotFound("missing")

@@ -95,7 +95,7 @@ def session_post() -> Response:
     authenticator = current_app.extensions["authenticator"]
     audit = current_app.extensions["audit"]
     try:
-        user = authenticator.check_password(form["name"], form["password"])
+        user = authenticator.check_password(form["name"], form["password"], request.remote_addr)
     except Unauthorized:
         audit.record("sign_in_failed", name=form["name"], via="session", remote=request.remote_addr)
         raise

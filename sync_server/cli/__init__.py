@@ -244,6 +244,29 @@ def publish(article: str, hub_url: str, key_path: str | None, key_id: str | None
 
 
 @main.command()
+@click.argument("article_id")
+@click.option("--hub", "hub_url", required=True, help="URL of the hub's handbook database (credentials may be in it).")
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="Private key to sign with.")
+@click.option("--key-id", help="Key id (default: the key file's name).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml with the public keys.")
+def retract(article_id: str, hub_url: str, key_path: str, key_id: str | None, config_path: str | None) -> None:
+    """Delete ARTICLE_ID (article:<slug>) on the hub with a signed tombstone, the only deletion kiosks apply."""
+    from sync_server.jobs import publish as publishing
+
+    from ..errors import CouchError
+
+    try:
+        doc = publishing.retraction(article_id, key_path, key_id, load(config_path).signing.public_keys or {},
+                                    publishing.current(article_id, hub_url))
+        rev = publishing.publish(doc, hub_url)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except CouchError as exc:
+        raise click.ClickException(f"refused: {exc.reason}") from None
+    click.echo(f"retracted {article_id} ({rev})")
+
+
+@main.command()
 @click.option("--hub", "hub_url", required=True, help="Root URL of the hub, with an admin account in it.")
 @click.option("--hierarchy", "hierarchy_path", required=True, type=click.Path(dir_okay=False, exists=True),
               help="The province's hierarchy CSV (code,name,level,parent).")

@@ -32,15 +32,16 @@ AttachmentData = Callable[[str], bytes]
 class DocumentPolicy:
     """The write checks of one server, called by the store for every live document."""
 
-    def __init__(self, public_keys: dict[str, str] | None, quarantine_db: str) -> None:
+    def __init__(self, public_keys: dict[str, str] | None, quarantine_db: str, handbook_db: str | None = None) -> None:
         self.public_keys = public_keys or {}
         self.quarantine_db = quarantine_db
+        self.handbook_db = handbook_db
         self.server: Server | None = None  # set once the store is open
 
-    def __call__(self, db_name: str, doc: dict, data: AttachmentData) -> dict | None:
-        """Check one document; a refusal is also written to the audit log."""
+    def __call__(self, db_name: str, doc: dict, data: AttachmentData, old: dict | None = None) -> dict | None:
+        """Check one document replacing ``old`` (None: a new one); a refusal is also written to the audit log."""
         try:
-            return self._check(db_name, doc, data)
+            return self._check(db_name, doc, data, old)
         except Forbidden as exc:
             if self.server is not None:
                 audit_for(self.server.data_dir).record(
@@ -48,24 +49,28 @@ class DocumentPolicy:
                     user=current_name.get(), roles=list(current_roles.get() or ["(server)"]))
             raise
 
-    def _check(self, db_name: str, doc: dict, data: AttachmentData) -> dict | None:
+    def _check(self, db_name: str, doc: dict, data: AttachmentData, old: dict | None) -> dict | None:
         """:raises Forbidden: naming the rule the document breaks; returns a rewritten document or None.
 
-        Documents whose ``type`` is not one of the handbook's (or that have none)
-        are left alone: this is still a general CouchDB replica.
+        In a database with an ownership rule (a cell's, the handbook) every write meets
+        it, whatever ``type`` says; elsewhere documents whose ``type`` is not one of the
+        handbook's (or that have none) are left alone: this is still a general CouchDB replica.
         """
         if db_name == "_users":
             return None if doc.get("_deleted") else user_doc(doc)
         if doc.get("type") in validation.DOCUMENT_TYPES:
             validation.validate(doc)
-        reason = ownership.check(ownership.rules_for(db_name), doc, current_roles.get(), current_name.get())
+        rule = ownership.rules_for(db_name, self.handbook_db)
+        reason = ownership.check(rule, doc, current_roles.get(), current_name.get(), old)
         if reason is not None:
             raise Forbidden(reason)
-        if doc.get("type") == "article" and self.public_keys and db_name != self.quarantine_db \
-                and not doc.get("_deleted"):
+        if str(doc.get("_id", "")).startswith("article:") and self.public_keys and db_name != self.quarantine_db:
             try:
-                atts = {name: data(stub["digest"]) for name, stub in (doc.get("_attachments") or {}).items()}
-                signing.verify(doc, self.public_keys, atts)
+                if doc.get("_deleted"):
+                    verify_retraction(doc, self.public_keys)
+                else:
+                    atts = {name: data(stub["digest"]) for name, stub in (doc.get("_attachments") or {}).items()}
+                    signing.verify(doc, self.public_keys, atts)
             except Forbidden as exc:
                 self._quarantine(db_name, doc, exc.reason)
                 raise
@@ -82,6 +87,16 @@ class DocumentPolicy:
                   "article": {k: v for k, v in doc.items() if k != "_attachments"}}
         db.bulk_docs([record])
         log.warning("quarantined %s from %s: %s", doc.get("_id"), db_name, reason)
+
+
+def verify_retraction(doc: dict, public_keys: dict[str, str]) -> None:
+    """A deleted article must be the province's signed retraction (``sync-server publish --retract``).
+
+    :raises Forbidden: for a deletion without ``"retracted": true`` and a signature that verifies.
+    """
+    if doc.get("retracted") is not True or not doc.get("signature"):
+        raise Forbidden(f"article {doc.get('_id')}: deletion not signed by the province (not a signed retraction)")
+    signing.verify(doc, public_keys, {})
 
 
 def user_doc(doc: dict) -> dict | None:
@@ -120,12 +135,36 @@ __all__ = ["DocumentPolicy", "open_store", "quarantined_count"]
 
 def open_store(settings: Any) -> Server:
     """The store of a data directory with this server's write policy: every entry point opens it so."""
-    policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db)
+    policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db, settings.sync.handbook_db)
+    security = kiosk_security_for(settings)
     server = Server(settings.server.data_dir, StoreOptions(
         max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,
-        synchronous=settings.storage.synchronous, validate=policy, cipher=store_cipher(settings)))
+        synchronous=settings.storage.synchronous, validate=policy, cipher=store_cipher(settings),
+        security_for=security))
     policy.server = server
+    for name in (settings.sync.cell_db, settings.sync.handbook_db):
+        if name and server.exists(name):
+            secure(server.get(name), security(name))
     return server
+
+
+def kiosk_security_for(settings: Any) -> Callable[[str], dict | None]:
+    """The ``_security`` a kiosk's own databases (``sync.cell_db``, ``sync.handbook_db``) get, by name."""
+    cell = ownership.cell_of_db(settings.sync.cell_db or "")
+
+    def security(name: str) -> dict | None:
+        if name in (settings.sync.cell_db, settings.sync.handbook_db):
+            return ownership.kiosk_security(name, cell)
+        return None
+
+    return security
+
+
+def secure(db: Any, security: dict | None) -> None:
+    """Give a database ``security`` unless its ``_security`` already names readers (a set one is kept)."""
+    members = db.get_security().get("members") or {}
+    if security and not (members.get("names") or members.get("roles")):
+        db.put_security(security)
 
 
 def store_cipher(settings: Any) -> Cipher | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..security.auth import USER_PREFIX, current_name, current_roles
 from ..errors import NotFound
-from .ownership import KIOSK_ADMIN_ROLE, MEMBER_ROLE, SECRETARY_ROLE, cell_role
+from ..security.auth import USER_PREFIX, current_name, current_roles
 from ..store import Server
+from .ownership import KIOSK_ADMIN_ROLE, MEMBER_ROLE, SECRETARY_ROLE, cell_role, kiosk_security
+from .policy import secure
 
 CELL = "TQ.NH.KH.C01"
 SAMPLE_DOCS = [
@@ -160,11 +161,10 @@ def ensure_sample_province(server: Server) -> list[str]:
         if not server.exists(name):
             _fill(server.create(name), docs)
             created.append(name)
-    # the cell's records are read by its members and its kiosk only, as provisioning sets it on a hub
-    cell_security = {"admins": {"names": [], "roles": []},
-                     "members": {"names": [], "roles": [cell_role(CELL), "kiosk"]}}
-    if CELL_DB in created:
-        server.get(CELL_DB).put_security(cell_security)
+    # the cell's records are read by its accounts only, the handbook by the people of the kiosk;
+    # nothing is open to anonymous clients (deny by default)
+    for name in (HANDBOOK_DB, CELL_DB):
+        secure(server.get(name), kiosk_security(name, CELL))
     users = server.get_or_create("_users")
     accounts = [_account(DEMO_MEMBER, [MEMBER_ROLE, cell_role(CELL)]),
                 _account(DEMO_SECRETARY, [MEMBER_ROLE, SECRETARY_ROLE, cell_role(CELL)]),

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from schemas.hierarchy import Hierarchy, cell_db_name, kiosk_account
 from sync_server.handbook import ownership
 from sync_server.errors import Conflict, NotFound
@@ -137,7 +139,12 @@ def provision(hub_url: str, hierarchy: Hierarchy, credentials: str | Path | None
 
 
 def write_credentials(path: str | Path, hub_url: str, accounts: list[tuple[str, str, str]]) -> None:
-    """Append new kiosk accounts to a CSV only its owner can read (cell, account, password, hub)."""
+    """Append new kiosk accounts to a CSV only its owner can read (cell, account, password, hub).
+
+    Each row goes to one kiosk: ``hub`` is the hub's address without the admin account
+    provisioning ran with (issue #15), which never leaves the province.
+    """
+    hub_url = str(httpx.URL(hub_url).copy_with(username=None, password=None))
     path = Path(path)
     new = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -45,6 +45,44 @@ def prepare(doc: dict[str, Any], files: list[str], key_path: str | None, key_id:
     return doc
 
 
+# What a retraction keeps of the article: kiosks pull the handbook through a selector on these
+# (sync.handbook_selector), and a tombstone that does not match it would never reach them.
+RETRACTION_KEEPS = ("type", "audience", "language", "category")
+
+
+def retraction(doc_id: str, key_path: str, key_id: str | None, public_keys: dict[str, str],
+               article: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The province's signed tombstone of an article: kiosks apply no other deletion of one (#15).
+
+    ``retracted: true`` is signed with the id, so neither a live article nor another
+    article's deletion can carry this signature.
+
+    :param article: the article as the hub has it; its audience and the like go into the tombstone.
+    """
+    if not doc_id.startswith("article:"):
+        raise StartupError(f"{doc_id}: only articles (article:<slug>) are retracted")
+    kept = {k: v for k, v in (article or {}).items() if k in RETRACTION_KEEPS}
+    doc = signing.sign({**kept, "_id": doc_id, "retracted": True}, signing.load_key(key_path),
+                       key_id or Path(key_path).stem, {})
+    if not public_keys:
+        raise StartupError("no public keys configured (signing.public_keys in config.yaml): cannot check the signature")
+    signing.verify(doc, public_keys, {})
+    return {**doc, "_deleted": True}
+
+
+def current(doc_id: str, handbook_url: str) -> dict[str, Any] | None:
+    """The hub's current revision of a document, or None."""
+    peer = HttpPeer(handbook_url)
+    try:
+        return peer.request("GET", doc_path(peer.db_name, doc_id))
+    except NotFound:
+        return None
+    except CouchError as exc:
+        raise StartupError(f"the hub refused: {exc.error}: {exc.reason}") from None
+    finally:
+        peer.close()
+
+
 def publish(doc: dict[str, Any], handbook_url: str) -> str:
     """Write the article to the hub's handbook database (a new revision if it exists); returns the rev."""
     peer = HttpPeer(handbook_url)
@@ -61,4 +99,4 @@ def publish(doc: dict[str, Any], handbook_url: str) -> str:
         peer.close()
 
 
-__all__ = ["Forbidden", "prepare", "publish", "read_article"]
+__all__ = ["Forbidden", "current", "prepare", "publish", "read_article", "retraction"]

@@ -23,6 +23,21 @@ from typing import Any
 from .signing import canonical
 
 GENESIS = "0" * 64
+# Longest text and list kept of one field: a client chooses what it sends (a 1 MB "name" on a
+# failed sign-in), the log must not grow by that much per request (issue #15).
+MAX_TEXT, MAX_ITEMS = 200, 20
+
+
+def bounded(value: Any) -> Any:
+    """A field value cut to a size the log can afford, saying how long it was."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else f"{value[:MAX_TEXT]}… ({len(value)} characters)"
+    if isinstance(value, (list, tuple)):
+        kept = [bounded(v) for v in value[:MAX_ITEMS]]
+        return kept + [f"… ({len(value)} items)"] if len(value) > MAX_ITEMS else kept
+    if isinstance(value, dict):
+        return {bounded(str(k)): bounded(v) for k, v in list(value.items())[:MAX_ITEMS]}
+    return value
 LOG_NAME, HEAD_NAME = "audit.log", "audit.head"
 
 
@@ -58,12 +73,14 @@ class AuditLog:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 number, prev = self._read_head()
                 entry = {"n": number + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event,
-                         **fields, "prev": prev}
+                         **{k: bounded(v) for k, v in fields.items()}, "prev": prev}
                 entry["hash"] = entry_hash(prev, entry)
                 os.write(fd, (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
                 os.fsync(fd)
                 tmp = self.head_path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps({"n": entry["n"], "hash": entry["hash"]}))
+                head = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(head, "w") as out:
+                    out.write(json.dumps({"n": entry["n"], "hash": entry["hash"]}))
                 os.replace(tmp, self.head_path)
             finally:
                 os.close(fd)  # releases the lock

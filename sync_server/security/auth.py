@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -27,9 +28,66 @@ current_name: ContextVar[str | None] = ContextVar("current_name", default=None)
 USER_PREFIX = "org.couchdb.user:"
 # A successful password check is remembered this long: PBKDF2 is slow on purpose.
 CHECK_CACHE_SECONDS = 300
-# Wrong tries before an account is locked, and the first lock; each further lock doubles.
+# Wrong tries from one client before it is locked out of that account, and the first lock;
+# each further lock doubles, up to MAX_LOCK_SECONDS (issue #15: a lock is a nuisance to
+# members too, so it is per client and short, and a kiosk admin can lift it).
 MAX_TRIES = 5
 FIRST_LOCK_SECONDS = 30.0
+MAX_LOCK_SECONDS = 900.0
+# Wrong tries from one client over any accounts (a common PIN sprayed over every member).
+CLIENT_TRIES = 20
+# Wrong tries on one account from all clients together (a guesser changing addresses): the
+# account takes no new sign-in for a while; its sessions and paired phones keep working.
+ACCOUNT_TRIES = 50
+# A key that saw no wrong try for this long starts afresh.
+FORGET_SECONDS = 3600.0
+
+
+class Throttle:
+    """Wrong tries per key ((client, account), or a client alone): locks that double, capped, liftable."""
+
+    def __init__(self) -> None:
+        self._state: dict[tuple, list[float]] = {}  # key -> [wrong tries, locks so far, locked until, last wrong]
+        self._lock = threading.Lock()
+
+    def wait(self, key: tuple) -> float:
+        """Seconds the key is still locked (0 when it is not)."""
+        state = self._state.get(key)
+        return max(0.0, state[2] - time.monotonic()) if state else 0.0
+
+    def failed(self, key: tuple, limit: int) -> None:
+        """Count a wrong try; the ``limit``-th locks the key, each lock twice as long as the last (capped)."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._state) > 100_000:  # bounded memory under a flood of names
+                self._state = {k: v for k, v in self._state.items() if v[2] > now}
+            state = self._state.get(key)
+            if state is None or now - state[3] > FORGET_SECONDS and state[2] <= now:
+                state = self._state[key] = [0, 0, 0.0, now]
+            state[0] += 1
+            state[3] = now
+            if state[0] >= limit:
+                state[1] += 1
+                state[0] = 0
+                state[2] = now + min(MAX_LOCK_SECONDS, FIRST_LOCK_SECONDS * 2 ** min(state[1] - 1, 30))
+
+    def forget(self, key: tuple) -> None:
+        self._state.pop(key, None)
+
+    def locked(self) -> list[dict[str, Any]]:
+        """The keys locked now, for the kiosk admin."""
+        now = time.monotonic()
+        return [{"client": k[1] or "(any)", **({"name": k[2]} if len(k) > 2 else {}), "seconds_left": round(v[2] - now)}
+                for k, v in list(self._state.items()) if v[2] > now]
+
+    def lift(self, name: str | None = None) -> int:
+        """Lift every lock (or those of one account); how many were lifted."""
+        now = time.monotonic()
+        with self._lock:
+            chosen = [k for k, v in self._state.items() if v[2] > now and (name is None or k[2:] == (name,))]
+            for key in chosen:
+                del self._state[key]
+        return len(chosen)
 
 
 @dataclass(frozen=True)
@@ -62,21 +120,26 @@ class Authenticator:
         self._users = users or (lambda name: None)
         # (name, hash of stored key and password) -> (until, user): skips the slow KDF, not the lookup
         self._checked: dict[tuple[str, str], tuple[float, User]] = {}
-        self._failures: dict[str, list[float]] = {}  # name -> [wrong tries, locks so far, locked until]
+        self.throttle = Throttle()
+        # What the admin's cookies are bound to: a new admin password revokes them (issue #15).
+        self._admin_salt = hmac.new(self._secret, f"admin:{self.admin_password}".encode(), hashlib.sha256).hexdigest() \
+            if admin else ""
 
     @property
     def admin_party(self) -> bool:
         return self.admin_name is None
 
-    def check_password(self, name: str, password: str) -> User:
-        """The user for a name and password.
+    def check_password(self, name: str, password: str, client: str | None = None) -> User:
+        """The user for a name and password, tried from ``client`` (its address).
 
-        :raises Unauthorized: "Name or password is incorrect."
+        :raises Unauthorized: "Name or password is incorrect.", or while this client is locked out
+            of this account (or of all, after wrong tries over many accounts). The admin too.
         """
+        self.refuse_if_locked(client, name)
         if self.admin_name is not None and hmac.compare_digest(name.encode(), self.admin_name.encode()) \
                 and hmac.compare_digest(password.encode(), str(self.admin_password).encode()):
+            self.throttle.forget(("account", client, name))
             return User(name, ("_admin",))
-        self._refuse_if_locked(name)
         doc = self._users(name)  # read every time: a changed password or deleted account counts at once
         stored = str((doc or {}).get("derived_key", ""))
         key = (name, hashlib.sha256((stored + ":" + password).encode()).hexdigest())
@@ -84,33 +147,37 @@ class Authenticator:
         if doc is not None and cached and cached[0] > time.monotonic():
             return cached[1]
         if doc is None or not passwords.check(doc, password):
-            self._failed(name)
+            self.failed(client, name)
             raise Unauthorized("Name or password is incorrect.")
-        self._failures.pop(name, None)
+        self.throttle.forget(("account", client, name))
         user = User(name, tuple(str(r) for r in doc.get("roles") or []))
         if len(self._checked) > 10_000:
             self._checked.clear()
         self._checked[key] = (time.monotonic() + CHECK_CACHE_SECONDS, user)
         return user
 
-    def _refuse_if_locked(self, name: str) -> None:
-        state = self._failures.get(name)
-        if state and state[2] > time.monotonic():
-            raise Unauthorized(f"Too many wrong tries: this account is locked for {state[2] - time.monotonic():.0f} s.")
+    def refuse_if_locked(self, client: str | None, name: str | None = None) -> None:
+        """:raises Unauthorized: while this client is locked out (of this account, or of all)."""
+        wait = self.throttle.wait(("client", client))
+        if wait:
+            raise Unauthorized(f"Too many wrong tries from this device: wait {wait:.0f} s.")
+        if name is None:
+            return
+        wait = max(self.throttle.wait(("account", client, name)), self.throttle.wait(("account", None, name)))
+        if wait:
+            raise Unauthorized(f"Too many wrong tries: this account is locked for {wait:.0f} s.")
 
-    def _failed(self, name: str) -> None:
-        """Count a wrong try; the MAX_TRIES-th locks the account, each lock twice as long as the last."""
-        state = self._failures.setdefault(name, [0, 0, 0.0])
-        state[0] += 1
-        if state[0] >= MAX_TRIES:
-            state[1] += 1
-            state[0] = 0
-            state[2] = time.monotonic() + FIRST_LOCK_SECONDS * 2 ** (state[1] - 1)
+    def failed(self, client: str | None, name: str | None = None) -> None:
+        """Count a wrong PIN, password or pairing code from ``client``."""
+        if name is not None:
+            self.throttle.failed(("account", client, name), MAX_TRIES)
+            self.throttle.failed(("account", None, name), ACCOUNT_TRIES)
+        self.throttle.failed(("client", client), CLIENT_TRIES)
 
-    def locked(self, name: str) -> bool:
-        """Whether an account is locked now."""
-        state = self._failures.get(name)
-        return bool(state and state[2] > time.monotonic())
+    def binding(self, name: str) -> str | None:
+        """What a device token of this account is bound to: a new PIN or password revokes it (issue #15)."""
+        found = self._account(name)
+        return hashlib.sha256(found[1].encode()).hexdigest()[:32] if found else None
 
     def user_named(self, name: str) -> User | None:
         """The user a valid cookie names (roles read afresh), or None if the account is gone."""
@@ -120,7 +187,7 @@ class Authenticator:
     def _account(self, name: str) -> tuple[User, str] | None:
         """The user and the salt of their stored password or PIN ("" for the configured admin)."""
         if name == self.admin_name:
-            return User(name, ("_admin",)), ""
+            return User(name, ("_admin",)), self._admin_salt
         doc = self._users(name)
         if not doc:
             return None

@@ -27,6 +27,8 @@ from ..private_file import write_private
 # A pairing code is short enough to type, used once, and expires soon.
 CODE_DIGITS = 6
 CODE_SECONDS = 600
+# Wrong codes (from anyone) after which every live code is dropped.
+WRONG_CODES = 10
 FILE_NAME = "devices.json"
 
 
@@ -69,35 +71,48 @@ class Pairing:
         shown = {"code": code, "expires": int(now + CODE_SECONDS), "url": link, "qr_svg": svg.getvalue().decode()}
         return {**shown, "fingerprint": fingerprint} if fingerprint else shown
 
-    def claim(self, code: str, member: str, label: str, now: float | None = None) -> dict[str, str]:
+    def claim(self, code: str, member: str, label: str, now: float | None = None,
+              binding: str | None = None) -> dict[str, str]:
         """Use a code (once) for an authenticated member's phone; returns its device id and token.
 
-        :raises Unauthorized: for an unknown, used or expired code.
+        :param binding: what the token is bound to (the account's PIN, see ``Authenticator.binding``).
+        :raises Unauthorized: for an unknown, used or expired code. After WRONG_CODES wrong codes
+            every live code is dropped: six digits are not guessed ten at a time.
         """
         now = time.time() if now is None else now
         with self._lock:
             state = self._load()
             expires = state["codes"].pop(code, None)
             if expires is None or expires < now:
+                state["wrong"] = state.get("wrong", 0) + 1
+                if state["wrong"] >= WRONG_CODES:
+                    state["codes"], state["wrong"] = {}, 0
                 self._save(state)
                 raise Unauthorized("This pairing code is unknown, used or expired: ask for a new one.")
             device_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
             state["devices"][device_id] = {"token": _digest(token), "member": member, "label": label[:100],
-                                           "paired_at": int(now), "revoked_at": None}
+                                           "paired_at": int(now), "revoked_at": None, "binding": binding}
             self._save(state)
         return {"device_id": device_id, "token": token}
 
-    def member_of(self, token: str) -> str | None:
-        """The account a live device token belongs to, or None (unknown or revoked)."""
+    def member_of(self, token: str, binding: Any = None) -> str | None:
+        """The account a live device token belongs to, or None (unknown, revoked, or its PIN changed since).
+
+        :param binding: account name -> its current binding; a token paired under another PIN is refused.
+        """
         wanted = _digest(token)
         for device in self._load()["devices"].values():
             if secrets.compare_digest(device["token"], wanted):
-                return None if device["revoked_at"] else device["member"]
+                if device["revoked_at"]:
+                    return None
+                if binding is not None and device.get("binding") and binding(device["member"]) != device["binding"]:
+                    return None
+                return device["member"]
         return None
 
     def devices(self) -> list[dict[str, Any]]:
         """Every paired device (no tokens)."""
-        return [{"device_id": i, **{k: v for k, v in d.items() if k != "token"}}
+        return [{"device_id": i, **{k: v for k, v in d.items() if k not in ("token", "binding")}}
                 for i, d in sorted(self._load()["devices"].items())]
 
     def revoke(self, device_id: str, now: float | None = None) -> None:

@@ -39,12 +39,14 @@ class StoreOptions:
     max_document_size: int = 8_000_000
     revs_limit: int = DEFAULT_REVS_LIMIT
     synchronous: str = "full"
-    # Called with (db name, document with stubs, digest -> data) for every document
-    # written (a deletion carries "_deleted": true), before its revision is hashed; raises CouchError (Forbidden) to refuse it,
+    # Called with (db name, document with stubs, digest -> data, the revision it replaces or None) for every
+    # document written (a deletion carries "_deleted": true), before its revision is hashed; raises CouchError (Forbidden) to refuse it,
     # or returns a replacement document. The store knows no schemas.
     validate: Any = None
     # Encrypts bodies, attachments and _local documents at rest (crypto.py); None: stored in clear.
     cipher: Cipher | None = None
+    # Called with a new database's name: the _security it starts with, or None (empty: admins only by default).
+    security_for: Any = None
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Database:
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('revs_limit', ?)", (str(options.revs_limit),))
         self._cipher = options.cipher
+        self._rev_key = options.cipher.derive("revision ids") if options.cipher is not None else None
         self._check_encryption()
         self._load_counters()
 
@@ -538,7 +541,8 @@ class Database:
         if self.options.validate is not None:
             seen = {"_id": doc_id, **body, **({"_deleted": True} if deleted else {})}
             try:
-                changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher))
+                changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher),
+                                                self._replaced(conn, doc_id, chain, row, tree))
             except CouchError as exc:
                 exc.refusal = True  # type: ignore[attr-defined]  # a policy's refusal is the document's, never the request's
                 raise
@@ -554,6 +558,26 @@ class Database:
         revtree.merge_path(tree, chain, deleted)
         self._store(conn, doc_id, row, tree, chain[0], body_json)
         return chain[0]
+
+    def _replaced(self, conn: sqlite3.Connection, doc_id: str, chain: list[str], row: Any,
+                  tree: revtree.Tree) -> dict | None:
+        """The revision a write replaces, as CouchDB's ``validate_doc_update`` sees it (``oldDoc``).
+
+        The nearest ancestor on the new revision's path whose body is kept (CouchDB's
+        ``make_first_doc_on_disk``). Where CouchDB would pass null although the document
+        exists (a replicated revision whose path shares nothing with this tree), the
+        current winner is given instead: such a revision would otherwise add a branch,
+        and win, without the rules seeing whose record it is (issue #15).
+        """
+        for rev in chain[1:]:
+            if rev in tree:
+                body = self._body(doc_id, rev, conn)
+                if body is not None:
+                    return {"_id": doc_id, "_rev": rev, **body, **({"_deleted": True} if tree[rev][1] else {})}
+        if row is None:
+            return None
+        body = self._body(doc_id, row[0], conn) or {}
+        return {"_id": doc_id, "_rev": row[0], **body, **({"_deleted": True} if row[1] else {})}
 
     def _new_edit_path(self, conn: sqlite3.Connection, doc_id: str, doc: dict, row: Any,
                        tree: revtree.Tree, deleted: bool) -> tuple[list[str], list[dict]]:
@@ -588,13 +612,12 @@ class Database:
         bodies = {r: json.loads(self._open(b, doc_id, r)).get("_attachments", {}) for r, b in rows}
         return chain, [bodies[r] for r in known if r in bodies]
 
-    @staticmethod
-    def _hash_rev(chain: list[str], body: dict, deleted: bool) -> str:
+    def _hash_rev(self, chain: list[str], body: dict, deleted: bool) -> str:
         generation = int(chain[0].rstrip("-"))
         old_pos, old_hash = (revtree.pos(chain[1]), chain[1].split("-", 1)[1]) if len(chain) > 1 else (0, None)
         user_body = {k: v for k, v in body.items() if k != "_attachments"}
         atts = attachments.for_revid(body.get("_attachments", {}))
-        return f"{generation}-{new_revid(deleted, old_pos, old_hash, user_body, atts)}"
+        return f"{generation}-{new_revid(deleted, old_pos, old_hash, user_body, atts, self._rev_key)}"
 
     def _store(self, conn: sqlite3.Connection, doc_id: str, row: Any, tree: revtree.Tree,
                leaf: str, body_json: str) -> None:

@@ -12,6 +12,7 @@ The external term format: https://www.erlang.org/doc/apps/erts/erl_ext_dist.html
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from typing import Any
 
@@ -21,14 +22,20 @@ _NEW_FLOAT, _ATOM, _SMALL_TUPLE, _NIL, _LIST, _BINARY = 70, 100, 104, 106, 108, 
 
 
 def new_revid(deleted: bool, old_pos: int, old_hash: str | None, body: dict[str, Any],
-              atts: list[tuple[str, str, bytes]]) -> str:
+              atts: list[tuple[str, str, bytes]], key: bytes | None = None) -> str:
     """The hex hash part of a new revision, as CouchDB computes it.
 
     :param old_hash: the parent's hash part (hex), or None for a first revision.
     :param atts: (name, content_type, raw md5) of each attachment, in document order.
+    :param key: with encryption at rest, a secret of the data key: the id is then HMAC-MD5 of
+        the same bytes (same length and form), because a plain MD5 of the body lets anyone
+        holding a copy of the data try each value a field may have (an attendance status, a
+        birth year) until one gives the revision id kept in clear (issue #15).
     """
     old_rev: Any = 0 if old_hash is None else _rev_term(old_hash)
     term = [deleted, old_pos, old_rev, _Obj(body), [(_Bin(n), _Bin(t), m) for n, t, m in reversed(atts)]]
+    if key is not None:
+        return hmac.new(key, _VERSION + _encode(term), hashlib.md5).hexdigest()
     return hashlib.md5(_VERSION + _encode(term)).hexdigest()
 
 

@@ -17,7 +17,7 @@ Semantics follow CouchDB 3 (``mango_selector.erl``), including its quirks:
 * Values are compared with ``collate`` (view collation), so booleans never
   equal numbers and objects compare key/value pairs in order.
 * Strings compare by code point, as PouchDB does; CouchDB itself uses ICU.
-* ``$regex`` uses Python's ``re`` (``search`` semantics), not PCRE.
+* ``$regex`` uses RE2 (``search`` semantics; linear time, so no backreferences or lookaround), not PCRE.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Callable
+
+import re2
 
 from ..errors import BadRequest
 
@@ -45,6 +47,10 @@ _RELATIONS: dict[str, Callable[[int], bool]] = {
     "$gte": lambda order: order >= 0,
 }
 _TYPE_NAMES = ("null", "boolean", "boolean", "number", "string", "array", "object")
+# The longest $regex pattern taken, and the memory RE2 may use to compile one.
+MAX_REGEX = 1000
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.max_mem = 8 << 20
 _ARRAY_INDEX = re.compile(r"\+?[0-9]+")
 _UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
 
@@ -314,12 +320,20 @@ def _truncated_remainder(value: int, divisor: int) -> int:
 
 
 def _build_regex(op: str, arg: Any) -> Predicate:
-    """$regex: a string value in which the pattern is found (unanchored search)."""
+    """$regex: a string value in which the pattern is found (unanchored search).
+
+    RE2 (``google-re2``) runs in time linear in the text whatever the pattern, where a
+    backtracking engine takes exponential time on ``(a+)+$`` and its kind: a selector comes
+    from anyone who may read a database (issue #15). RE2 has no backreferences or lookaround,
+    which such a pattern is refused for, as an invalid one is.
+    """
     source = _require(op, arg, str, "a regular expression string")
+    if len(source) > MAX_REGEX:
+        raise _bad_arg(op, arg, f"a regular expression of at most {MAX_REGEX} characters")
     try:
-        pattern = re.compile(source)
-    except (re.error, OverflowError, RecursionError) as exc:
-        raise _bad_arg(op, arg, f"a valid regular expression; {exc}") from None
+        pattern = re2.compile(source, _RE2_OPTIONS)
+    except (re2.error, ValueError, TypeError) as exc:
+        raise _bad_arg(op, arg, f"a valid regular expression (RE2 syntax); {exc}") from None
     return lambda value: isinstance(value, str) and pattern.search(value) is not None
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from ..errors import BadRequest, FileExists, NotFound
+from ..private_file import write_private
 from .database import Database, StoreOptions
 
 # CouchDB's rule for database names (couch_db:validate_dbname/1), plus its system databases.
@@ -42,6 +43,21 @@ def check_db_name(name: str) -> str:
     )
 
 
+def keep_private(directory: Path) -> None:
+    """Only the service account reads a data directory (issue #15): the directory and ``dbs/`` 0700,
+    the files in them 0600. Without encryption they hold the cookie secret and every record."""
+    for folder in (directory, directory / "dbs"):
+        if not folder.is_dir():
+            continue
+        try:
+            os.chmod(folder, 0o700)
+            for item in folder.iterdir():
+                if item.is_file() and not item.is_symlink() and item.stat().st_mode & 0o077:
+                    os.chmod(item, 0o600)
+        except OSError:
+            pass  # not ours to change (a read-only copy): the checks elsewhere still hold
+
+
 class Server:
     """Create, open, list and delete databases in a data directory."""
 
@@ -49,7 +65,8 @@ class Server:
         self.data_dir = Path(data_dir)
         self.options = options or StoreOptions()
         self._dbs_dir = self.data_dir / "dbs"
-        self._dbs_dir.mkdir(parents=True, exist_ok=True)
+        self._dbs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        keep_private(self.data_dir)
         self._open: dict[str, Database] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
@@ -73,9 +90,7 @@ class Server:
         if path.exists():
             return json.loads(path.read_text())
         identity = {"uuid": secrets.token_hex(16), "secret": secrets.token_hex(32)}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(identity))
-        os.replace(tmp, path)
+        write_private(path, json.dumps(identity).encode())
         return identity
 
     def _path(self, name: str) -> Path:
@@ -100,6 +115,12 @@ class Server:
             if self.exists(name):
                 raise FileExists()
             db = Database(name, str(self._path(name)), self.options)
+            for suffix in ("", "-wal", "-shm"):  # SQLite gives the WAL and shm files the database's mode
+                if Path(str(self._path(name)) + suffix).exists():
+                    os.chmod(str(self._path(name)) + suffix, 0o600)
+            security = self.options.security_for(name) if self.options.security_for else None
+            if security:
+                db.put_security(security)
             self._open[name] = db
             return db
 

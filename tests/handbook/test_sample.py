@@ -23,13 +23,15 @@ def test_sample_province_has_a_handbook_a_cell_and_demo_accounts(tmp_path):
     ensure_sample(server, "handbook-sample")
     assert server.get("handbook").doc_count == len(HANDBOOK_DOCS)
     assert server.get(CELL_DB).doc_count == len(CELL_DOCS)
-    assert server.get(CELL_DB).get_security()["members"]["roles"] == ["cell:TQ.NH.KH.C01", "kiosk"]
+    assert server.get(CELL_DB).get_security()["members"]["roles"] == ["cell:TQ.NH.KH.C01"]
     client = app.test_client()
-    pdf = client.get("/handbook/article:nghi-quyet-01-tu/nghi-quyet-01-tu.pdf", headers={"Accept": "*/*"})
-    assert pdf.status_code == 200 and pdf.data == SAMPLE_PDF and pdf.data.startswith(b"%PDF-1.4")
+    pdf_path = "/handbook/article:nghi-quyet-01-tu/nghi-quyet-01-tu.pdf"
+    assert client.get(pdf_path, headers={"Accept": "*/*"}).status_code == 401  # deny by default (#15)
     for account in (DEMO_MEMBER, DEMO_SECRETARY):
         signed_in = client.post("/_session", json={"name": account["name"], "password": account["pin"]})
         assert signed_in.status_code == 200 and "cell:TQ.NH.KH.C01" in signed_in.json["roles"]
+        pdf = client.get(pdf_path, headers={"Accept": "*/*"})
+        assert pdf.status_code == 200 and pdf.data == SAMPLE_PDF and pdf.data.startswith(b"%PDF-1.4")
     assert client.get(f"/{CELL_DB}/_all_docs").status_code == 200  # the secretary's cookie opens the cell
     client.delete("/_session")
     assert app.test_client().get(f"/{CELL_DB}/_all_docs").status_code == 401  # nobody else

@@ -96,16 +96,17 @@ def test_cli_fails_with_one_line_when_the_hub_is_down(tmp_path: Any) -> None:
 
 
 def test_filtered_pull_from_hub_by_selector(kiosk: Any, hub: Any, peer: Any) -> None:
-    couch_dump.create_db(hub.url, "handbook")
-    couch_dump.bulk_docs(hub.url, "handbook", [
+    # untyped documents: a database without the handbook's rule (there, the id names the kind and `type` must agree)
+    couch_dump.create_db(hub.url, "content")
+    couch_dump.bulk_docs(hub.url, "content", [
         {"_id": "article:1", "kind": "article", "audience": ["TQ.NH"]},
         {"_id": "article:2", "kind": "article", "audience": ["TQ.LB"]},
         {"_id": "unit:TQ.NH", "kind": "unit"},
     ])
     options = Options(selector={"$or": [{"kind": "unit"}, {"audience": {"$elemMatch": {"$eq": "TQ.NH"}}}]})
-    result = replicate(peer(f"{hub.url}/handbook"), peer(f"{kiosk.url}/handbook"), options)
+    result = replicate(peer(f"{hub.url}/content"), peer(f"{kiosk.url}/content"), options)
     assert result.ok, result.error
-    assert sorted(couch_dump.dump(kiosk.url, "handbook")) == ["article:1", "unit:TQ.NH"]
+    assert sorted(couch_dump.dump(kiosk.url, "content")) == ["article:1", "unit:TQ.NH"]
 
 
 def test_a_record_edited_at_the_hub_with_unchanged_attachments_reaches_the_kiosk(kiosk: Any, hub: Any,

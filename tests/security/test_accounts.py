@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from sync_server.handbook import ownership
+from sync_server.jobs.provision import HANDBOOK_SECURITY, security_of_cell
 from sync_server.app import create_app
 from sync_server.settings import Settings
 
@@ -32,6 +33,9 @@ def client(tmp_path):
     test_client = app.test_client()
     for db in ("_users", DB, "handbook"):
         assert test_client.put(f"/{db}", headers=ADMIN).status_code == 201
+    # the _security provisioning gives a hub's databases (without it they are admin-only)
+    assert test_client.put(f"/{DB}/_security", json=security_of_cell(CELL), headers=ADMIN).status_code == 200
+    assert test_client.put("/handbook/_security", json=HANDBOOK_SECURITY, headers=ADMIN).status_code == 200
     for name, roles in (("kiosk-tq-nh-kh-c01", ["kiosk"]), ("tinh", ["province"])):
         user = {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": roles, "password": "mật khẩu 1"}
         assert test_client.put(f"/_users/org.couchdb.user:{name}", json=user, headers=ADMIN).status_code == 201

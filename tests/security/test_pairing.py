@@ -23,7 +23,7 @@ def client(tmp_path):
     c.put("/_users", headers=ADMIN)
     c.put(f"/{DB}", headers=ADMIN)
     c.put(f"/{DB}/_security", headers=ADMIN, json={"members": {"names": [], "roles": [f"cell:{CELL}"]}})
-    for name, roles in ((MEMBER, ["member", f"cell:{CELL}"]), ("quan-tri", ["kiosk-admin"])):
+    for name, roles in ((MEMBER, ["member", f"cell:{CELL}"]), ("quan-tri", ["kiosk-admin", f"cell:{CELL}"])):
         doc = {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": roles, "pin": "2468"}
         assert c.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN).status_code == 201
     yield c

@@ -203,3 +203,29 @@ def test_cli_changes_the_passphrase(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert crypto.unlock(tmp_path / "data", "mới")
+
+
+def test_a_copied_encrypted_directory_does_not_confirm_guessed_field_values(tmp_path: Path) -> None:
+    """Revision ids stay in clear; with encryption they are keyed, so trying every attendance status
+    (or birth year) against them, as CouchDB hashes a body, finds nothing (issue #15)."""
+    from sync_server.store.revid import new_revid
+
+    meeting = f"meeting:{CELL}:b2e47d90-1c3a-4e8f-a5d6-7f09c1e2d384"
+    doc = {"_id": f"attendance:{meeting}:0042", "type": "attendance", "cell": CELL, "meeting": meeting,
+           "member": f"member:{CELL}:0042", "status": "excused"}
+    found = {}
+    for label, passphrase in (("clear", None), ("encrypted", "một câu mật khẩu dài")):
+        (tmp_path / label / "data").mkdir(parents=True)
+        kiosk = start(tmp_path / label, tmp_path / label / "data", passphrase)
+        try:
+            with httpx.Client(base_url=kiosk.url, trust_env=False) as client:
+                client.put(f"/{DB}")
+                assert client.put(f"/{DB}/{doc['_id']}", json=doc).status_code == 201
+        finally:
+            kiosk.stop()
+        with sqlite3.connect(tmp_path / label / "data" / "dbs" / f"{DB}.sqlite") as raw:  # the stolen copy
+            stored = raw.execute("SELECT winner FROM docs WHERE id = ?", (doc["_id"],)).fetchone()[0]
+        body = {k: v for k, v in doc.items() if k != "_id"}
+        found[label] = [status for status in ("present", "absent", "excused")
+                        if f"1-{new_revid(False, 0, None, dict(body, status=status), [])}" == stored]
+    assert found == {"clear": ["excused"], "encrypted": []}
