@@ -110,6 +110,12 @@ class Kiosk:
                 fields[key] = int(value.split()[0]) * 1024
         return fields["VmRSS"], fields["VmHWM"]
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server has used (its threads included)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         stop_group(self.proc)
         self.log.close()
@@ -122,13 +128,13 @@ def one_run(src: Path, work: Path, phones: int, args: argparse.Namespace) -> dic
         time.sleep(1.0)
         kiosk.reset_peak()
         probe = scenario.Probe(kiosk.url, ADMIN).start()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), kiosk.cpu_seconds()
         try:
             result = scenario.run_phones(kiosk.url, phones, expect, checkins=args.checkins,
                                          catchup_timeout=args.catchup_timeout)
         finally:
             probe.stop()
-        elapsed = time.monotonic() - started
+        elapsed, cpu = time.monotonic() - started, kiosk.cpu_seconds() - cpu
         _, peak = kiosk.memory()
         time.sleep(3.0)
         after, _ = kiosk.memory()
@@ -136,7 +142,8 @@ def one_run(src: Path, work: Path, phones: int, args: argparse.Namespace) -> dic
     finally:
         kiosk.stop()
     figures = scenario.summarize(result, probe)
-    figures.update(peak_rss=peak, rss_after=after, seconds=elapsed, alive=alive, expect=expect)
+    figures.update(peak_rss=peak, rss_after=after, seconds=elapsed, alive=alive, expect=expect,
+                   kiosk_cpu_s=cpu, node_cpu_s=result.get("node_cpu_s"))
     return figures
 
 
@@ -195,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
              f"Each phone pulls {expect['handbook']} handbook documents and {expect['cell']} cell documents; "
              f"{args.checkins} check-ins; other requests every 0.2 s.", "",
              "| phones | server | caught up | last caught up (s) | check-in p95 / max (s) | other requests p95 (s) "
-             "| errors | retried | peak RSS (MB) | RSS after (MB) |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| errors | retried | peak RSS (MB) | RSS after (MB) | kiosk CPU / phones CPU / wall (s) |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for n in counts:
         for name, _ in peers:
             r = results[name][n]
@@ -204,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                        else f"{r['checkin_missed']}/{r['checkin_pairs']} never seen")
             lines.append(f"| {n} | {name} | {r['caught_up']}/{n} | {fmt(r['caught_up_last_s'])} | {checkin} "
                          f"| {fmt(r['other_p95_s'])} | {r['errors']} | {r['retried']} | {fmt(r['peak_rss'], 'MB')} "
-                         f"| {fmt(r['rss_after'], 'MB')} |")
+                         f"| {fmt(r['rss_after'], 'MB')} "
+                         f"| {r['kiosk_cpu_s']:.0f} / {r['node_cpu_s'] or 0:.0f} / {r['seconds']:.0f} |")
     if len(peers) == 2:
         lines += ["", "Ratios ours / peer (below 1: ours is faster or smaller):", "",
                   "| phones | last caught up | check-in p95 | other p95 | peak RSS |", "|---:|---:|---:|---:|---:|"]

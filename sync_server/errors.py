@@ -93,6 +93,10 @@ class PreconditionFailed(CouchError):
     status, error, reason = 412, "precondition_failed", "Precondition failed."
 
 
+class RequestTimeout(CouchError):
+    status, error, reason = 408, "request_timeout", "The request was not received in time."
+
+
 class DocumentTooLarge(CouchError):
     status, error, reason = 413, "document_too_large", "Document exceeds the maximum document size."
 
@@ -107,6 +111,12 @@ class BadContentType(CouchError):
 
 class RangeNotSatisfiable(CouchError):
     status, error, reason = 416, "requested_range_not_satisfiable", "Requested range not satisfiable"
+
+
+class Unavailable(CouchError):
+    """Refused at once because a limit is reached; sent with Retry-After."""
+
+    status, error, reason = 503, "service_unavailable", "The server is busy; try again shortly."
 
 
 class StoreCorrupt(CouchError):

@@ -29,7 +29,13 @@ class ServerSettings:
     host: str = _setting("127.0.0.1", "Address to listen on. Without an admin account only loopback is allowed.")
     port: int = _setting(5984, "TCP port (CouchDB's is 5984).", minimum=0)
     data_dir: str = _setting("./data", "Directory holding the databases and the server identity.")
-    threads: int = _setting(100, "Worker threads: each open longpoll _changes request holds one.", minimum=4)
+    threads: int = _setting(16, "Threads running requests while they compute; waiting _changes feeds, idle connections and slow clients hold none.", minimum=2)
+    max_connections: int = _setting(1000, "Open connections in all (100 phones keep about 6 each); past it a request gets 503 with Retry-After at once.", minimum=1)
+    max_connections_per_client: int = _setting(32, "Open connections from one address (a browser keeps 6 per site); past it 503 with Retry-After.", minimum=1)
+    keepalive_timeout: int = _setting(60, "Seconds an idle keep-alive connection stays open.", minimum=1)
+    header_timeout: int = _setting(20, "Seconds a request's head (line and headers) may take from its first byte, or from the connection opening; then the connection is closed.", minimum=1)
+    io_timeout: int = _setting(60, "Longest silence, in seconds, while a request body is received or a response is sent; then the request ends.", minimum=1)
+    hash_workers: int = _setting(2, "PIN and password checks (scrypt 16 MiB, PBKDF2) run at once; more wait their turn.", minimum=1)
     admin: str | None = _setting(None, "USER:PASSWORD of the server admin (better: --admin or SYNC_SERVER_ADMIN).")
     sample_db: str | None = _setting(None, "Name of a sample database to create and fill at start, if missing.")
     tls_port: int | None = _setting(None, "Port of HTTPS for phones on the local Wi-Fi (CouchDB's is 6984). Empty: HTTP only.",
@@ -50,6 +56,8 @@ class CouchSettings:
     default_security: str = _setting("admin_only", "Who may use a database whose _security lists no members (CouchDB 3: admins only; everyone opens it to anonymous writers).",
                                      choices=("admin_only", "everyone"))
     gzip_min_size: int = _setting(860, "Smallest response body worth gzip-compressing, in bytes.", minimum=0)
+    gzip_level: int = _setting(1, "zlib level of gzip responses (1-9): 1 makes JSON about 4x smaller for a fifth of the CPU of 6 (6x); a kiosk serving a cell at once is short of CPU.",
+                               minimum=1)
 
 
 @dataclass(frozen=True)

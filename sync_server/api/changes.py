@@ -1,15 +1,18 @@
 """``/{db}/_changes``: normal, longpoll and continuous feeds, with filters.
 
-Longpoll and continuous requests wait on the database's condition variable,
-not on a poll loop, and each holds one worker thread while it waits; the
-server's thread pool is sized for many phones waiting at once.
+Where a longpoll or continuous feed has to wait for a change, its generator
+yields a :class:`FeedWait`: the server (sync_server/api/serving.py) then waits for
+the database's next write without a thread and resumes the generator, so
+hundreds of phones can wait at once. Under a WSGI server that does not know
+``FeedWait`` (an empty chunk to it), the generator waits on the database's
+condition variable itself, holding that server's thread.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +22,7 @@ from ..errors import BadRequest, DatabaseGone, NotFound
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
-from .http import doc_read_options, flag, integer, json_body, json_param, settings, stream
+from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, settings, stream
 
 
 @dataclass
@@ -84,7 +87,10 @@ def changes(name: str) -> Response:
         return stream(_continuous(feed), live=True)
     if kind == "longpoll":
         scan = feed.scan(feed.since, feed.limit)  # before the response: a missing database is a 404
-        return stream(_longpoll(feed, scan, scan.first()), live=feed.heartbeat is not None)
+        first = scan.first()
+        if first is not None:  # changes already: answered at once, whole, with a length
+            return stream(_document(feed, scan, first))
+        return stream(_longpoll(feed, scan, first), live=True)
     if kind != "normal":
         raise BadRequest(f"Supported feeds are normal, longpoll and continuous, not {kind[:40]!r}")
     return stream(_document(feed, feed.scan(feed.since, feed.limit)))
@@ -171,7 +177,7 @@ def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[st
     yield f'\n],\n"last_seq":"{feed.db.seq_string(scan.last)}","pending":{pending}}}\n'
 
 
-def _longpoll(feed: _Feed, scan: _Scan, first: str | None) -> Iterator[str]:
+def _longpoll(feed: _Feed, scan: _Scan, first: str | None) -> Iterator[str | FeedWait]:
     """Answer at once when there are changes, else wait for the first one (or the timeout).
 
     A database deleted while the request waits ends the feed with what it has.
@@ -179,7 +185,7 @@ def _longpoll(feed: _Feed, scan: _Scan, first: str | None) -> Iterator[str]:
     deadline = time.monotonic() + feed.timeout
     try:
         while first is None and time.monotonic() < deadline:
-            if _wait(feed, scan.last, deadline):
+            if (yield from _wait(feed, scan.last, deadline)):
                 scan = feed.scan(scan.last, feed.limit)
                 first = scan.first()
             else:
@@ -189,13 +195,21 @@ def _longpoll(feed: _Feed, scan: _Scan, first: str | None) -> Iterator[str]:
     yield from _document(feed, scan, first)
 
 
-def _wait(feed: _Feed, seq: int, deadline: float) -> bool:
-    """Wait for a change after ``seq``, at most until the next heartbeat."""
+def _wait(feed: _Feed, seq: int, deadline: float) -> Generator[FeedWait, None, bool]:
+    """Wait for a change after ``seq``, at most until the next heartbeat; whether one came.
+
+    Yields the wait to the server; when the server did not do it (``changed`` still
+    None), waits here.
+    """
     remaining = max(deadline - time.monotonic(), 0)
-    return feed.db.wait_for_change(seq, min(remaining, feed.heartbeat or remaining))
+    wait = FeedWait(feed.db, seq, min(remaining, feed.heartbeat or remaining))
+    yield wait
+    if wait.changed is None:
+        wait.changed = feed.db.wait_for_change(seq, wait.timeout)
+    return wait.changed
 
 
-def _continuous(feed: _Feed) -> Iterator[str]:
+def _continuous(feed: _Feed) -> Iterator[str | FeedWait]:
     """One JSON line per change; waits for more until ``timeout`` passes with nothing new."""
     sent, last = 0, feed.since
     deadline = time.monotonic() + feed.timeout
@@ -211,6 +225,6 @@ def _continuous(feed: _Feed) -> Iterator[str]:
             deadline = time.monotonic() + feed.timeout
         if (feed.limit is not None and sent >= feed.limit) or time.monotonic() >= deadline:
             break
-        if not _wait(feed, last, deadline):
+        if not (yield from _wait(feed, last, deadline)):
             yield "\n" if feed.heartbeat else ""
     yield json.dumps({"last_seq": feed.db.seq_string(last)}) + "\n"

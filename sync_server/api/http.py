@@ -21,6 +21,27 @@ from ..store import Server
 JSON_TYPE = "application/json"
 
 
+class FeedWait(bytes):
+    """A point where a streamed response waits for a change of ``db`` after ``seq``, at most ``timeout`` s.
+
+    Yielded by a feed's generator through :func:`stream` to the server. It is an
+    empty chunk, so any WSGI server can pass it on; sync_server/api/serving.py recognises
+    it, sends what came before, waits for the database without holding a thread, sets
+    ``changed`` (True: a change or the database closed; False: the timeout passed) and
+    resumes the generator, which waits by itself when ``changed`` is still None.
+    """
+
+    db: Any
+    seq: int
+    timeout: float
+    changed: bool | None
+
+    def __new__(cls, db: Any, seq: int, timeout: float) -> FeedWait:
+        wait = super().__new__(cls, b"")
+        wait.db, wait.seq, wait.timeout, wait.changed = db, seq, timeout, None
+        return wait
+
+
 def server() -> Server:
     """The store this app serves."""
     return current_app.extensions["sync_server"]
@@ -139,17 +160,18 @@ def wants_gzip() -> bool:
     return "gzip" in request.headers.get("Accept-Encoding", "").lower()
 
 
-def stream(chunks: Iterable[str], *, live: bool = False, status: int = 200,
+def stream(chunks: Iterable[str | FeedWait], *, live: bool = False, status: int = 200,
            content_type: str = JSON_TYPE) -> Response:
     """A response built from chunks: whole when small, streamed when large or live.
 
-    Waitress closes the connection after every response without a length, so a
-    body that fits in ``WHOLE_BODY_LIMIT`` is collected and sent with one: the
-    client keeps its connection (on 3G, a new one costs a second or more).
-    Larger bodies stream, memory flat. Gzip when the client accepts it.
+    A body that fits in ``WHOLE_BODY_LIMIT`` is collected and sent with a length
+    (a WSGI server without chunked encoding, waitress, would otherwise close the
+    connection, and on 3G a new one costs a second or more). Larger bodies
+    stream, memory flat. Gzip when the client accepts it.
 
-    :param live: stream from the first chunk and flush the compressor after each
-        (heartbeats, continuous feeds).
+    :param live: stream from the first chunk: what came before each
+        :class:`FeedWait` (heartbeats, rows of a continuous feed) is sent, and the
+        compressor flushed, before the wait.
     """
     headers = {"Cache-Control": "must-revalidate"}
     if not live:
@@ -164,11 +186,11 @@ def stream(chunks: Iterable[str], *, live: bool = False, status: int = 200,
             return Response(b"".join(collected), status=status, headers=headers, content_type=content_type)
         encoded: Iterator[bytes] = itertools.chain(collected, iterator)
     else:
-        encoded = (chunk.encode() for chunk in chunks)
+        encoded = _coalesce(chunks)
     if wants_gzip():
         headers["Content-Encoding"] = "gzip"
         headers["Vary"] = "Accept-Encoding"
-        encoded = _gzip(encoded, live)
+        encoded = _gzip(encoded, live, settings().couchdb.gzip_level)
     response = Response(encoded, status=status, headers=headers, content_type=content_type)
     response.direct_passthrough = True
     return response
@@ -183,10 +205,17 @@ WHOLE_BODY_LIMIT = 1_048_576
 STREAM_CHUNK = 65_536
 
 
-def _coalesce(chunks: Iterable[str]) -> Iterator[bytes]:
+def _coalesce(chunks: Iterable[str | FeedWait]) -> Iterator[bytes]:
+    """Chunks joined into writes of about STREAM_CHUNK; a FeedWait flushes what came before and passes."""
     buffer: list[str] = []
     size = 0
     for chunk in chunks:
+        if isinstance(chunk, FeedWait):
+            if buffer:
+                yield "".join(buffer).encode()
+                buffer, size = [], 0
+            yield chunk
+            continue
         buffer.append(chunk)
         size += len(chunk)
         if size >= STREAM_CHUNK:
@@ -196,12 +225,16 @@ def _coalesce(chunks: Iterable[str]) -> Iterator[bytes]:
         yield "".join(buffer).encode()
 
 
-def _gzip(chunks: Iterator[bytes], live: bool) -> Iterator[bytes]:
-    deflater = zlib.compressobj(6, zlib.DEFLATED, 31)
+def _gzip(chunks: Iterator[bytes | FeedWait], live: bool, level: int) -> Iterator[bytes]:
+    deflater = zlib.compressobj(level, zlib.DEFLATED, 31)
     for chunk in chunks:
+        if isinstance(chunk, FeedWait):  # what came before goes out before the wait
+            out = deflater.flush(zlib.Z_SYNC_FLUSH) if live else b""
+            if out:
+                yield out
+            yield chunk
+            continue
         out = deflater.compress(chunk)
-        if live:
-            out += deflater.flush(zlib.Z_SYNC_FLUSH)
         if out:
             yield out
     yield deflater.flush(zlib.Z_FINISH)
@@ -218,7 +251,7 @@ def compress_response(response: Response) -> Response:
     data = response.get_data()
     if len(data) < settings().couchdb.gzip_min_size:
         return response
-    response.set_data(zlib.compress(data, 6, wbits=31))
+    response.set_data(zlib.compress(data, settings().couchdb.gzip_level, wbits=31))
     response.headers["Content-Encoding"] = "gzip"
     response.headers["Vary"] = "Accept-Encoding"
     return response

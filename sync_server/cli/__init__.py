@@ -13,12 +13,6 @@ from ..errors import StartupError
 from ..settings import Settings, load
 
 LOOPBACK = "127.0.0.1"
-# Waitress buffers up to 16 MB per connection before it pauses a streaming response
-# for a slow reader; with several phones reading a large _changes feed over Wi-Fi
-# that is most of a kiosk's memory. Pause early instead, spill past 256 KB to disk.
-# poll(), not select(): select() fails on file descriptors above 1023, and a hub
-# holding thousands of cell databases has that many files open.
-WAITRESS_BUFFERS = {"outbuf_high_watermark": 1_048_576, "outbuf_overflow": 262_144, "asyncore_use_poll": True}
 
 
 @click.group()
@@ -35,7 +29,7 @@ def main() -> None:
 @click.option("--sample", is_flag=True, help="Create a sample database if it is missing.")
 def serve(data_dir: str | None, host: str | None, port: int | None, config_path: str | None,
           admin: str | None, sample: bool) -> None:
-    """Start the server (waitress, a production WSGI server)."""
+    """Start the server (uvicorn in front of the Flask app; see sync_server/api/serving.py)."""
     try:
         settings = _serve_settings(config_path, data_dir, host, port, admin or os.environ.get("SYNC_SERVER_ADMIN"))
         _run(settings, sample)
@@ -66,11 +60,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def _run(settings: Settings, sample: bool) -> None:
-    import waitress
-
+    from ..api import serving
     from ..app import create_app
     from ..handbook.sample import ensure_sample
+    from ..security import passwords
 
+    serving.tune_malloc()  # before any thread: PIN checks' 16 MiB go back to the system at once
+    passwords.set_hash_workers(settings.server.hash_workers)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings)
@@ -89,39 +85,31 @@ def _run(settings: Settings, sample: bool) -> None:
         click.echo(f"sync-server: syncing with the hub every {settings.sync.interval_seconds} s")
     if settings.province.hub_url:
         click.echo(f"sync-server: pulling every cell and writing reports at {settings.province.report_time} daily")
-    try:
-        server = waitress.create_server(app, host=settings.server.host, port=settings.server.port,
-                                        threads=settings.server.threads, channel_timeout=300,
-                                        ident="party-handbook-sync", **WAITRESS_BUFFERS)
-    except OSError as exc:
-        raise StartupError(f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}") from None
-    https = _start_https(settings, app)
-    click.echo(f"sync-server: listening on http://{settings.server.host}:{server.effective_port}/ "
+    served = serving.Serving(app, settings)
+    sock = serving.listen(settings.server.host, settings.server.port)
+    served.add(sock)
+    _add_https(settings, app, served)
+    click.echo(f"sync-server: listening on http://{settings.server.host}:{sock.getsockname()[1]}/ "
                f"(data in {os.path.abspath(settings.server.data_dir)})")
     sys.stdout.flush()
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if https is not None:
-            https.stop()
+    served.run()
 
 
-def _start_https(settings: Settings, app: object) -> object | None:
-    """The HTTPS listener for phones (server.tls_port), or None when it is off."""
+def _add_https(settings: Settings, app: object, served: object) -> None:
+    """The HTTPS listener for phones (server.tls_port), beside HTTP on the same loop, when set."""
     if settings.server.tls_port is None:
-        return None
+        return
+    from ..api import serving
     from ..security import tls
 
     cert = tls.certificate_for(settings)
-    listener = tls.HttpsListener(app, settings.server.host, settings.server.tls_port, cert,
-                                 settings.server.threads).start()
-    app.config["TLS"] = {"port": listener.port, "fingerprint": cert.fingerprint}  # type: ignore[attr-defined]
+    sock = serving.listen(settings.server.host, settings.server.tls_port)
+    served.add(sock, str(cert.cert_path), str(cert.key_path))  # type: ignore[attr-defined]
+    port = sock.getsockname()[1]
+    app.config["TLS"] = {"port": port, "fingerprint": cert.fingerprint}  # type: ignore[attr-defined]
     made = " (generated)" if cert.generated else ""
-    click.echo(f"sync-server: listening on https://{settings.server.host}:{listener.port}/ "
+    click.echo(f"sync-server: listening on https://{settings.server.host}:{port}/ "
                f"certificate {cert.fingerprint}{made}")
-    return listener
 
 
 @main.command()

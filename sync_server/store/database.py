@@ -81,6 +81,7 @@ class Database:
         self._readers = Readers(path, options.synchronous)
         self._write_lock = threading.Lock()
         self._changed = threading.Condition()
+        self._listeners: list[Any] = []  # called after each committed write and at close (see on_change)
         self._batch: dict[str, Any] = {}  # rows of the batch being written, by id (under the write lock)
         with transaction(self._writer):
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
@@ -641,6 +642,16 @@ class Database:
     def _notify(self) -> None:
         with self._changed:
             self._changed.notify_all()
+        for listener in list(self._listeners):
+            listener(self)
+
+    def on_change(self, listener: Any) -> None:
+        """Call ``listener(db)`` after every committed write of this process, and when the database closes.
+
+        For waiters that hold no thread (the server's feed waiting, sync_server/api/serving.py); it
+        runs on the writing thread, so it must only hand the news on (e.g. call_soon_threadsafe).
+        """
+        self._listeners.append(listener)
 
     def wait_for_change(self, seq: int, timeout: float) -> bool:
         """Block until the database passes ``seq`` or ``timeout`` seconds pass.

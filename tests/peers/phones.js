@@ -52,6 +52,8 @@ function phoneFetch(index, agent, cookie) {
     if (cookie.value) headers.Cookie = cookie.value;
     const init = Object.assign({}, opts, {headers, agent});
     requests += 1;
+    const began = Date.now();
+    const key = `${opts.method || 'GET'} ${endpoint(url)}`;
     let response;
     try {
       response = await nodeFetch(url, init);
@@ -70,6 +72,9 @@ function phoneFetch(index, agent, cookie) {
       }
     }
     statuses[response.status] = (statuses[response.status] || 0) + 1;
+    const took = Date.now() - began;  // until the headers: a waiting feed counts its wait
+    const row = timings[key] || (timings[key] = {n: 0, ms: 0, max: 0});
+    row.n += 1; row.ms += took; row.max = Math.max(row.max, took);
     if (response.status >= 500 || response.status === 401 || response.status === 403) {
       note(index, `${opts.method || 'GET'} ${shortUrl(url)}: HTTP ${response.status}`);
     }
@@ -90,6 +95,14 @@ function plainHeaders(h) {
 function shortUrl(url) {
   const u = new URL(url);
   return u.pathname.split('/').slice(0, 3).join('/') + (u.searchParams.get('feed') ? `?feed=${u.searchParams.get('feed')}` : '');
+}
+
+const timings = {};
+
+function endpoint(url) {
+  const parts = new URL(url).pathname.split('/').filter(Boolean);
+  const feed = new URL(url).searchParams.get('feed');
+  return (parts.length < 2 ? parts.join('/') || '/' : parts[1].startsWith('_') ? parts[1] : '(doc)') + (feed ? `?${feed}` : '');
 }
 
 function address(i) { return `127.0.${1 + Math.floor(i / 250)}.${2 + (i % 250)}`; }
@@ -201,6 +214,8 @@ async function main() {
   const result = {
     phones: phones.length, signed_in_ms: signedIn, signin_ms: phones.map((p) => p.signinMs || null),
     caught_up_ms: phones.map((p) => p.caughtAt), checkins: rounds, errors, retried, requests, statuses,
+    timings,
+    node_cpu_s: (process.cpuUsage().user + process.cpuUsage().system) / 1e6, wall_s: (Date.now() - t0) / 1000,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(0);

@@ -154,4 +154,5 @@ def summarize(result: dict[str, Any], probe: Probe) -> dict[str, Any]:
         "retried": result["retried"],
         "requests": result["requests"],
         "statuses": result["statuses"],
+        "timings": result.get("timings", {}),
     }

@@ -1,0 +1,171 @@
+"""Serving a whole cell at once, from the outside (a real server process, real sockets).
+
+- waiting ``_changes`` feeds hold no thread: with 4 threads, 40 waiting longpolls and
+  20 continuous feeds leave the kiosk answering, and one write wakes them all;
+- past a connection limit a request is refused at once with 503 and Retry-After;
+- idle connections and half-sent requests (HTTP and HTTPS) do not take the kiosk off the
+  air, and are closed after ``server.header_timeout``;
+- a burst of PIN sign-ins leaves the kiosk's memory bounded (scrypt in a small pool,
+  its buffers given back).
+
+No test asserts a duration: each bound below is "answered at all" within a generous time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ADMIN, Kiosk, free_port
+
+pytestmark = pytest.mark.peers
+
+GENEROUS = 60.0  # seconds: a stalled kiosk, not a slow one, fails
+
+
+def kiosk_with(tmp_path: Path, config: str, *extra: str) -> Kiosk:
+    data_dir = tmp_path / "kiosk"
+    data_dir.mkdir()
+    kiosk = Kiosk(data_dir, free_port())
+    path = tmp_path / "kiosk.yaml"
+    path.write_text(config)
+    kiosk.extra_args = ["--config", str(path), *extra]
+    return kiosk.start()
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def raw_request(port: int, request: bytes, timeout: float = GENEROUS) -> bytes:
+    """Send a request on a new connection; everything the server answers until it closes or a body ends."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            if length and len(body) >= int(length[0].split(b":")[1]):
+                return data
+
+
+def test_waiting_feeds_hold_no_thread_and_one_write_wakes_them_all(tmp_path: Path) -> None:
+    kiosk = kiosk_with(tmp_path, "server:\n  threads: 4\n  max_connections_per_client: 100\n")
+    admin = httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS)
+    admin.put("/cell").raise_for_status()
+    since = admin.get("/cell").json()["update_seq"]
+
+    def longpoll(_: int) -> dict:
+        with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as client:
+            response = client.get("/cell/_changes", params={"feed": "longpoll", "since": since,
+                                                             "heartbeat": 1000, "timeout": 50_000})
+            return json.loads(response.text.strip())
+
+    def continuous(_: int) -> list[str]:
+        with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as client, \
+                client.stream("GET", "/cell/_changes", params={"feed": "continuous", "since": since,
+                                                                "heartbeat": 1000, "timeout": 50_000}) as response:
+            for line in response.iter_lines():
+                if line.strip():
+                    return [json.loads(line)["id"]]
+        return []
+
+    with concurrent.futures.ThreadPoolExecutor(60) as pool:
+        waiting = [pool.submit(longpoll, i) for i in range(40)] + [pool.submit(continuous, i) for i in range(20)]
+        time.sleep(3.0)  # every feed is waiting now (4 threads: a thread-per-feed server would be full)
+        assert not any(f.done() for f in waiting), [f.result() for f in waiting if f.done()][:2]
+        assert admin.get("/").status_code == 200
+        assert admin.put("/other").status_code == 201
+        assert admin.put("/cell/wake", json={"n": 1}).status_code == 201
+        results = [f.result(timeout=GENEROUS) for f in waiting]
+    assert [r["results"][0]["id"] for r in results[:40]] == ["wake"] * 40
+    assert results[40:] == [["wake"]] * 20
+
+
+def test_past_the_per_client_limit_a_request_gets_503_with_retry_after_at_once(tmp_path: Path) -> None:
+    kiosk = kiosk_with(tmp_path, "server:\n  max_connections_per_client: 5\n")
+    idle = [socket.create_connection(("127.0.0.1", kiosk.port)) for _ in range(5)]
+    try:
+        time.sleep(0.5)
+        answer = raw_request(kiosk.port, b"GET / HTTP/1.1\r\nHost: kiosk\r\n\r\n")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert b"retry-after: 5" in head.lower()
+        assert json.loads(body)["error"] == "service_unavailable"
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.5)
+    assert httpx.get(kiosk.base + "/", timeout=GENEROUS).status_code == 200  # the limit counts open ones only
+
+
+def test_idle_and_half_sent_connections_do_not_stall_the_kiosk_and_are_closed(tmp_path: Path) -> None:
+    tls_port = free_port()
+    kiosk = kiosk_with(tmp_path, f"server:\n  header_timeout: 2\n  tls_port: {tls_port}\n")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    # 100 idle TCP connections, 45 half-sent HTTP requests, 45 half-sent HTTPS requests
+    idle = [socket.create_connection(("127.0.0.1", kiosk.port)) for _ in range(100)]
+    half = [socket.create_connection(("127.0.0.1", kiosk.port)) for _ in range(45)]
+    for sock in half:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: kiosk\r\nX-Slow: ")
+    half_tls = [context.wrap_socket(socket.create_connection(("127.0.0.1", tls_port)), server_hostname="kiosk")
+                for _ in range(45)]
+    for sock in half_tls:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: kiosk\r\n")
+    try:
+        assert httpx.get(kiosk.base + "/", timeout=GENEROUS).status_code == 200
+        assert httpx.get(f"https://127.0.0.1:{tls_port}/", verify=False, timeout=GENEROUS).status_code == 200
+        for sock in idle + half + half_tls:  # closed by the kiosk after header_timeout (2 s)
+            sock.settimeout(GENEROUS)
+            assert sock.recv(1024) == b""
+    finally:
+        for sock in idle + half + half_tls:
+            sock.close()
+
+
+def test_a_burst_of_pin_sign_ins_leaves_memory_bounded(tmp_path: Path) -> None:
+    kiosk = kiosk_with(tmp_path, "")
+    names = [f"TQ.NH.KH.C01.{2000 + i}" for i in range(40)]
+    with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as admin:
+        admin.put("/_users")
+        rows = admin.post("/_users/_bulk_docs", json={"docs": [
+            {"_id": f"org.couchdb.user:{n}", "type": "user", "name": n, "roles": ["member"], "pin": "2468"}
+            for n in names]}).json()
+        assert all("ok" in row for row in rows), rows[:2]
+    time.sleep(1.0)
+    before = rss(kiosk.pid)
+
+    def sign_in(name: str) -> int:
+        with httpx.Client(base_url=kiosk.base, timeout=GENEROUS) as client:
+            return client.post("/_session", json={"name": name, "password": "2468"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        assert list(pool.map(sign_in, names)) == [200] * 40
+    grown = rss(kiosk.pid) - before
+    # 40 scrypt checks of 16 MiB each: at once and kept by glibc's arenas that was 640 MB and more
+    assert grown < 100 * 2**20, f"resident memory grew by {grown / 2**20:.0f} MiB"
+
+
+def test_a_too_large_body_is_refused_and_a_stalled_body_times_out(tmp_path: Path) -> None:
+    kiosk = kiosk_with(tmp_path, "server:\n  io_timeout: 2\ncouchdb:\n  max_request_size: 1000\n")
+    big = b"x" * 5000
+    answer = raw_request(kiosk.port, b"PUT /db/doc HTTP/1.1\r\nHost: kiosk\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\nAuthorization: Basic YWRtaW46c2VjcmV0\r\n\r\n" % len(big) + big)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    answer = raw_request(kiosk.port, b"PUT /db HTTP/1.1\r\nHost: kiosk\r\nContent-Length: 100\r\n\r\n{")
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert httpx.get(kiosk.base + "/", timeout=GENEROUS).status_code == 200
