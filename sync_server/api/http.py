@@ -7,9 +7,12 @@ with no NaN or Infinity, as CouchDB's parser is.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -251,7 +254,38 @@ def compress_response(response: Response) -> Response:
     data = response.get_data()
     if len(data) < settings().couchdb.gzip_min_size:
         return response
-    response.set_data(zlib.compress(data, settings().couchdb.gzip_level, wbits=31))
+    response.set_data(_gzipped(data, settings().couchdb.gzip_level))
     response.headers["Content-Encoding"] = "gzip"
     response.headers["Vary"] = "Accept-Encoding"
     return response
+
+
+# Gzipped bodies of recent large responses, by digest of the body: phones of one cell pull
+# the same handbook in the same batches, so most _bulk_get answers are asked for again and
+# again, and compressing them is most of a kiosk's CPU (issue 14). Small bodies are not kept.
+GZIP_CACHE_BYTES = 16_000_000
+GZIP_CACHE_MIN = 16_384
+_gzip_cache: OrderedDict[bytes, bytes] = OrderedDict()
+_gzip_cache_size = 0
+_gzip_cache_lock = threading.Lock()
+
+
+def _gzipped(data: bytes, level: int) -> bytes:
+    global _gzip_cache_size
+    if len(data) < GZIP_CACHE_MIN:
+        return zlib.compress(data, level, wbits=31)
+    key = hashlib.blake2b(data, digest_size=16, person=bytes([level])).digest()
+    with _gzip_cache_lock:
+        found = _gzip_cache.get(key)
+        if found is not None:
+            _gzip_cache.move_to_end(key)
+            return found
+    out = zlib.compress(data, level, wbits=31)
+    with _gzip_cache_lock:
+        if key not in _gzip_cache:
+            _gzip_cache[key] = out
+            _gzip_cache_size += len(out)
+        while _gzip_cache_size > GZIP_CACHE_BYTES:
+            _, dropped = _gzip_cache.popitem(last=False)
+            _gzip_cache_size -= len(dropped)
+    return out

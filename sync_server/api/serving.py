@@ -63,6 +63,8 @@ BODY_IN_MEMORY = 1_048_576
 CHUNK_BUDGET = 262_144
 # Paths whose POST checks a PIN or password: they run on the sign-in lane.
 SIGN_IN_PATHS = ("/_session", "/_pairing/claim")
+# Addresses of the kiosk itself: no per-client connection limit.
+SELF = ("127.0.0.1", "::1")
 # Threads of the sign-in lane (the hashing itself is bounded by passwords.HASH_WORKERS).
 SIGN_IN_THREADS = 4
 
@@ -101,10 +103,14 @@ class Connections:
             del self.by_client[client]
 
     def over(self, client: str, limits: Limits) -> str | None:
-        """Why a request from ``client`` must be refused now, or None."""
+        """Why a request from ``client`` must be refused now, or None.
+
+        The machine itself (127.0.0.1, ::1: the kiosk's own screen, its command line) has
+        no per-client limit; another address on the Wi-Fi has.
+        """
         if self.total > limits.max_connections:
             return f"the kiosk has {self.total} connections open (limit {limits.max_connections})"
-        if self.by_client[client] > limits.max_per_client:
+        if client not in SELF and self.by_client[client] > limits.max_per_client:
             return f"{client} has {self.by_client[client]} connections open (limit {limits.max_per_client})"
         return None
 

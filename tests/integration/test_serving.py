@@ -18,6 +18,7 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -29,14 +30,24 @@ pytestmark = pytest.mark.peers
 GENEROUS = 60.0  # seconds: a stalled kiosk, not a slow one, fails
 
 
-def kiosk_with(tmp_path: Path, config: str, *extra: str) -> Kiosk:
-    data_dir = tmp_path / "kiosk"
-    data_dir.mkdir()
-    kiosk = Kiosk(data_dir, free_port())
-    path = tmp_path / "kiosk.yaml"
-    path.write_text(config)
-    kiosk.extra_args = ["--config", str(path), *extra]
-    return kiosk.start()
+@pytest.fixture
+def kiosk_with(tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
+    """Start our server with a config.yaml of the given text; stopped at the end."""
+    started: list[Kiosk] = []
+
+    def start(config: str, *extra: str) -> Kiosk:
+        data_dir = tmp_path / f"kiosk{len(started)}"
+        data_dir.mkdir()
+        kiosk = Kiosk(data_dir, free_port())
+        path = tmp_path / f"kiosk{len(started)}.yaml"
+        path.write_text(config)
+        kiosk.extra_args = ["--config", str(path), *extra]
+        started.append(kiosk)
+        return kiosk.start()
+
+    yield start
+    for kiosk in started:
+        kiosk.stop()
 
 
 def rss(pid: int) -> int:
@@ -46,9 +57,9 @@ def rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def raw_request(port: int, request: bytes, timeout: float = GENEROUS) -> bytes:
+def raw_request(port: int, request: bytes, timeout: float = GENEROUS, source: tuple[str, int] | None = None) -> bytes:
     """Send a request on a new connection; everything the server answers until it closes or a body ends."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=source) as sock:
         sock.sendall(request)
         data = b""
         while True:
@@ -62,9 +73,13 @@ def raw_request(port: int, request: bytes, timeout: float = GENEROUS) -> bytes:
                 return data
 
 
-def test_waiting_feeds_hold_no_thread_and_one_write_wakes_them_all(tmp_path: Path) -> None:
-    kiosk = kiosk_with(tmp_path, "server:\n  threads: 4\n  max_connections_per_client: 100\n")
-    admin = httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS)
+def test_waiting_feeds_hold_no_thread_and_one_write_wakes_them_all(kiosk_with: Callable[..., Kiosk]) -> None:
+    kiosk = kiosk_with("server:\n  threads: 4\n  max_connections_per_client: 100\n")
+    with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as admin:
+        _feeds_wake(kiosk, admin)
+
+
+def _feeds_wake(kiosk: Kiosk, admin: httpx.Client) -> None:
     admin.put("/cell").raise_for_status()
     since = admin.get("/cell").json()["update_seq"]
 
@@ -95,12 +110,13 @@ def test_waiting_feeds_hold_no_thread_and_one_write_wakes_them_all(tmp_path: Pat
     assert results[40:] == [["wake"]] * 20
 
 
-def test_past_the_per_client_limit_a_request_gets_503_with_retry_after_at_once(tmp_path: Path) -> None:
-    kiosk = kiosk_with(tmp_path, "server:\n  max_connections_per_client: 5\n")
-    idle = [socket.create_connection(("127.0.0.1", kiosk.port)) for _ in range(5)]
+def test_past_the_per_client_limit_a_request_gets_503_with_retry_after_at_once(kiosk_with: Callable[..., Kiosk]) -> None:
+    kiosk = kiosk_with("server:\n  max_connections_per_client: 5\n")
+    phone = ("127.0.0.3", 0)  # a phone on the Wi-Fi (the kiosk's own 127.0.0.1 has no per-client limit)
+    idle = [socket.create_connection(("127.0.0.1", kiosk.port), source_address=phone) for _ in range(5)]
     try:
         time.sleep(0.5)
-        answer = raw_request(kiosk.port, b"GET / HTTP/1.1\r\nHost: kiosk\r\n\r\n")
+        answer = raw_request(kiosk.port, b"GET / HTTP/1.1\r\nHost: kiosk\r\n\r\n", source=phone)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 503"), head
         assert b"retry-after: 5" in head.lower()
@@ -109,21 +125,24 @@ def test_past_the_per_client_limit_a_request_gets_503_with_retry_after_at_once(t
         for sock in idle:
             sock.close()
     time.sleep(0.5)
-    assert httpx.get(kiosk.base + "/", timeout=GENEROUS).status_code == 200  # the limit counts open ones only
+    answer = raw_request(kiosk.port, b"GET / HTTP/1.1\r\nHost: kiosk\r\nConnection: close\r\n\r\n", source=phone)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:100]  # the limit counts open connections only
 
 
-def test_idle_and_half_sent_connections_do_not_stall_the_kiosk_and_are_closed(tmp_path: Path) -> None:
+def test_idle_and_half_sent_connections_do_not_stall_the_kiosk_and_are_closed(kiosk_with: Callable[..., Kiosk]) -> None:
     tls_port = free_port()
-    kiosk = kiosk_with(tmp_path, f"server:\n  header_timeout: 2\n  tls_port: {tls_port}\n")
+    kiosk = kiosk_with(f"server:\n  header_timeout: 2\n  tls_port: {tls_port}\n")
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    # 100 idle TCP connections, 45 half-sent HTTP requests, 45 half-sent HTTPS requests
-    idle = [socket.create_connection(("127.0.0.1", kiosk.port)) for _ in range(100)]
-    half = [socket.create_connection(("127.0.0.1", kiosk.port)) for _ in range(45)]
+    # From an attacker's address on the Wi-Fi (127.0.0.2): 100 idle TCP connections, 45 half-sent
+    # HTTP requests, 45 half-sent HTTPS requests; members' phones come from other addresses.
+    attacker = ("127.0.0.2", 0)
+    idle = [socket.create_connection(("127.0.0.1", kiosk.port), source_address=attacker) for _ in range(100)]
+    half = [socket.create_connection(("127.0.0.1", kiosk.port), source_address=attacker) for _ in range(45)]
     for sock in half:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: kiosk\r\nX-Slow: ")
-    half_tls = [context.wrap_socket(socket.create_connection(("127.0.0.1", tls_port)), server_hostname="kiosk")
-                for _ in range(45)]
+    half_tls = [context.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), source_address=attacker),
+                                    server_hostname="kiosk") for _ in range(45)]
     for sock in half_tls:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: kiosk\r\n")
     try:
@@ -137,8 +156,8 @@ def test_idle_and_half_sent_connections_do_not_stall_the_kiosk_and_are_closed(tm
             sock.close()
 
 
-def test_a_burst_of_pin_sign_ins_leaves_memory_bounded(tmp_path: Path) -> None:
-    kiosk = kiosk_with(tmp_path, "")
+def test_a_burst_of_pin_sign_ins_leaves_memory_bounded(kiosk_with: Callable[..., Kiosk]) -> None:
+    kiosk = kiosk_with("")
     names = [f"TQ.NH.KH.C01.{2000 + i}" for i in range(40)]
     with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as admin:
         admin.put("/_users")
@@ -160,11 +179,11 @@ def test_a_burst_of_pin_sign_ins_leaves_memory_bounded(tmp_path: Path) -> None:
     assert grown < 100 * 2**20, f"resident memory grew by {grown / 2**20:.0f} MiB"
 
 
-def test_a_too_large_body_is_refused_and_a_stalled_body_times_out(tmp_path: Path) -> None:
-    kiosk = kiosk_with(tmp_path, "server:\n  io_timeout: 2\ncouchdb:\n  max_request_size: 1000\n")
+def test_a_too_large_body_is_refused_and_a_stalled_body_times_out(kiosk_with: Callable[..., Kiosk]) -> None:
+    kiosk = kiosk_with("server:\n  io_timeout: 2\ncouchdb:\n  max_request_size: 1000\n")
     big = b"x" * 5000
-    answer = raw_request(kiosk.port, b"PUT /db/doc HTTP/1.1\r\nHost: kiosk\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\nAuthorization: Basic YWRtaW46c2VjcmV0\r\n\r\n" % len(big) + big)
+    answer = raw_request(kiosk.port, b"POST /_session HTTP/1.1\r\nHost: kiosk\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(big) + big)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     answer = raw_request(kiosk.port, b"PUT /db HTTP/1.1\r\nHost: kiosk\r\nContent-Length: 100\r\n\r\n{")
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
