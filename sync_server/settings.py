@@ -19,9 +19,9 @@ from .errors import StartupError
 
 
 def _setting(default: Any, help: str, choices: tuple = (), minimum: int | None = None,
-             pattern: str | None = None, example: str | None = None) -> Any:
+             pattern: str | None = None, example: str | None = None, maximum: int | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
-                                            "pattern": pattern, "example": example})
+                                            "maximum": maximum, "pattern": pattern, "example": example})
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class CouchSettings:
                                      choices=("admin_only", "everyone"))
     gzip_min_size: int = _setting(860, "Smallest response body worth gzip-compressing, in bytes.", minimum=0)
     gzip_level: int = _setting(1, "zlib level of gzip responses (1-9): 1 makes JSON about 4x smaller for a fifth of the CPU of 6 (6x); a kiosk serving a cell at once is short of CPU.",
-                               minimum=1)
+                               minimum=1, maximum=9)
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,6 @@ def _check(key: str, item: dataclasses.Field, value: Any) -> None:
         raise StartupError(f"'{key}' must look like {item.metadata['example']}, not {value!r}")
     if minimum is not None and value < minimum:
         raise StartupError(f"'{key}' must be at least {minimum}, not {value}")
+    maximum = item.metadata.get("maximum")
+    if maximum is not None and value > maximum:
+        raise StartupError(f"'{key}' must be at most {maximum}, not {value}")

@@ -33,6 +33,7 @@ def test_config_yaml_loads_to_the_defaults():
         ("serveur: {}\n", "unknown section 'serveur'"),
         ("storage:\n  synchronous: sometimes\n", "'storage.synchronous' must be one of"),
         ("couchdb:\n  max_document_size: 0\n", "'couchdb.max_document_size' must be at least 1"),
+        ("couchdb:\n  gzip_level: 10\n", "'couchdb.gzip_level' must be at most 9"),
         ("server: [1]\n", "'server' must be a mapping"),
         ("server:\n  port: [\n", "cannot read"),
     ],

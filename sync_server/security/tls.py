@@ -9,8 +9,8 @@ and its addresses). Either way the certificate's SHA-256 fingerprint goes into
 the pairing QR code, so that a phone pairing with the kiosk can check that it
 talks to this kiosk and not to a look-alike on the same Wi-Fi.
 
-The TLS listener is cheroot (CherryPy's WSGI server; waitress serves no TLS) on
-``server.tls_port`` (CouchDB's HTTPS port is 6984), beside waitress's plain HTTP.
+The TLS listener runs on ``server.tls_port`` (CouchDB's HTTPS port is 6984) in the
+same event loop as plain HTTP (sync_server/api/serving.py), with the same limits.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,27 +125,3 @@ def certificate_for(settings: Any) -> Certificate:
         return load(server.tls_cert, server.tls_key)
     return ensure(server.data_dir, server.host)
 
-
-class HttpsListener:
-    """cheroot serving the app over TLS in a thread of its own, beside waitress."""
-
-    def __init__(self, app: Any, host: str, port: int, cert: Certificate, threads: int) -> None:
-        from cheroot import wsgi
-        from cheroot.ssl.builtin import BuiltinSSLAdapter
-
-        self.server = wsgi.Server((host, port), app, numthreads=min(threads, 40), max=threads,
-                                  server_name="party-handbook-sync", timeout=300)
-        self.server.ssl_adapter = BuiltinSSLAdapter(str(cert.cert_path), str(cert.key_path))
-        try:
-            self.server.prepare()
-        except OSError as exc:
-            raise StartupError(f"cannot listen for HTTPS on {host}:{port}: {exc.strerror or exc}") from None
-        self.port = self.server.bind_addr[1]
-        self._thread = threading.Thread(target=self.server.serve, name="https", daemon=True)
-
-    def start(self) -> HttpsListener:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
