@@ -143,7 +143,7 @@ def one_run(src: Path, work: Path, phones: int, args: argparse.Namespace) -> dic
         kiosk.stop()
     figures = scenario.summarize(result, probe)
     figures.update(peak_rss=peak, rss_after=after, seconds=elapsed, alive=alive, expect=expect,
-                   kiosk_cpu_s=cpu, node_cpu_s=result.get("node_cpu_s"))
+                   kiosk_cpu_s=cpu, node_cpu_s=result.get("node_cpu_s"), load=os.getloadavg()[0])
     return figures
 
 
@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"| {fmt(r['other_p95_s'])} | {r['errors']} | {r['retried']} | {fmt(r['peak_rss'], 'MB')} "
                          f"| {fmt(r['rss_after'], 'MB')} "
                          f"| {r['kiosk_cpu_s']:.0f} / {r['node_cpu_s'] or 0:.0f} / {r['seconds']:.0f} |")
+    lines += ["", "Load average (1 min) at the end of each run, from the machine's other users too: "
+              + ", ".join(f"{name.split()[0]} {n}: {results[name][n]['load']:.1f}" for n in counts for name, _ in peers)]
     if len(peers) == 2:
         lines += ["", "Ratios ours / peer (below 1: ours is faster or smaller):", "",
                   "| phones | last caught up | check-in p95 | other p95 | peak RSS |", "|---:|---:|---:|---:|---:|"]
