@@ -16,9 +16,9 @@ request hung (issue 14). Here:
   generator is parked (no thread) until the database's next write (one listener per
   database, ``Database.on_change``; another process's writes are seen by one poll a
   second for all feeds), its timeout, or the client leaving;
-- sign-ins (``POST /_session``, ``POST /_pairing/claim``) run on a lane of their own,
-  so a burst of PIN checks (scrypt) never queues the other requests; the checks
-  themselves are bounded by ``passwords``' hashing pool.
+- phones' sign-ins (``POST /_session``, ``POST /_pairing/claim``) run on a lane of their
+  own, so a burst of PIN checks (scrypt) never queues the other requests nor the kiosk's
+  own screen; the checks themselves are bounded by ``passwords``' hashing pool.
 
 Limits (``server.*`` in config.yaml): past ``max_connections`` in all or
 ``max_connections_per_client`` from one address, a request is answered at once with
@@ -263,7 +263,9 @@ class WsgiBridge:
             if complete is False:
                 await _refuse(send, RequestTimeout())
             return
-        pool = self.sign_in_pool if scope["method"] == "POST" and scope["path"] in SIGN_IN_PATHS else self.pool
+        # Phones' sign-ins queue among themselves; the kiosk's own screen never waits behind them.
+        signing_in = scope["method"] == "POST" and scope["path"] in SIGN_IN_PATHS and client not in SELF
+        pool = self.sign_in_pool if signing_in else self.pool
         await self._respond(scope, receive, send, _environ(scope, body, complete), pool)
 
     async def _read_body(self, receive: Callable) -> tuple[Any, bool | None]:

@@ -67,11 +67,11 @@ def hash_fields(password: str, iterations: int = ITERATIONS) -> dict[str, Any]:
 # scrypt cost (n, r, p): 16 MiB (128 * r * n bytes) and about 50 ms per check on a kiosk
 # (57 ms on the 2-core test machine). Why not more: a PIN has 10^4-10^8 values, so no cost
 # a kiosk can pay per sign-in stops an offline search of a stolen _users file (10^8 x 50 ms
-# is 58 core-days, and 8 PIN digits are rare); what stops guessing is the lockout (5 wrong
-# tries, then locks that double) online and encryption at rest (storage.encryption_key)
-# offline. This cost still makes each offline guess ~10^5 times dearer than a fast hash
-# and needs 16 MiB per guess (GPU farms pay in memory), while a burst of 60 sign-ins
-# takes 60 x 57 ms / 2 workers = 1.7 s.
+# is 58 core-days, and 8 PIN digits are rare); what stops guessing is the lockout online
+# (auth.py: wrong tries counted per client and per account, locks that grow) and
+# encryption at rest (storage.encryption_key) offline. This cost still makes each offline
+# guess ~10^5 times dearer than a fast hash and needs 16 MiB per guess (GPU farms pay in
+# memory), while a burst of 60 sign-ins takes 60 x 57 ms / 2 workers = 1.7 s of hashing.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 
 
