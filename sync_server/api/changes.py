@@ -165,7 +165,7 @@ def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[st
             yield first
             for row in scan:
                 yield ",\n" + row
-        pending = 0 if feed.descending else max(feed.db.update_seq - scan.last, 0)
+        pending = 0 if feed.descending else feed.db.count_since(scan.last)  # documents, as CouchDB counts
     except DatabaseGone:
         pass
     yield f'\n],\n"last_seq":"{feed.db.seq_string(scan.last)}","pending":{pending}}}\n'

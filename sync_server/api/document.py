@@ -56,7 +56,8 @@ def get(name: str, doc_id: str) -> Response:
         if "multipart/mixed" in request.headers.get("Accept", ""):
             return _multipart(results)
         return respond(results)
-    doc = db.get(doc_id, request.args.get("rev"), revs_info=flag("revs_info"), conflicts=flag("conflicts"),
+    rev = request.args.get("rev")  # CouchDB gives _revs_info of the current revision only
+    doc = db.get(doc_id, rev, revs_info=flag("revs_info") and rev is None, conflicts=flag("conflicts"),
                  deleted_conflicts=flag("deleted_conflicts"), local_seq=flag("local_seq"), **options)
     etag = f'"{doc["_rev"]}"'
     if request.headers.get("If-None-Match") == etag:

@@ -389,3 +389,12 @@ def test_revs_limit_applies_to_read_history_and_after_compaction(pair: Pair) -> 
         assert client.post(f"/{pair.db}/_compact", json={}).status_code == 202
     pair.same("GET", "/{db}/bar?revs=true")
     # (CouchDB answers a limit of 0 or a string with a 500; ours is a 400, see the README.)
+
+
+def test_revs_info_only_for_the_current_revision_and_pending_counts_documents(pair: Pair) -> None:
+    _, made = pair.same("PUT", "/{db}/d", json={"a": 1})
+    pair.same("GET", f"/{{db}}/d?rev={made['rev']}&revs_info=true")
+    pair.same("GET", "/{db}/d?revs_info=true")
+    pair.same("DELETE", f"/{{db}}/d?rev={made['rev']}")
+    pair.same("PUT", "/{db}/e", json={})
+    pair.same("GET", "/{db}/_changes?limit=1")
