@@ -62,7 +62,32 @@ def get(name: str, doc_id: str) -> Response:
     etag = f'"{doc["_rev"]}"'
     if request.headers.get("If-None-Match") == etag:
         return Response(status=304, headers={"ETag": etag})
+    if any("data" in a for a in doc.get("_attachments", {}).values()) and _accepts_related():
+        return _related(doc, etag)
     return respond(doc, headers={"ETag": etag})
+
+
+def _accepts_related() -> bool:
+    """Whether the client takes ``multipart/related`` (CouchDB sends it, unless asked for JSON only)."""
+    accept = request.headers.get("Accept")
+    return accept is None or any(t in accept for t in ("multipart/related", "multipart/*", "*/*"))
+
+
+def _related(doc: dict, etag: str) -> Response:
+    """A document with inline attachments as CouchDB sends it: JSON with ``follows`` stubs, then each one's data."""
+    boundary = secrets.token_hex(16)
+    chunks: list[bytes] = []
+    for att_name, att in doc["_attachments"].items():
+        if "data" in att:
+            data = base64.b64decode(att.pop("data"))
+            att.update(length=len(data), follows=True)
+            chunks.append(f'--{boundary}\r\nContent-Disposition: attachment; filename="{att_name}"\r\n'
+                          f'Content-Type: {att["content_type"]}\r\nContent-Length: {len(data)}\r\n\r\n'.encode()
+                          + data + b"\r\n")
+    head = f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + json.dumps(
+        doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\r\n"
+    return Response(head + b"".join(chunks) + f"--{boundary}--".encode(), headers={"ETag": etag},
+                    content_type=f'multipart/related; boundary="{boundary}"')
 
 
 def _multipart(results: list[dict]) -> Response:

@@ -18,6 +18,8 @@ import httpx
 import pytest
 from differential import Pair, new_db_name
 
+from sync_server.api import multipart
+
 from conftest import ADMIN, Kiosk, free_port
 
 pytestmark = pytest.mark.peers
@@ -398,3 +400,20 @@ def test_revs_info_only_for_the_current_revision_and_pending_counts_documents(pa
     pair.same("DELETE", f"/{{db}}/d?rev={made['rev']}")
     pair.same("PUT", "/{db}/e", json={})
     pair.same("GET", "/{db}/_changes?limit=1")
+
+
+def test_get_with_attachments_as_multipart_related(pair: Pair) -> None:
+    att = {"x.bin": {"content_type": "application/octet-stream", "data": b64(b"\0\1\2")},
+           "y.bin": {"content_type": "application/octet-stream", "data": b64(b"yy")}}
+    pair.same("PUT", "/{db}/doc", json={"a": 1, "_attachments": att})
+    pair.same("PUT", "/{db}/plain", json={"a": 1})
+    for accept in ("*/*", "multipart/related", "application/json"):
+        couch, kiosk = pair.both("GET", "/{db}/doc?attachments=true", headers={"Accept": accept})
+        assert kiosk.status_code == couch.status_code
+        assert kiosk.headers["Content-Type"].split(";")[0] == couch.headers["Content-Type"].split(";")[0]
+        if accept != "application/json":
+            got = [(p.headers, p.data) for p in multipart.parts(kiosk.headers["Content-Type"], kiosk.content)]
+            want = [(p.headers, p.data) for p in multipart.parts(couch.headers["Content-Type"], couch.content)]
+            assert [h for h, _ in got[1:]] == [h for h, _ in want[1:]] and [d for _, d in got[1:]] == [d for _, d in want[1:]]
+            assert json.loads(got[0][1]) == json.loads(want[0][1])
+    pair.same("GET", "/{db}/plain?attachments=true", headers={"Accept": "*/*"})
