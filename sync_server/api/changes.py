@@ -15,10 +15,11 @@ from typing import Any
 
 from flask import Response, request
 
-from ..errors import BadRequest, DatabaseGone, NotFound
+from ..errors import BadRequest, DatabaseGone
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
+from .design import design_function
 from .http import doc_read_options, flag, integer, json_body, json_param, settings, stream
 
 
@@ -126,28 +127,14 @@ def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
         view = request.args.get("view")
         if view is None:
             raise BadRequest("`view` filter parameter is not provided.")
-        _design_function(db, view, "views", "`view` must be of the form `designname/viewname`")
+        design_function(db, view, "views", "`view` must be of the form `designname/viewname`")
     elif name.startswith("_"):
         raise BadRequest("unknown builtin filter name")
     else:
-        _design_function(db, name, "filters", "`filter` must be of the form `designname/filtername`")
+        design_function(db, name, "filters", "`filter` must be of the form `designname/filtername`")
     raise BadRequest(f"filter {name[:60]!r} needs JavaScript, which this server does not run: "
                      "use _doc_ids, _selector or _design")
 
-
-def _design_function(db: Database, name: str, kind: str, form: str) -> None:
-    """Check that ``design/function`` names a function of that kind, with CouchDB's 404s when not.
-
-    :raises NotFound: ``missing`` (no design document), ``missing json key: ...``.
-    """
-    design, slash, function = name.partition("/")
-    if not slash or not design or not function:
-        raise BadRequest(form)
-    functions = db.get("_design/" + design).get(kind)
-    if not isinstance(functions, dict):
-        raise NotFound(f"missing json key: {kind}")
-    if function not in functions:
-        raise NotFound(f"missing json key: {function}")
 
 
 def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[str]:

@@ -417,3 +417,13 @@ def test_get_with_attachments_as_multipart_related(pair: Pair) -> None:
             assert [h for h, _ in got[1:]] == [h for h, _ in want[1:]] and [d for _, d in got[1:]] == [d for _, d in want[1:]]
             assert json.loads(got[0][1]) == json.loads(want[0][1])
     pair.same("GET", "/{db}/plain?attachments=true", headers={"Accept": "*/*"})
+
+
+@pytest.mark.parametrize("path", [
+    "/_design/nope/_view/v", "/_design/bare/_view/v", "/_design/foo/_view/w",
+    "/_design/bare/_show/s", "/_design/nope/_list/l/v", "/_design/foo/_update/u",
+])
+def test_design_functions_that_are_missing(pair: Pair, path: str) -> None:
+    pair.same("PUT", "/{db}/_design/foo", json={"views": {"v": {"map": "function(doc) { emit(doc._id); }"}}})
+    pair.same("PUT", "/{db}/_design/bare", json={})
+    pair.same("GET", "/{db}" + path)
