@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from flask import Response, g, request
 
-from ..auth import require_admin, require_db_admin
+from ..security.auth import require_admin, require_db_admin
 from ..errors import BadRequest
 from .access import open_db
 from .document import batch_write, write_result

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from flask import Response, current_app, g, request
 
 from .. import __version__
-from ..auth import require_admin
+from ..security.auth import require_admin
 from ..errors import BadRequest, Unauthorized
 from .http import integer, parse_json, raw_body, respond, server
 
@@ -120,7 +120,7 @@ def set_session_cookie(response: Response, name: str) -> None:
 
 def sync_status() -> Response:
     """``GET /_sync/status``: the kiosk's sync status (no credentials in it)."""
-    from ..policy import quarantined_count
+    from ..handbook.policy import quarantined_count
     from ..sync_status import SyncStatus, summary, waiting_up
 
     settings = current_app.config["SETTINGS"]
