@@ -52,14 +52,14 @@ def get(name: str, doc_id: str) -> Response:
     if open_revs is not None:
         if open_revs != "all" and not (isinstance(open_revs, list) and all(isinstance(r, str) for r in open_revs)):
             raise BadRequest("open_revs must be \"all\" or a JSON array of revisions")
-        multipart = "multipart/mixed" in request.headers.get("Accept", "")
-        if multipart and not options["atts_since"]:
+        mixed = "multipart/mixed" in request.headers.get("Accept", "")
+        if mixed and not options["atts_since"]:
             # As CouchDB (chttpd_db:send_docs_multipart): multipart answers carry attachment data
             # whether or not ``attachments=true`` was asked, all but those older than ``atts_since``.
             # CouchDB's replicator asks so, and writes what it gets: stubs would be missing_stub.
             options["attachments_"] = True
         results = db.open_revs(doc_id, open_revs, **options)
-        if multipart:
+        if mixed:
             return _multipart(results)
         return respond(results)
     rev = request.args.get("rev")  # CouchDB gives _revs_info of the current revision only
