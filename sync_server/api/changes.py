@@ -18,10 +18,11 @@ from typing import Any
 
 from flask import Response, request
 
-from ..errors import BadRequest, DatabaseGone, NotFound
+from ..errors import BadRequest, DatabaseGone
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
+from .design import design_function
 from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, settings, stream
 
 
@@ -132,28 +133,14 @@ def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
         view = request.args.get("view")
         if view is None:
             raise BadRequest("`view` filter parameter is not provided.")
-        _design_function(db, view, "views", "`view` must be of the form `designname/viewname`")
+        design_function(db, view, "views", "`view` must be of the form `designname/viewname`")
     elif name.startswith("_"):
         raise BadRequest("unknown builtin filter name")
     else:
-        _design_function(db, name, "filters", "`filter` must be of the form `designname/filtername`")
+        design_function(db, name, "filters", "`filter` must be of the form `designname/filtername`")
     raise BadRequest(f"filter {name[:60]!r} needs JavaScript, which this server does not run: "
                      "use _doc_ids, _selector or _design")
 
-
-def _design_function(db: Database, name: str, kind: str, form: str) -> None:
-    """Check that ``design/function`` names a function of that kind, with CouchDB's 404s when not.
-
-    :raises NotFound: ``missing`` (no design document), ``missing json key: ...``.
-    """
-    design, slash, function = name.partition("/")
-    if not slash or not design or not function:
-        raise BadRequest(form)
-    functions = db.get("_design/" + design).get(kind)
-    if not isinstance(functions, dict):
-        raise NotFound(f"missing json key: {kind}")
-    if function not in functions:
-        raise NotFound(f"missing json key: {function}")
 
 
 def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[str]:
@@ -171,7 +158,7 @@ def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[st
             yield first
             for row in scan:
                 yield ",\n" + row
-        pending = 0 if feed.descending else max(feed.db.update_seq - scan.last, 0)
+        pending = 0 if feed.descending else feed.db.count_since(scan.last)  # documents, as CouchDB counts
     except DatabaseGone:
         pass
     yield f'\n],\n"last_seq":"{feed.db.seq_string(scan.last)}","pending":{pending}}}\n'

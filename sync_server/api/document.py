@@ -52,22 +52,48 @@ def get(name: str, doc_id: str) -> Response:
     if open_revs is not None:
         if open_revs != "all" and not (isinstance(open_revs, list) and all(isinstance(r, str) for r in open_revs)):
             raise BadRequest("open_revs must be \"all\" or a JSON array of revisions")
-        multipart = "multipart/mixed" in request.headers.get("Accept", "")
-        if multipart and not options["atts_since"]:
+        mixed = "multipart/mixed" in request.headers.get("Accept", "")
+        if mixed and not options["atts_since"]:
             # As CouchDB (chttpd_db:send_docs_multipart): multipart answers carry attachment data
             # whether or not ``attachments=true`` was asked, all but those older than ``atts_since``.
             # CouchDB's replicator asks so, and writes what it gets: stubs would be missing_stub.
             options["attachments_"] = True
         results = db.open_revs(doc_id, open_revs, **options)
-        if multipart:
+        if mixed:
             return _multipart(results)
         return respond(results)
-    doc = db.get(doc_id, request.args.get("rev"), revs_info=flag("revs_info"), conflicts=flag("conflicts"),
+    rev = request.args.get("rev")  # CouchDB gives _revs_info of the current revision only
+    doc = db.get(doc_id, rev, revs_info=flag("revs_info") and rev is None, conflicts=flag("conflicts"),
                  deleted_conflicts=flag("deleted_conflicts"), local_seq=flag("local_seq"), **options)
     etag = f'"{doc["_rev"]}"'
     if request.headers.get("If-None-Match") == etag:
         return Response(status=304, headers={"ETag": etag})
+    if any("data" in a for a in doc.get("_attachments", {}).values()) and _accepts_related():
+        return _related(doc, etag)
     return respond(doc, headers={"ETag": etag})
+
+
+def _accepts_related() -> bool:
+    """Whether the client takes ``multipart/related`` (CouchDB sends it, unless asked for JSON only)."""
+    accept = request.headers.get("Accept")
+    return accept is None or any(t in accept for t in ("multipart/related", "multipart/*", "*/*"))
+
+
+def _related(doc: dict, etag: str) -> Response:
+    """A document with inline attachments as CouchDB sends it: JSON with ``follows`` stubs, then each one's data."""
+    boundary = secrets.token_hex(16)
+    chunks: list[bytes] = []
+    for att_name, att in doc["_attachments"].items():
+        if "data" in att:
+            data = base64.b64decode(att.pop("data"))
+            att.update(length=len(data), follows=True)
+            chunks.append(f'--{boundary}\r\nContent-Disposition: attachment; filename="{att_name}"\r\n'
+                          f'Content-Type: {att["content_type"]}\r\nContent-Length: {len(data)}\r\n\r\n'.encode()
+                          + data + b"\r\n")
+    head = f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + json.dumps(
+        doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\r\n"
+    return Response(head + b"".join(chunks) + f"--{boundary}--".encode(), headers={"ETag": etag},
+                    content_type=f'multipart/related; boundary="{boundary}"')
 
 
 def _multipart(results: list[dict]) -> Response:

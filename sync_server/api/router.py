@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 from flask import Response, request
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import app_static, bulk, changes, database, document, pairing, server
+from . import app_static, bulk, changes, database, design, document, pairing, server
 
 Handler = Callable[..., Response]
 
@@ -95,6 +95,11 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
     first = rest[0]
     if first in _DB_SPECIAL and len(rest) == 1:
         return _pick(_DB_SPECIAL[first]), [head]
+    if first == "_design" and len(rest) >= 4 and rest[2] == "_view":
+        return _pick({"GET": design.view, "POST": design.view}), [head, rest[1], "/".join(rest[3:])]
+    if first == "_design" and len(rest) >= 4 and rest[2] in design.KINDS:
+        return _pick({"GET": design.function, "POST": design.function, "PUT": design.function}), \
+            [head, rest[1], rest[2], "/".join(rest[3:])]
     if first in ("_design", "_local") and len(rest) >= 2:
         return _named(head, f"{first}/{rest[1]}", rest[2:])
     if first.startswith(("_design/", "_local/")):

@@ -14,6 +14,9 @@ from test_error_shape import assert_couch_error
 DATA = bytes(range(256)) * 4  # 1 KiB, every byte value
 TEXT = "Điều lệ Đảng — chương I\n".encode()
 
+# Inline attachment data comes as JSON only to a client that asks for it (else multipart/related).
+JSON = {"Accept": "application/json"}
+
 
 @pytest.fixture
 def db(client: Any) -> Any:
@@ -44,7 +47,7 @@ def test_inline_attachment_becomes_a_stub(db: Any) -> None:
 
 def test_attachments_true_inlines_data(db: Any) -> None:
     put(db, "doc", inline(("a.bin", DATA, "application/octet-stream")))
-    att = get(db, f"/{DB}/doc?attachments=true")["_attachments"]["a.bin"]
+    att = get(db, f"/{DB}/doc?attachments=true", headers=JSON)["_attachments"]["a.bin"]
     assert att["data"] == b64(DATA) and "stub" not in att
     assert att["digest"] == md5_digest(DATA) and att["revpos"] == 1 and att["content_type"] == "application/octet-stream"
 
@@ -74,12 +77,12 @@ def test_atts_since(db: Any) -> None:
     doc = get(db, f"/{DB}/doc")
     doc["_attachments"]["new.txt"] = {"content_type": "text/plain", "data": b64(b"new")}
     rev2 = put(db, "doc", doc)
-    atts = get(db, f"/{DB}/doc?atts_since={quote(json.dumps([rev1]))}")["_attachments"]
+    atts = get(db, f"/{DB}/doc?atts_since={quote(json.dumps([rev1]))}", headers=JSON)["_attachments"]
     assert atts["old.txt"].get("stub") is True and "data" not in atts["old.txt"]
     assert atts["new.txt"]["data"] == b64(b"new") and atts["new.txt"]["revpos"] == 2
-    both = get(db, f"/{DB}/doc?atts_since={quote(json.dumps(['1-' + 'f' * 32]))}")["_attachments"]
+    both = get(db, f"/{DB}/doc?atts_since={quote(json.dumps(['1-' + 'f' * 32]))}", headers=JSON)["_attachments"]
     assert both["old.txt"]["data"] == b64(b"old") and both["new.txt"]["data"] == b64(b"new")
-    none = get(db, f"/{DB}/doc?atts_since={quote(json.dumps([rev2]))}")["_attachments"]
+    none = get(db, f"/{DB}/doc?atts_since={quote(json.dumps([rev2]))}", headers=JSON)["_attachments"]
     assert all(a.get("stub") for a in none.values())
 
 

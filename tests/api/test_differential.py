@@ -17,6 +17,8 @@ import httpx
 import pytest
 from differential import Pair, new_db_name
 
+from sync_server.api import multipart
+
 from conftest import ADMIN, Kiosk, free_port
 
 pytestmark = pytest.mark.peers
@@ -388,3 +390,39 @@ def test_revs_limit_applies_to_read_history_and_after_compaction(pair: Pair) -> 
         assert client.post(f"/{pair.db}/_compact", json={}).status_code == 202
     pair.same("GET", "/{db}/bar?revs=true")
     # (CouchDB answers a limit of 0 or a string with a 500; ours is a 400, see the README.)
+
+
+def test_revs_info_only_for_the_current_revision_and_pending_counts_documents(pair: Pair) -> None:
+    _, made = pair.same("PUT", "/{db}/d", json={"a": 1})
+    pair.same("GET", f"/{{db}}/d?rev={made['rev']}&revs_info=true")
+    pair.same("GET", "/{db}/d?revs_info=true")
+    pair.same("DELETE", f"/{{db}}/d?rev={made['rev']}")
+    pair.same("PUT", "/{db}/e", json={})
+    pair.same("GET", "/{db}/_changes?limit=1")
+
+
+def test_get_with_attachments_as_multipart_related(pair: Pair) -> None:
+    att = {"x.bin": {"content_type": "application/octet-stream", "data": b64(b"\0\1\2")},
+           "y.bin": {"content_type": "application/octet-stream", "data": b64(b"yy")}}
+    pair.same("PUT", "/{db}/doc", json={"a": 1, "_attachments": att})
+    pair.same("PUT", "/{db}/plain", json={"a": 1})
+    for accept in ("*/*", "multipart/related", "application/json"):
+        couch, kiosk = pair.both("GET", "/{db}/doc?attachments=true", headers={"Accept": accept})
+        assert kiosk.status_code == couch.status_code
+        assert kiosk.headers["Content-Type"].split(";")[0] == couch.headers["Content-Type"].split(";")[0]
+        if accept != "application/json":
+            got = [(p.headers, p.data) for p in multipart.parts(kiosk.headers["Content-Type"], kiosk.content)]
+            want = [(p.headers, p.data) for p in multipart.parts(couch.headers["Content-Type"], couch.content)]
+            assert [h for h, _ in got[1:]] == [h for h, _ in want[1:]] and [d for _, d in got[1:]] == [d for _, d in want[1:]]
+            assert json.loads(got[0][1]) == json.loads(want[0][1])
+    pair.same("GET", "/{db}/plain?attachments=true", headers={"Accept": "*/*"})
+
+
+@pytest.mark.parametrize("path", [
+    "/_design/nope/_view/v", "/_design/bare/_view/v", "/_design/foo/_view/w",
+    "/_design/bare/_show/s", "/_design/nope/_list/l/v", "/_design/foo/_update/u",
+])
+def test_design_functions_that_are_missing(pair: Pair, path: str) -> None:
+    pair.same("PUT", "/{db}/_design/foo", json={"views": {"v": {"map": "function(doc) { emit(doc._id); }"}}})
+    pair.same("PUT", "/{db}/_design/bare", json={})
+    pair.same("GET", "/{db}" + path)

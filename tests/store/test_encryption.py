@@ -91,7 +91,8 @@ def serve_once(data_dir: Path, env: dict[str, str], config: Path | None = None) 
 def test_a_copied_data_directory_reveals_no_name_pin_hash_minutes_or_attachment(tmp_path):
     encrypted = start(tmp_path, tmp_path / "enc", "núi cao bản xa 2026")
     pin_hash = fill(encrypted)
-    doc = httpx.get(f"{encrypted.url}/{DB}/{minutes_doc()['_id']}?attachments=true", trust_env=False).json()
+    doc = httpx.get(f"{encrypted.url}/{DB}/{minutes_doc()['_id']}?attachments=true", trust_env=False,
+                    headers={"Accept": "application/json"}).json()
     assert doc["text"] == MINUTES and base64.b64decode(doc["_attachments"]["danh-sach.pdf"]["data"]) == ATTACHMENT
     encrypted.stop()
     assert secrets_found(tmp_path / "enc", pin_hash) == []
