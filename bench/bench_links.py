@@ -175,7 +175,7 @@ def child_replicate(argv: list[str]) -> int:
     """
     import click
 
-    from sync_server import replicate_cli
+    from sync_server.cli import replicate as replicate_cli
     from sync_server.cli import main as cli_main
 
     captured: dict[str, Any] = {}

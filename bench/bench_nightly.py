@@ -20,8 +20,8 @@ What it does, in a fresh temporary directory (removed at the end unless ``--keep
    auth; every row must succeed: the hub checks schemas and ownership); with
    ``--restart-hub`` the hub is then restarted, so no database is open when the first
    night starts;
-3. runs ``replication.province.run_nightly`` in this process, with a Settings object and
-   ``sync_server.policy.open_store(settings)`` for the merged replica, night after night:
+3. runs ``sync_server.jobs.nightly.run_nightly`` in this process, with a Settings object and
+   ``sync_server.handbook.policy.open_store(settings)`` for the merged replica, night after night:
 
    ``first``            everything new (checkpoint cache: one dict shared by the nights,
                         as ``NightlyScheduler`` keeps it);
@@ -98,13 +98,13 @@ ROOT = BENCH.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from replication import province as province_module  # noqa: E402
+from sync_server.jobs import nightly as province_module  # noqa: E402
 from replication.http_peer import HttpPeer  # noqa: E402
 from schemas.hierarchy import cell_db_name  # noqa: E402
-from sync_server import reports  # noqa: E402
+from sync_server.handbook import reports  # noqa: E402
 from sync_server.errors import PeerUnavailable  # noqa: E402
-from sync_server.generate import generate  # noqa: E402
-from sync_server.policy import open_store  # noqa: E402
+from sync_server.handbook.generate import generate  # noqa: E402
+from sync_server.handbook.policy import open_store  # noqa: E402
 from sync_server.settings import Settings  # noqa: E402
 
 HOST = "127.0.0.1"

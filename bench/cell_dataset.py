@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     docs = cell_dataset(args.quick)
     print(describe(docs))
     if args.validate:
-        from sync_server import validation
+        from sync_server.handbook import validation
 
         for doc in [*docs, *push_meetings()]:
             validation.validate(doc)

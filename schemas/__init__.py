@@ -2,7 +2,7 @@
 
 ``<type>.schema.json`` for each name in ``DOCUMENT_TYPES``, ``hierarchy.schema.json`` for one
 row of the hierarchy file, and ``examples/<type>/{valid,invalid}-*.json``. ``MODEL.md`` explains
-the model; ``sync_server/validation.py`` applies the schemas (and the rules a schema cannot state)
+the model; ``sync_server/handbook/validation.py`` applies the schemas (and the rules a schema cannot state)
 to every write. ``hierarchy.py`` reads a province's hierarchy file.
 """
 

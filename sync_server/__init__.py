@@ -1,9 +1,17 @@
-"""A CouchDB-compatible replica on SQLite, served over HTTP by Flask."""
+"""A CouchDB-compatible replica on SQLite, served over HTTP by Flask, and the handbook around it.
+
+Layers, lowest first; each imports only the layers above it in this list (tests/test_layers.py
+checks it on every import, including those inside functions):
+
+1. base: ``errors``, ``settings``, ``private_file``, ``sync_status``: nothing of the project;
+2. ``schemas/``: base;
+3. ``store/``: the SQLite document store: base;
+4. ``security/``: accounts, PINs, pairing, TLS, keys, signatures, audit: base;
+5. ``replication/`` (top-level): the replication protocol over a Peer: base and store;
+6. ``handbook/``: the handbook's documents, rules and reports: base, schemas, store, security;
+7. ``api/`` with ``app.py`` (HTTP), and ``jobs/`` (scheduled and command work): siblings that never
+   import each other; jobs may use replication, api may not;
+8. ``cli/``: anything.
+"""
 
 __version__ = "0.1.0"
-
-from .app import create_app  # noqa: E402
-from .errors import CouchError, StartupError, SyncError  # noqa: E402
-from .store import Server  # noqa: E402
-
-__all__ = ["CouchError", "Server", "StartupError", "SyncError", "__version__", "create_app"]

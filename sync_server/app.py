@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -15,12 +16,12 @@ from werkzeug.routing import BaseConverter
 from .api import router
 from .api.http import compress_response, respond
 from .api.server import set_session_cookie
-from .audit import audit_for
-from .auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, User, current_name, current_roles
+from .security.audit import audit_for
+from .security.auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, User, current_name, current_roles
 from .errors import CouchError, NotFound, RequestTooLarge, Unauthorized
 from .settings import Settings
-from .pairing import Pairing
-from .policy import open_store
+from .security.pairing import Pairing
+from .handbook.policy import open_store
 from .store import Server
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ def _bad_auth() -> None:
 def _finish(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "must-revalidate")
     response.headers["Server"] = "party-handbook-sync (CouchDB 3 API)"
+    response.headers["X-Couch-Request-ID"] = secrets.token_hex(5)  # as CouchDB: one per request, for logs
+    response.headers["X-CouchDB-Body-Time"] = "0"
     if g.get("refresh_cookie") and g.user.name:
         set_session_cookie(response, g.user.name)
     return compress_response(response)

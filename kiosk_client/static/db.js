@@ -162,7 +162,7 @@ export async function pair(code, name, pin, label) {
   });
   if (!response.ok) {
     const error = await refused(response);
-    // the kiosk's reasons (sync_server/pairing.py, auth.py) tell a bad code from a wrong PIN
+    // the kiosk's reasons (sync_server/security/pairing.py, auth.py) tell a bad code from a wrong PIN
     error.kind = response.status !== 401 ? 'other' : /pairing code/i.test(error.reason) ? 'code'
       : /locked/i.test(error.reason) ? 'locked' : 'pin';
     throw error;

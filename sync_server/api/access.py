@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import g
 
-from ..auth import require_admin, require_db_admin, require_member
+from ..security.auth import require_admin, require_db_admin, require_member
 from ..store import Database
 from .http import server, settings
 

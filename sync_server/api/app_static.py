@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import Response, current_app, redirect, request
 
 from ..errors import NotFound
-from ..ownership import HANDBOOK_DB, cell_of_db
+from ..handbook.ownership import HANDBOOK_DB, cell_of_db
 from .http import respond
 from .server import root as couch_root
 
@@ -67,14 +67,7 @@ def _sample() -> Response:
     """The demo accounts, only from a server started with ``--sample`` (or ``server.sample_db``)."""
     if not current_app.config.get("SAMPLE_ACCOUNTS"):
         raise NotFound("missing")
-    from ..sample import (
-        CELL,
-        CELL_DB,
-        DEMO_KIOSK_ADMIN,
-        DEMO_MEMBER,
-        DEMO_SECRETARY,
-        HANDBOOK_DB,
-    )
+    from ..handbook.sample import CELL, CELL_DB, DEMO_KIOSK_ADMIN, DEMO_MEMBER, DEMO_SECRETARY, HANDBOOK_DB
 
     return respond({"sample": True, "cell": CELL, "cell_db": CELL_DB, "handbook_db": HANDBOOK_DB,
                     "member": DEMO_MEMBER, "secretary": DEMO_SECRETARY, "kiosk_admin": DEMO_KIOSK_ADMIN})
@@ -91,8 +84,8 @@ def _kiosk() -> Response:
     if cell is not None:
         found = {"cell": cell, "cell_db": sync.cell_db, "handbook_db": sync.handbook_db or HANDBOOK_DB}
     elif current_app.config.get("SAMPLE_ACCOUNTS"):
-        from ..sample import CELL, CELL_DB
-        from ..sample import HANDBOOK_DB as SAMPLE_HANDBOOK_DB
+        from ..handbook.sample import CELL, CELL_DB
+        from ..handbook.sample import HANDBOOK_DB as SAMPLE_HANDBOOK_DB
 
         found = {"cell": CELL, "cell_db": CELL_DB, "handbook_db": sync.handbook_db or SAMPLE_HANDBOOK_DB}
     else:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Response, current_app, g, request
 
-from ..auth import require_admin
+from ..security.auth import require_admin
 from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
-from ..ownership import KIOSK_ADMIN_ROLE
-from ..pairing import Pairing
+from ..handbook.ownership import KIOSK_ADMIN_ROLE
+from ..security.pairing import Pairing
 from .http import json_body, respond
 
 

@@ -30,15 +30,8 @@ from conftest import ADMIN, ROOT, free_port, start_process, stop_process, wait_r
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from sync_server.api.app_static import STATIC
-from sync_server.policy import open_store
-from sync_server.sample import (
-    CELL_DB,
-    DEMO_KIOSK_ADMIN,
-    DEMO_MEMBER,
-    DEMO_SECRETARY,
-    HANDBOOK_DOCS,
-    MEETING_NEXT,
-)
+from sync_server.handbook.policy import open_store
+from sync_server.handbook.sample import CELL_DB, DEMO_KIOSK_ADMIN, DEMO_MEMBER, DEMO_SECRETARY, HANDBOOK_DOCS, MEETING_NEXT
 from sync_server.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from sync_server.generate import Province, generate, write_to_store
-from sync_server.report_html import NO_DATA, fmt_int, fmt_pct, pct_whole
-from sync_server.reports import Report, compute, write_reports
+from sync_server.handbook.generate import Province, generate, write_to_store
+from sync_server.handbook.report_html import NO_DATA, fmt_int, fmt_pct, pct_whole
+from sync_server.handbook.reports import Report, compute, write_reports
 from sync_server.store import Server
 
 CHROMIUM = Path("/usr/bin/chromium")

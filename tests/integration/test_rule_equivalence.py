@@ -13,8 +13,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from replication.provision import HANDBOOK_SECURITY
-from sync_server import ownership
+from sync_server.jobs.provision import HANDBOOK_SECURITY
+from sync_server.handbook import ownership
 
 pytestmark = pytest.mark.peers
 CELL = "TQ.NH.KH.C01"

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_server.generate import generate
+from sync_server.handbook.generate import generate
 
 pytestmark = pytest.mark.peers
 
@@ -136,7 +136,7 @@ def test_a_kiosk_applies_the_provinces_signed_retraction_and_no_other_deletion(t
     status = json.loads(run("status", "--config", str(kiosk_config), "--json").stdout)
     assert status["quarantined"] == 1
     from sync_server.errors import NotFound
-    from sync_server.policy import open_store
+    from sync_server.handbook.policy import open_store
     from sync_server.settings import load
 
     store = open_store(load(kiosk_config))

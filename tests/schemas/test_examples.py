@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sync_server import validation
+from sync_server.handbook import validation
 from sync_server.errors import Forbidden
 
 EXAMPLES = validation.SCHEMA_DIR / "examples"

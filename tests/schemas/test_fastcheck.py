@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sync_server import validation
-from sync_server.generate import generate
+from sync_server.handbook import validation
+from sync_server.handbook.generate import generate
 
 EXAMPLES = sorted((Path(validation.SCHEMA_DIR) / "examples").glob("*/*.json"))
 

@@ -1,4 +1,4 @@
-"""sync_server.validation: reasons, what is not checked, formats, Unicode, the schemas themselves, speed."""
+"""sync_server.handbook.validation: reasons, what is not checked, formats, Unicode, the schemas themselves, speed."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import referencing.exceptions
 from jsonschema.exceptions import best_match
 from jsonschema.validators import extend, validator_for
 
-from sync_server import validation
+from sync_server.handbook import validation
 from sync_server.errors import Forbidden
-from sync_server.validation import load_schema, validate
+from sync_server.handbook.validation import load_schema, validate
 
 CELL = "TQ.NH.KH.C01"
 MEETING_ID = f"meeting:{CELL}:3f6c1a2e-8b4d-4f0e-9a71-2c5d9e8b7a10"
@@ -313,9 +313,9 @@ def test_shortcut_reports_what_jsonschema_reports() -> None:
 
 
 def test_signature_made_by_signing_matches_the_article_schema() -> None:
-    """The shape `sync-server publish` writes (sync_server/signing.py) is the shape the schema accepts."""
+    """The shape `sync-server publish` writes (sync_server/security/signing.py) is the shape the schema accepts."""
     ed25519 = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519")
-    from sync_server import signing
+    from sync_server.security import signing
 
     article = json.loads((validation.SCHEMA_DIR / "examples/article/valid-training-unsigned.json").read_text("utf-8"))
     key = ed25519.Ed25519PrivateKey.generate()

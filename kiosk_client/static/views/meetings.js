@@ -7,7 +7,7 @@ import { h, nowWithOffset, localParts, fromParts } from '../ui.js';
 const KINDS = ['regular', 'thematic', 'extraordinary'];
 const STATUSES = ['scheduled', 'held', 'cancelled'];
 
-/** The secretary of a cell writes its schedule (sync_server/ownership.py refuses anyone else's meeting). */
+/** The secretary of a cell writes its schedule (sync_server/handbook/ownership.py refuses anyone else's meeting). */
 function schedules(who) { return Boolean(who && who.secretary && who.cell); }
 
 export async function render(params, ctx) {

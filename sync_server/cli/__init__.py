@@ -1,0 +1,395 @@
+"""The ``sync-server`` command line. Thin: parse, call the library, print one line on error."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+
+import click
+
+from ..errors import StartupError
+from ..settings import Settings, load
+
+LOOPBACK = "127.0.0.1"
+# Waitress buffers up to 16 MB per connection before it pauses a streaming response
+# for a slow reader; with several phones reading a large _changes feed over Wi-Fi
+# that is most of a kiosk's memory. Pause early instead, spill past 256 KB to disk.
+# poll(), not select(): select() fails on file descriptors above 1023, and a hub
+# holding thousands of cell databases has that many files open.
+WAITRESS_BUFFERS = {"outbuf_high_watermark": 1_048_576, "outbuf_overflow": 262_144, "asyncore_use_poll": True}
+
+
+@click.group()
+def main() -> None:
+    """Offline-first sync for party cells: a CouchDB-compatible kiosk replica."""
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+@click.option("--host", help="Address to bind (default from config, 127.0.0.1).")
+@click.option("--port", type=int, help="TCP port (default from config, 5984).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--admin", help="USER:PASSWORD of the server admin (or SYNC_SERVER_ADMIN).")
+@click.option("--sample", is_flag=True, help="Create a sample database if it is missing.")
+def serve(data_dir: str | None, host: str | None, port: int | None, config_path: str | None,
+          admin: str | None, sample: bool) -> None:
+    """Start the server (waitress, a production WSGI server)."""
+    try:
+        settings = _serve_settings(config_path, data_dir, host, port, admin or os.environ.get("SYNC_SERVER_ADMIN"))
+        _run(settings, sample)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _serve_settings(config_path: str | None, data_dir: str | None, host: str | None, port: int | None,
+                    admin: str | None) -> Settings:
+    settings = load(config_path).replace("server", data_dir=data_dir, host=host, port=port, admin=admin)
+    admin = settings.server.admin
+    if admin is not None and (":" not in admin or not admin.split(":", 1)[0] or not admin.split(":", 1)[1]):
+        raise StartupError("the admin account must be given as USER:PASSWORD")
+    if admin is None and not _is_loopback(settings.server.host):
+        click.echo(f"sync-server: no admin account set, so binding to {LOOPBACK} only "
+                   "(set --admin USER:PASSWORD or SYNC_SERVER_ADMIN to serve the network)", err=True)
+        settings = settings.replace("server", host=LOOPBACK)
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _run(settings: Settings, sample: bool) -> None:
+    import waitress
+
+    from ..app import create_app
+    from ..handbook.sample import ensure_sample
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(settings)
+    except OSError as exc:
+        raise StartupError(f"cannot open data directory {settings.server.data_dir}: {exc.strerror or exc}") from None
+    name = settings.server.sample_db or ("handbook-sample" if sample else None)
+    if name and ensure_sample(app.extensions["sync_server"], name):
+        click.echo(f"sync-server: created sample database '{name}'")
+    # Only a server running the sample tells the web app the demo accounts (GET /_app/sample.json).
+    app.config["SAMPLE_ACCOUNTS"] = bool(name)
+    if settings.sync.hub_url or settings.province.hub_url:
+        from sync_server.jobs.scheduler import start_if_configured
+
+        start_if_configured(settings, app.extensions["sync_server"])
+    if settings.sync.hub_url:
+        click.echo(f"sync-server: syncing with the hub every {settings.sync.interval_seconds} s")
+    if settings.province.hub_url:
+        click.echo(f"sync-server: pulling every cell and writing reports at {settings.province.report_time} daily")
+    try:
+        server = waitress.create_server(app, host=settings.server.host, port=settings.server.port,
+                                        threads=settings.server.threads, channel_timeout=300,
+                                        ident="party-handbook-sync", **WAITRESS_BUFFERS)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}") from None
+    https = _start_https(settings, app)
+    click.echo(f"sync-server: listening on http://{settings.server.host}:{server.effective_port}/ "
+               f"(data in {os.path.abspath(settings.server.data_dir)})")
+    sys.stdout.flush()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if https is not None:
+            https.stop()
+
+
+def _start_https(settings: Settings, app: object) -> object | None:
+    """The HTTPS listener for phones (server.tls_port), or None when it is off."""
+    if settings.server.tls_port is None:
+        return None
+    from ..security import tls
+
+    cert = tls.certificate_for(settings)
+    listener = tls.HttpsListener(app, settings.server.host, settings.server.tls_port, cert,
+                                 settings.server.threads).start()
+    app.config["TLS"] = {"port": listener.port, "fingerprint": cert.fingerprint}  # type: ignore[attr-defined]
+    made = " (generated)" if cert.generated else ""
+    click.echo(f"sync-server: listening on https://{settings.server.host}:{listener.port}/ "
+               f"certificate {cert.fingerprint}{made}")
+    return listener
+
+
+@main.command()
+@click.argument("source")
+@click.argument("target")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Local store for peers given by database name.")
+@click.option("--selector", help="Replicate only documents matching this Mango selector (JSON).")
+@click.option("--doc-ids", help="Replicate only these document ids (comma-separated).")
+@click.option("--continuous", is_flag=True, help="Keep replicating new changes until interrupted.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+def replicate(source: str, target: str, data_dir: str | None, selector: str | None, doc_ids: str | None,
+              continuous: bool, batch_size: int, config_path: str | None) -> None:
+    """Replicate SOURCE into TARGET: each a database URL or, with --data-dir, a local database name.
+
+    Exits 0 only when the replication completed.
+    """
+    from .replicate import run_replication
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+        use_store = data_dir is not None or config_path is not None
+        result = run_replication(settings, source, target, use_store, selector, doc_ids, continuous, batch_size)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not result.ok:
+        raise click.ClickException(f"replication stopped: {result.error}")
+
+
+@main.command()
+@click.option("--once", is_flag=True, required=True, help="Run one round now (the server runs rounds on schedule).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+def sync(once: bool, config_path: str | None, data_dir: str | None) -> None:
+    """Sync this kiosk with the hub: push the cell's records, pull them and the handbook."""
+    from .replicate import run_sync_once
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+        ok = run_sync_once(settings)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not ok:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(config_path: str | None, data_dir: str | None, as_json: bool) -> None:
+    """Show the sync status: last push and pull, what waits to go up, refusals, bytes today."""
+    from .replicate import show_status
+
+    try:
+        show_status(load(config_path).replace("server", data_dir=data_dir), as_json)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def keys() -> None:
+    """The province's signing keys (Ed25519)."""
+
+
+@keys.command("create")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False), help="Where private keys are kept.")
+@click.option("--id", "key_id", required=True, help="Key id, e.g. tq-2026 (rotate by creating a new one).")
+def keys_create(directory: str, key_id: str) -> None:
+    """Create a signing key; print the public key to list in config.yaml."""
+    from ..security import signing
+
+    try:
+        path, public = signing.create_key(directory, key_id)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {path} (keep it secret)")
+    click.echo(f"add to config.yaml of every kiosk:\nsigning:\n  public_keys:\n    {key_id}: {public}")
+
+
+@keys.command("list")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False))
+def keys_list(directory: str) -> None:
+    """List the keys in a directory with their public keys."""
+    from pathlib import Path
+
+    from ..security import signing
+
+    try:
+        for path in sorted(Path(directory).glob("*.pem")):
+            click.echo(f"{path.stem}: {signing.public_text(signing.load_key(path))}")
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("article", type=click.Path(dir_okay=False))
+@click.option("--hub", "hub_url", required=True, help="URL of the hub's handbook database (credentials may be in it).")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), help="Private key to sign with.")
+@click.option("--key-id", help="Key id (default: the key file's name).")
+@click.option("--attach", "files", multiple=True, type=click.Path(dir_okay=False, exists=True), help="A file to attach.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml with the public keys.")
+def publish(article: str, hub_url: str, key_path: str | None, key_id: str | None, files: tuple[str, ...],
+            config_path: str | None) -> None:
+    """Sign ARTICLE (a JSON file) and publish it, with attachments, to the hub."""
+    from sync_server.jobs import publish as publishing
+
+    from ..errors import CouchError
+
+    try:
+        settings = load(config_path)
+        doc = publishing.prepare(publishing.read_article(article), list(files), key_path, key_id,
+                                 settings.signing.public_keys or {})
+        rev = publishing.publish(doc, hub_url)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except CouchError as exc:
+        raise click.ClickException(f"refused: {exc.reason}") from None
+    click.echo(f"published {doc['_id']} ({rev})")
+
+
+@main.command()
+@click.argument("article_id")
+@click.option("--hub", "hub_url", required=True, help="URL of the hub's handbook database (credentials may be in it).")
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="Private key to sign with.")
+@click.option("--key-id", help="Key id (default: the key file's name).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml with the public keys.")
+def retract(article_id: str, hub_url: str, key_path: str, key_id: str | None, config_path: str | None) -> None:
+    """Delete ARTICLE_ID (article:<slug>) on the hub with a signed tombstone, the only deletion kiosks apply."""
+    from sync_server.jobs import publish as publishing
+
+    from ..errors import CouchError
+
+    try:
+        doc = publishing.retraction(article_id, key_path, key_id, load(config_path).signing.public_keys or {},
+                                    publishing.current(article_id, hub_url))
+        rev = publishing.publish(doc, hub_url)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except CouchError as exc:
+        raise click.ClickException(f"refused: {exc.reason}") from None
+    click.echo(f"retracted {article_id} ({rev})")
+
+
+@main.command()
+@click.option("--hub", "hub_url", required=True, help="Root URL of the hub, with an admin account in it.")
+@click.option("--hierarchy", "hierarchy_path", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="The province's hierarchy CSV (code,name,level,parent).")
+@click.option("--credentials", type=click.Path(dir_okay=False), default="kiosk-credentials.csv", show_default=True,
+              help="Where new kiosk accounts' passwords are appended (mode 0600).")
+def provision(hub_url: str, hierarchy_path: str, credentials: str) -> None:
+    """Set the hub up: handbook, one database per cell with its access rules, kiosk accounts."""
+    from sync_server.jobs.provision import provision as run
+
+    from schemas.hierarchy import load_hierarchy
+
+    from ..errors import CouchError, PeerUnavailable
+
+    try:
+        report = run(hub_url, load_hierarchy(hierarchy_path), credentials)
+    except (StartupError, PeerUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    except CouchError as exc:
+        raise click.ClickException(f"the hub refused: {exc.error}: {exc.reason}") from None
+    click.echo(f"provisioned: {report.created_dbs} databases created, {report.security_set} access rules set, "
+               f"{report.design_docs} validation documents, {report.units_written} units, "
+               f"{len(report.accounts_created)} kiosk accounts"
+               + (f" (passwords in {credentials})" if report.accounts_created else ""))
+
+
+@main.command()
+@click.option("--now", is_flag=True, required=True, help="Run the nightly pull and reports now.")
+@click.option("--month", help="Month to report, YYYY-MM (default: this month).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the merged replica lives.")
+def report(now: bool, month: str | None, config_path: str | None, data_dir: str | None) -> None:
+    """The province's nightly job: pull every cell from the hub, then write the month's reports."""
+    from sync_server.jobs.nightly import run_nightly
+
+    from ..errors import PeerUnavailable
+    from ..handbook.policy import open_store
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+        if month is not None and not _is_month(month):
+            raise StartupError(f"--month must be YYYY-MM, not {month!r}")
+        server = open_store(settings)
+        try:
+            done = run_nightly(settings, server, month)
+        finally:
+            server.close()
+    except (StartupError, PeerUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    province = done.report.province
+    click.echo(f"pulled {done.cells} cells ({done.cells_changed} changed, {done.docs_written} documents) "
+               f"in {done.seconds:.1f} s; reports in {done.files['report.html'].parent}")
+    if province.meetings_held == 0 and not province.members:
+        click.echo(f"no data for {done.month}: nothing to report (not 0%)")
+    else:
+        click.echo(f"{done.month}: installed {_pct(province.install_rate_all)} of members, "
+                   f"{_pct(province.install_rate_target)} of the smartphone target group; "
+                   f"{_pct(province.share_using)} of cells used the handbook in meetings (goal 80%)")
+    if done.failed:
+        click.echo(f"INCOMPLETE: {len(done.failed)} cells could not be pulled; the report names them", err=True)
+    for cell, error in done.failed[:20]:
+        click.echo(f"  cell {cell} not pulled: {error}", err=True)
+    if done.failed:
+        raise SystemExit(1)
+
+
+def _is_month(text: str) -> bool:
+    import re
+
+    return re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text) is not None
+
+
+def _pct(value: float | None) -> str:
+    return "no data" if value is None else f"{value * 100:.0f}%"
+
+
+@main.group()
+def audit() -> None:
+    """The audit log (sign-ins, refused writes, syncs), chained by hashes."""
+
+
+@audit.command("verify")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+def audit_verify(config_path: str | None, data_dir: str | None) -> None:
+    """Check that no line of the audit log was edited, removed or cut off."""
+    from ..security.audit import verify
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    intact, count, problem = verify(settings.server.data_dir)
+    if not intact:
+        raise click.ClickException(f"audit log tampered with: {problem} ({count} entries check out before it)")
+    click.echo(f"audit log intact: {count} entries")
+
+
+@main.group()
+def encryption() -> None:
+    """Encryption at rest of the data directory (storage.encryption_key)."""
+
+
+@encryption.command("passphrase")
+@click.option("--new", "new_spec", required=True, help="The new passphrase: env:NAME, file:/path or prompt.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml to read.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the databases live.")
+def encryption_passphrase(new_spec: str, config_path: str | None, data_dir: str | None) -> None:
+    """Change the passphrase (the old one is storage.encryption_key); the data is not rewritten."""
+    from ..security.secrets_source import read_passphrase
+    from ..store import crypto
+
+    try:
+        settings = load(config_path).replace("server", data_dir=data_dir)
+        where = settings.server.data_dir
+        if settings.storage.encryption_key is None:
+            raise StartupError("set storage.encryption_key to the current passphrase first")
+        old = read_passphrase(settings.storage.encryption_key, f"the data directory {where}")
+        crypto.change_passphrase(where, old, read_passphrase(new_spec, "the data directory (new)"))
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"passphrase changed for {where}; set storage.encryption_key to the new one")
+
+
+from .bundle import bundle as _bundle  # noqa: E402  (sync by USB stick, #6; needs `main` defined)
+
+main.add_command(_bundle)

@@ -1,0 +1,128 @@
+"""Pairing members' phones with the kiosk: one-time codes, device tokens, revocation.
+
+The kiosk screen shows a QR code (``segno``) carrying a one-time pairing code
+and the kiosk's address. The phone sends the code with the member's account
+name and PIN; the kiosk answers with a device token that the phone then sends
+as ``Authorization: Bearer <token>``. Only a hash of each token is kept, in
+``DATA_DIR/devices.json``; the kiosk lists devices and revokes them, and a
+revoked token is refused at once (401).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import segno
+
+from ..errors import NotFound, Unauthorized
+from ..private_file import write_private
+
+# A pairing code is short enough to type, used once, and expires soon.
+CODE_DIGITS = 6
+CODE_SECONDS = 600
+# Wrong codes (from anyone) after which every live code is dropped.
+WRONG_CODES = 10
+FILE_NAME = "devices.json"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Pairing:
+    """Pairing codes and device tokens of one data directory."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.path = Path(data_dir) / FILE_NAME
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"codes": {}, "devices": {}}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        write_private(self.path, json.dumps(state).encode())
+
+    def new_code(self, kiosk_url: str, now: float | None = None, fingerprint: str | None = None) -> dict[str, Any]:
+        """A one-time code, its expiry, and the QR code (SVG) the kiosk screen shows.
+
+        The link opens the web app; with HTTPS it also carries the kiosk certificate's
+        fingerprint (``fp=sha256:...``), which the phone compares with what it is shown.
+        """
+        now = time.time() if now is None else now
+        code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        with self._lock:
+            state = self._load()
+            state["codes"] = {c: t for c, t in state["codes"].items() if t > now}
+            state["codes"][code] = now + CODE_SECONDS
+            self._save(state)
+        link = f"{kiosk_url.rstrip('/')}/_app/?pair={code}" + (f"&fp={fingerprint}" if fingerprint else "")
+        svg = io.BytesIO()
+        segno.make(link, error="m").save(svg, kind="svg", scale=6, title="Mã ghép nối (pairing code)")
+        shown = {"code": code, "expires": int(now + CODE_SECONDS), "url": link, "qr_svg": svg.getvalue().decode()}
+        return {**shown, "fingerprint": fingerprint} if fingerprint else shown
+
+    def claim(self, code: str, member: str, label: str, now: float | None = None,
+              binding: str | None = None) -> dict[str, str]:
+        """Use a code (once) for an authenticated member's phone; returns its device id and token.
+
+        :param binding: what the token is bound to (the account's PIN, see ``Authenticator.binding``).
+        :raises Unauthorized: for an unknown, used or expired code. After WRONG_CODES wrong codes
+            every live code is dropped: six digits are not guessed ten at a time.
+        """
+        now = time.time() if now is None else now
+        with self._lock:
+            state = self._load()
+            expires = state["codes"].pop(code, None)
+            if expires is None or expires < now:
+                state["wrong"] = state.get("wrong", 0) + 1
+                if state["wrong"] >= WRONG_CODES:
+                    state["codes"], state["wrong"] = {}, 0
+                self._save(state)
+                raise Unauthorized("This pairing code is unknown, used or expired: ask for a new one.")
+            device_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
+            state["devices"][device_id] = {"token": _digest(token), "member": member, "label": label[:100],
+                                           "paired_at": int(now), "revoked_at": None, "binding": binding}
+            self._save(state)
+        return {"device_id": device_id, "token": token}
+
+    def member_of(self, token: str, binding: Any = None) -> str | None:
+        """The account a live device token belongs to, or None (unknown, revoked, or its PIN changed since).
+
+        :param binding: account name -> its current binding; a token paired under another PIN is refused.
+        """
+        wanted = _digest(token)
+        for device in self._load()["devices"].values():
+            if secrets.compare_digest(device["token"], wanted):
+                if device["revoked_at"]:
+                    return None
+                if binding is not None and device.get("binding") and binding(device["member"]) != device["binding"]:
+                    return None
+                return device["member"]
+        return None
+
+    def devices(self) -> list[dict[str, Any]]:
+        """Every paired device (no tokens)."""
+        return [{"device_id": i, **{k: v for k, v in d.items() if k not in ("token", "binding")}}
+                for i, d in sorted(self._load()["devices"].items())]
+
+    def revoke(self, device_id: str, now: float | None = None) -> None:
+        """Refuse a device's token from now on.
+
+        :raises NotFound: for an unknown device.
+        """
+        with self._lock:
+            state = self._load()
+            if device_id not in state["devices"]:
+                raise NotFound("no such device")
+            state["devices"][device_id]["revoked_at"] = int(time.time() if now is None else now)
+            self._save(state)

@@ -1,0 +1,57 @@
+"""The sample database a new user gets is valid under the project's own write policy."""
+
+from sync_server.handbook.policy import open_store
+from sync_server.handbook.sample import SAMPLE_DOCS, ensure_sample
+from sync_server.settings import Settings
+
+
+def test_sample_database_is_created_once_and_every_document_is_valid(tmp_path):
+    server = open_store(Settings().replace("server", data_dir=str(tmp_path)))
+    assert ensure_sample(server, "handbook-sample") is True
+    assert ensure_sample(server, "handbook-sample") is False
+    assert server.get("handbook-sample").doc_count == len(SAMPLE_DOCS)
+    server.close()
+
+
+def test_sample_province_has_a_handbook_a_cell_and_demo_accounts(tmp_path):
+    from sync_server.app import create_app
+    from sync_server.handbook.sample import CELL_DB, CELL_DOCS, DEMO_KIOSK_ADMIN, DEMO_MEMBER, DEMO_SECRETARY, HANDBOOK_DOCS, SAMPLE_PDF
+
+    settings = Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret")
+    app = create_app(settings)
+    server = app.extensions["sync_server"]
+    ensure_sample(server, "handbook-sample")
+    assert server.get("handbook").doc_count == len(HANDBOOK_DOCS)
+    assert server.get(CELL_DB).doc_count == len(CELL_DOCS)
+    assert server.get(CELL_DB).get_security()["members"]["roles"] == ["cell:TQ.NH.KH.C01"]
+    client = app.test_client()
+    pdf_path = "/handbook/article:nghi-quyet-01-tu/nghi-quyet-01-tu.pdf"
+    assert client.get(pdf_path, headers={"Accept": "*/*"}).status_code == 401  # deny by default (#15)
+    for account in (DEMO_MEMBER, DEMO_SECRETARY):
+        signed_in = client.post("/_session", json={"name": account["name"], "password": account["pin"]})
+        assert signed_in.status_code == 200 and "cell:TQ.NH.KH.C01" in signed_in.json["roles"]
+        pdf = client.get(pdf_path, headers={"Accept": "*/*"})
+        assert pdf.status_code == 200 and pdf.data == SAMPLE_PDF and pdf.data.startswith(b"%PDF-1.4")
+    assert client.get(f"/{CELL_DB}/_all_docs").status_code == 200  # the secretary's cookie opens the cell
+    client.delete("/_session")
+    assert app.test_client().get(f"/{CELL_DB}/_all_docs").status_code == 401  # nobody else
+    # the demo kiosk admin pairs phones (and reads the cell), but is no member: no attendance of its own
+    kiosk = app.test_client()
+    signed_in = kiosk.post("/_session", json={"name": DEMO_KIOSK_ADMIN["name"], "password": DEMO_KIOSK_ADMIN["pin"]})
+    assert signed_in.status_code == 200 and "kiosk-admin" in signed_in.json["roles"] \
+        and "member" not in signed_in.json["roles"]
+    assert kiosk.post("/_pairing/code").status_code == 201
+    assert kiosk.get(f"/{CELL_DB}/_all_docs").status_code == 200
+    server.close()
+
+
+def test_sample_province_is_completed_not_replaced(tmp_path):
+    from sync_server.handbook.sample import CELL_DB, ensure_sample_province
+
+    server = open_store(Settings().replace("server", data_dir=str(tmp_path)))
+    assert ensure_sample_province(server) == ["handbook", CELL_DB, "TQ.NH.KH.C01.0003", "TQ.NH.KH.C01.0012",
+                                              "TQ.NH.KH.C01.kiosk"]
+    server.delete(CELL_DB)
+    assert ensure_sample_province(server) == [CELL_DB]
+    assert ensure_sample_province(server) == []
+    server.close()

@@ -1,0 +1,96 @@
+"""Pairing a phone: QR code with a one-time code, PIN confirmation, device token, revocation (#5)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from sync_server.app import create_app
+from sync_server.errors import StartupError
+from sync_server.settings import Settings
+
+CELL = "TQ.NH.KH.C01"
+DB = "cell-tq-nh-kh-c01"
+ADMIN = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
+MEMBER = f"{CELL}.001"
+
+
+@pytest.fixture
+def client(tmp_path):
+    app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
+    c = app.test_client()
+    c.put("/_users", headers=ADMIN)
+    c.put(f"/{DB}", headers=ADMIN)
+    c.put(f"/{DB}/_security", headers=ADMIN, json={"members": {"names": [], "roles": [f"cell:{CELL}"]}})
+    for name, roles in ((MEMBER, ["member", f"cell:{CELL}"]), ("quan-tri", ["kiosk-admin", f"cell:{CELL}"])):
+        doc = {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": roles, "pin": "2468"}
+        assert c.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN).status_code == 201
+    yield c
+    app.extensions["sync_server"].close()
+
+
+def kiosk_admin() -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(b"quan-tri:2468").decode()}
+
+
+def pair(client, code: str, pin: str = "2468"):
+    return client.post("/_pairing/claim", json={"code": code, "name": MEMBER, "pin": pin, "label": "Điện thoại của Hà"})
+
+
+def test_pair_use_and_revoke_a_phone(client):
+    shown = client.post("/_pairing/code", headers=kiosk_admin())
+    assert shown.status_code == 201
+    assert shown.json["qr_svg"].startswith("<?xml") and f"pair={shown.json['code']}" in shown.json["url"]
+    paired = pair(client, shown.json["code"])
+    assert paired.status_code == 201
+    bearer = {"Authorization": f"Bearer {paired.json['token']}"}
+    assert client.get("/_session", headers=bearer).json["userCtx"]["name"] == MEMBER
+    assert client.get(f"/{DB}/_changes", headers=bearer).status_code == 200
+    listed = client.get("/_pairing/devices", headers=kiosk_admin()).json
+    assert [d["member"] for d in listed] == [MEMBER] and "token" not in listed[0]
+    assert client.delete(f"/_pairing/devices/{paired.json['device_id']}", headers=kiosk_admin()).status_code == 200
+    refused = client.get(f"/{DB}/_changes", headers=bearer)
+    assert refused.status_code == 401 and refused.json["error"] == "unauthorized"
+
+
+def test_a_code_works_once_and_needs_the_members_pin(client):
+    code = client.post("/_pairing/code", headers=ADMIN).json["code"]
+    assert pair(client, code, pin="0000").status_code == 401
+    assert pair(client, code).status_code == 201
+    assert pair(client, code).status_code == 401  # used
+
+
+def test_only_a_kiosk_admin_shows_codes_and_lists_devices(client):
+    member = {"Authorization": "Basic " + base64.b64encode(f"{MEMBER}:2468".encode()).decode()}
+    assert client.post("/_pairing/code", headers=member).status_code == 403
+    assert client.get("/_pairing/devices", headers=member).status_code == 403
+    assert client.post("/_pairing/code").status_code == 401
+
+
+def test_tokens_are_not_stored_in_clear(client, tmp_path):
+    code = client.post("/_pairing/code", headers=ADMIN).json["code"]
+    token = pair(client, code).json["token"]
+    assert token not in (tmp_path / "devices.json").read_text()
+    assert (tmp_path / "devices.json").stat().st_mode & 0o077 == 0
+
+
+def test_an_expired_code_is_refused(tmp_path):
+    from sync_server.errors import Unauthorized
+    from sync_server.security.pairing import CODE_SECONDS, Pairing
+
+    pairing = Pairing(tmp_path)
+    code = pairing.new_code("http://kiosk.local:5984", now=1000.0)["code"]
+    with pytest.raises(Unauthorized, match="expired"):
+        pairing.claim(code, MEMBER, "phone", now=1000.0 + CODE_SECONDS + 1)
+
+
+def test_the_qr_code_points_at_the_address_phones_can_reach(tmp_path):
+    settings = Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret",
+                                  public_url="http://192.168.50.1:5984/")
+    app = create_app(settings)
+    shown = app.test_client().post("/_pairing/code", headers=ADMIN).json  # the screen itself is on 127.0.0.1
+    assert shown["url"] == f"http://192.168.50.1:5984/_app/?pair={shown['code']}"
+    app.extensions["sync_server"].close()
+    with pytest.raises(StartupError, match="public_url"):
+        Settings().replace("server", public_url="192.168.50.1")

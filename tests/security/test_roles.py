@@ -1,0 +1,153 @@
+"""Who may do what at a kiosk: members, secretaries, PINs, lockout, per-cell reading (issue 5)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from sync_server.security import auth
+from sync_server.app import create_app
+from sync_server.settings import Settings
+
+CELL, OTHER = "TQ.NH.KH.C01", "TQ.NH.KH.C02"
+DB, OTHER_DB = "cell-tq-nh-kh-c01", "cell-tq-nh-kh-c02"
+
+
+def basic(name: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()}
+
+
+ADMIN = basic("admin", "secret")
+MEMBER = basic(f"{CELL}.001", "2468")
+NEIGHBOUR = basic(f"{CELL}.002", "1357")
+SECRETARY = basic(f"{CELL}.009", "9090")
+OUTSIDER = basic(f"{OTHER}.001", "1111")
+MEETING_ID = f"meeting:{CELL}:00000000-0000-4000-8000-000000000001"
+
+
+def account(name: str, pin: str, *roles: str) -> dict:
+    return {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": list(roles), "pin": pin}
+
+
+@pytest.fixture
+def client(tmp_path):
+    app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
+    c = app.test_client()
+    for db, cell in ((DB, CELL), (OTHER_DB, OTHER)):
+        c.put(f"/{db}", headers=ADMIN)
+        c.put(f"/{db}/_security", headers=ADMIN,
+              json={"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": [f"cell:{cell}", "province"]}})
+    c.put("/_users", headers=ADMIN)
+    for doc in (account(f"{CELL}.001", "2468", "member", f"cell:{CELL}"),
+                account(f"{CELL}.002", "1357", "member", f"cell:{CELL}"),
+                account(f"{CELL}.009", "9090", "secretary", "member", f"cell:{CELL}"),
+                account(f"{OTHER}.001", "1111", "member", f"cell:{OTHER}")):
+        assert c.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN).status_code == 201
+    meeting = {"_id": MEETING_ID, "type": "meeting", "cell": CELL, "kind": "regular", "status": "held",
+               "scheduled": "2026-12-03T19:30:00+07:00"}
+    assert c.put(f"/{DB}/{MEETING_ID}", json=meeting, headers=SECRETARY).status_code == 201
+    yield c
+    app.extensions["sync_server"].close()
+
+
+def attendance(member_no: str) -> dict:
+    return {"_id": f"attendance:{MEETING_ID}:{member_no}", "type": "attendance", "cell": CELL,
+            "meeting": MEETING_ID, "member": f"member:{CELL}:{member_no}", "status": "present"}
+
+
+def test_pin_is_stored_with_scrypt(client):
+    stored = client.get(f"/_users/org.couchdb.user:{CELL}.001", headers=ADMIN).json
+    assert stored["password_scheme"] == "scrypt" and "pin" not in stored and stored["scrypt_n"] >= 2**14
+
+
+def test_member_checks_in_only_themself(client):
+    own = attendance("001")
+    assert client.put(f"/{DB}/{own['_id']}", json=own, headers=MEMBER).status_code == 201
+    theirs = attendance("002")
+    response = client.put(f"/{DB}/{theirs['_id']}", json=theirs, headers=MEMBER)
+    assert response.status_code == 403 and "only their own attendance" in response.json["reason"]
+    assert client.get(f"/{DB}/{theirs['_id']}", headers=ADMIN).status_code == 404
+
+
+def test_only_the_secretary_writes_meetings_and_minutes(client):
+    minutes = {"_id": f"minutes:{MEETING_ID}", "type": "minutes", "cell": CELL, "meeting": MEETING_ID,
+               "text": "Chi bộ thống nhất kế hoạch tháng 12.", "written_at": "2026-12-03T21:00:00+07:00"}
+    refused = client.put(f"/{DB}/{minutes['_id']}", json=minutes, headers=MEMBER)
+    assert refused.status_code == 403 and "writes only attendance and feedback" in refused.json["reason"]
+    assert client.put(f"/{DB}/{minutes['_id']}", json=minutes, headers=SECRETARY).status_code == 201
+
+
+def test_members_do_not_delete(client):
+    rev = client.get(f"/{DB}/{MEETING_ID}", headers=MEMBER).json["_rev"]
+    response = client.delete(f"/{DB}/{MEETING_ID}?rev={rev}", headers=MEMBER)
+    assert response.status_code == 403 and "do not delete" in response.json["reason"]
+
+
+def test_nobody_at_the_kiosk_writes_articles_or_units(client):
+    client.put("/handbook", headers=ADMIN)
+    unit = {"_id": "unit:TQ", "type": "unit", "code": "TQ", "name": "Tuyên Quang", "level": "province", "parent": None}
+    for who in (MEMBER, SECRETARY):
+        assert client.put("/handbook/unit:TQ", json=unit, headers=who).status_code == 403
+
+
+def test_another_cells_member_reads_and_writes_nothing_here(client):
+    for path in (f"/{DB}/{MEETING_ID}", f"/{DB}/_all_docs", f"/{DB}/_changes"):
+        assert client.get(path, headers=OUTSIDER).status_code == 403, path
+    response = client.post(f"/{DB}/_bulk_get", json={"docs": [{"id": MEETING_ID}]}, headers=OUTSIDER)
+    assert response.status_code == 403
+    own = dict(attendance("001"), cell=OTHER)
+    assert client.post(f"/{DB}/_bulk_docs", json={"docs": [own]}, headers=OUTSIDER).status_code == 403
+    assert client.get(f"/{DB}/_all_docs", headers=MEMBER).status_code == 200
+
+
+def test_five_wrong_pins_lock_the_account_for_a_growing_time(client, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    wrong = basic(f"{CELL}.001", "0000")
+    for _ in range(auth.MAX_TRIES):
+        assert client.get("/_session", headers=wrong).status_code == 401
+    locked = client.get("/_session", headers=MEMBER)  # even the right PIN, while locked
+    assert locked.status_code == 401 and "locked for 30 s" in locked.json["reason"]
+    clock[0] += 31
+    for _ in range(auth.MAX_TRIES):  # the guessing goes on: the second lock lasts twice as long
+        client.get("/_session", headers=wrong)
+    clock[0] += 31
+    assert "locked for 29 s" in client.get("/_session", headers=MEMBER).json["reason"]
+    clock[0] += 30
+    assert client.get("/_session", headers=MEMBER).json["userCtx"]["name"] == f"{CELL}.001"
+    assert client.get("/_session", headers=wrong).status_code == 401  # a success starts the count afresh
+    assert client.get("/_session", headers=MEMBER).status_code == 200
+
+
+def test_a_bad_pin_is_refused(client):
+    doc = account(f"{CELL}.003", "12", "member", f"cell:{CELL}")
+    response = client.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN)
+    assert response.status_code == 400 and "4 to 8 digits" in response.json["reason"]
+
+
+def test_a_new_pin_or_a_deleted_account_revokes_the_members_sessions(client):
+    signed_in = client.post("/_session", json={"name": f"{CELL}.001", "password": "2468"})
+    assert signed_in.status_code == 200
+    cookie = {"Cookie": "AuthSession=" + signed_in.headers["Set-Cookie"].split("AuthSession=")[1].split(";")[0]}
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 200
+
+    doc = client.get(f"/_users/org.couchdb.user:{CELL}.001", headers=ADMIN).json
+    doc["pin"] = "8642"  # the kiosk admin resets the PIN (a lost phone, a PIN seen by others)
+    assert client.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN).status_code == 201
+    assert client.get("/_session", headers=cookie).json["userCtx"]["name"] is None
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 401
+
+    again = client.post("/_session", json={"name": f"{CELL}.002", "password": "1357"})
+    cookie = {"Cookie": "AuthSession=" + again.headers["Set-Cookie"].split("AuthSession=")[1].split(";")[0]}
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 200
+    rev = client.get(f"/_users/org.couchdb.user:{CELL}.002", headers=ADMIN).json["_rev"]
+    assert client.delete(f"/_users/org.couchdb.user:{CELL}.002?rev={rev}", headers=ADMIN).status_code == 200
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 401
+
+
+def test_a_requests_roles_do_not_outlive_it_on_the_same_thread(client, tmp_path):
+    from sync_server.security.auth import current_name, current_roles
+
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=MEMBER).status_code == 200
+    assert current_roles.get() is None and current_name.get() is None
