@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response, current_app, g, request
 
-from ..security.auth import require_admin
 from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
 from ..handbook.ownership import KIOSK_ADMIN_ROLE
+from ..security.auth import require_admin
 from ..security.pairing import Pairing
 from .http import json_body, respond
 

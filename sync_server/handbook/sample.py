@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..security.auth import USER_PREFIX, current_name, current_roles
 from ..errors import NotFound
+from ..security.auth import USER_PREFIX, current_name, current_roles
+from ..store import Server
 from .ownership import KIOSK_ADMIN_ROLE, MEMBER_ROLE, SECRETARY_ROLE, cell_role, kiosk_security
 from .policy import secure
-from ..store import Server
 
 CELL = "TQ.NH.KH.C01"
 SAMPLE_DOCS = [

@@ -16,7 +16,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 from api_helpers import DB, body, bulk, create_db, get, info, post, put, seq_number
-from test_error_shape import assert_couch_error
 
 H = {c: c * 32 for c in "0123456789abcdef"}
 ADMIN = ("admin", "secret")

@@ -58,11 +58,11 @@ def seed_kiosk(data_dir: Path) -> None:
     server.create("cell-tq-nh-kh-c01").bulk_docs(
         [{"_id": meeting_id(i), "type": "meeting", "cell": CELL, "kind": "regular", "status": "scheduled",
           "scheduled": "2026-12-03T19:30:00+07:00", "place": "Nhà văn hoá"} for i in range(30)])
+    server.close()
 
 
 def meeting_id(i: int) -> str:
     return f"meeting:{CELL}:00000000-0000-4000-8000-{i:012d}"
-    server.close()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
