@@ -31,7 +31,8 @@ def new_code() -> Response:
     tls = current_app.config.get("TLS")  # set by `serve` when it listens for HTTPS too
     public_url = current_app.config["SETTINGS"].server.public_url  # what phones can reach (not 127.0.0.1)
     kiosk_url = body.get("kiosk_url") or public_url or (_https_url(tls["port"]) if tls else request.host_url)
-    result = _pairing().new_code(str(kiosk_url), fingerprint=tls["fingerprint"] if tls else None)
+    result = _pairing().new_code(str(kiosk_url), fingerprint=tls["fingerprint"] if tls else None,
+                                 cells=None if g.user.is_admin else _cells())
     current_app.extensions["audit"].record("pairing_code", by=g.user.name)
     return respond(result, 201)
 
@@ -67,13 +68,15 @@ def claim() -> Response:
     return respond({"ok": True, **device}, 201)
 
 
+def _cells() -> list[str]:
+    """The cells of the kiosk admin asking (its ``cell:<code>`` roles)."""
+    return [r[5:] for r in g.user.roles if r.startswith("cell:")]
+
+
 def _mine(device: dict) -> bool:
     """Whether the kiosk admin asking may see and unpair this device: the server admin all, a kiosk
-    admin those of the members of its own cells (``cell:<code>`` roles) only (issue #15)."""
-    if g.user.is_admin:
-        return True
-    cells = [r[5:] for r in g.user.roles if r.startswith("cell:")]
-    return any(str(device.get("member", "")).startswith(cell + ".") for cell in cells)
+    admin those of the members of its own cells only (issue #15)."""
+    return g.user.is_admin or any(str(device.get("member", "")).startswith(cell + ".") for cell in _cells())
 
 
 def devices() -> Response:

@@ -6,6 +6,7 @@ import ipaddress
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -215,20 +216,27 @@ def keys_list(directory: str) -> None:
 def publish(article: str, hub_url: str, key_path: str | None, key_id: str | None, files: tuple[str, ...],
             config_path: str | None) -> None:
     """Sign ARTICLE (a JSON file) and publish it, with attachments, to the hub."""
+    doc_id, rev = _put_signed(hub_url, lambda publishing: publishing.prepare(
+        publishing.read_article(article), list(files), key_path, key_id, load(config_path).signing.public_keys or {}))
+    click.echo(f"published {doc_id} ({rev})")
+
+
+def _put_signed(hub_url: str, build: Any) -> tuple[str, str]:
+    """Build a signed document with ``sync_server.jobs.publish`` and put it on the hub: (id, rev).
+
+    A refusal, here or at the hub, is one plain line.
+    """
     from sync_server.jobs import publish as publishing
 
     from ..errors import CouchError
 
     try:
-        settings = load(config_path)
-        doc = publishing.prepare(publishing.read_article(article), list(files), key_path, key_id,
-                                 settings.signing.public_keys or {})
-        rev = publishing.publish(doc, hub_url)
+        doc = build(publishing)
+        return doc["_id"], publishing.publish(doc, hub_url)
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
     except CouchError as exc:
         raise click.ClickException(f"refused: {exc.reason}") from None
-    click.echo(f"published {doc['_id']} ({rev})")
 
 
 @main.command()
@@ -239,18 +247,9 @@ def publish(article: str, hub_url: str, key_path: str | None, key_id: str | None
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config.yaml with the public keys.")
 def retract(article_id: str, hub_url: str, key_path: str, key_id: str | None, config_path: str | None) -> None:
     """Delete ARTICLE_ID (article:<slug>) on the hub with a signed tombstone, the only deletion kiosks apply."""
-    from sync_server.jobs import publish as publishing
-
-    from ..errors import CouchError
-
-    try:
-        doc = publishing.retraction(article_id, key_path, key_id, load(config_path).signing.public_keys or {},
-                                    publishing.current(article_id, hub_url))
-        rev = publishing.publish(doc, hub_url)
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
-    except CouchError as exc:
-        raise click.ClickException(f"refused: {exc.reason}") from None
+    _, rev = _put_signed(hub_url, lambda publishing: publishing.retraction(
+        article_id, key_path, key_id, load(config_path).signing.public_keys or {},
+        publishing.current(article_id, hub_url)))
     click.echo(f"retracted {article_id} ({rev})")
 
 

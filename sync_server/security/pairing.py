@@ -21,7 +21,7 @@ from typing import Any
 
 import segno
 
-from ..errors import NotFound, Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..private_file import write_private
 
 # A pairing code is short enough to type, used once, and expires soon.
@@ -52,11 +52,14 @@ class Pairing:
     def _save(self, state: dict[str, Any]) -> None:
         write_private(self.path, json.dumps(state).encode())
 
-    def new_code(self, kiosk_url: str, now: float | None = None, fingerprint: str | None = None) -> dict[str, Any]:
+    def new_code(self, kiosk_url: str, now: float | None = None, fingerprint: str | None = None,
+                 cells: list[str] | None = None) -> dict[str, Any]:
         """A one-time code, its expiry, and the QR code (SVG) the kiosk screen shows.
 
         The link opens the web app; with HTTPS it also carries the kiosk certificate's
         fingerprint (``fp=sha256:...``), which the phone compares with what it is shown.
+
+        :param cells: the cells whose members the code pairs (a kiosk admin's); None: any.
         """
         now = time.time() if now is None else now
         code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
@@ -64,6 +67,9 @@ class Pairing:
             state = self._load()
             state["codes"] = {c: t for c, t in state["codes"].items() if t > now}
             state["codes"][code] = now + CODE_SECONDS
+            state["cells"] = {c: v for c, v in state.get("cells", {}).items() if c in state["codes"]}
+            if cells is not None:
+                state["cells"][code] = cells
             self._save(state)
         link = f"{kiosk_url.rstrip('/')}/_app/?pair={code}" + (f"&fp={fingerprint}" if fingerprint else "")
         svg = io.BytesIO()
@@ -78,10 +84,15 @@ class Pairing:
         :param binding: what the token is bound to (the account's PIN, see ``Authenticator.binding``).
         :raises Unauthorized: for an unknown, used or expired code. After WRONG_CODES wrong codes
             every live code is dropped: six digits are not guessed ten at a time.
+        :raises Forbidden: for a member of a cell the code's kiosk admin does not serve (the code stays).
         """
         now = time.time() if now is None else now
         with self._lock:
             state = self._load()
+            cells = state.get("cells", {}).get(code)
+            if code in state["codes"] and cells is not None and not any(member.startswith(c + ".") for c in cells):
+                raise Forbidden(f"This code pairs phones of {', '.join(cells) or 'no cell'} only.")
+            state.get("cells", {}).pop(code, None)
             expires = state["codes"].pop(code, None)
             if expires is None or expires < now:
                 state["wrong"] = state.get("wrong", 0) + 1

@@ -446,3 +446,16 @@ def test_a_kiosk_admin_sees_and_unpairs_only_its_own_cells_phones(kiosk):
     assert refused.status_code == 404 and refused.json["error"] == "not_found"
     assert [d["device_id"] for d in c.get("/_pairing/devices", headers=KIOSK_ADMIN).json] == [device]
     assert c.delete(f"/_pairing/devices/{device}", headers=KIOSK_ADMIN).status_code == 200
+
+
+def test_a_kiosk_admins_pairing_code_pairs_only_its_own_cells_members(kiosk):
+    c = kiosk.test_client()
+    other = account("TQ.NH.KH.C02.kiosk", "7777", "kiosk-admin", "cell:TQ.NH.KH.C02")
+    c.put(f"/_users/{other['_id']}", json=other, headers=ADMIN)
+    code = c.post("/_pairing/code", headers=basic("TQ.NH.KH.C02.kiosk", "7777")).json["code"]
+    refused = _pair(c, code)  # a member of TQ.NH.KH.C01
+    assert refused.status_code == 403 and refused.json == {
+        "error": "forbidden", "reason": "This code pairs phones of TQ.NH.KH.C02 only."}
+    assert c.get("/_pairing/devices", headers=ADMIN).json == []
+    assert _pair(c, c.post("/_pairing/code", headers=KIOSK_ADMIN).json["code"]).status_code == 201
+    assert _pair(c, c.post("/_pairing/code", headers=ADMIN).json["code"], who=f"{CELL}.0021", pin="2121").status_code == 201
