@@ -370,3 +370,7 @@ def encryption_passphrase(new_spec: str, config_path: str | None, data_dir: str 
 from .bundle import bundle as _bundle  # noqa: E402  (sync by USB stick, #6; needs `main` defined)
 
 main.add_command(_bundle)
+
+from .members import member as _member  # noqa: E402  (a cell's members at the kiosk, #13)
+
+main.add_command(_member)

@@ -63,6 +63,7 @@ class Authenticator:
         # (name, hash of stored key and password) -> (until, user): skips the slow KDF, not the lookup
         self._checked: dict[tuple[str, str], tuple[float, User]] = {}
         self._failures: dict[str, list[float]] = {}  # name -> [wrong tries, locks so far, locked until]
+        self._failed_salt: dict[str, str] = {}  # name -> salt of the PIN or password the wrong tries were against
 
     @property
     def admin_party(self) -> bool:
@@ -76,8 +77,9 @@ class Authenticator:
         if self.admin_name is not None and hmac.compare_digest(name.encode(), self.admin_name.encode()) \
                 and hmac.compare_digest(password.encode(), str(self.admin_password).encode()):
             return User(name, ("_admin",))
-        self._refuse_if_locked(name)
         doc = self._users(name)  # read every time: a changed password or deleted account counts at once
+        self._lift_lock_if_new_secret(name, doc)
+        self._refuse_if_locked(name)
         stored = str((doc or {}).get("derived_key", ""))
         key = (name, hashlib.sha256((stored + ":" + password).encode()).hexdigest())
         cached = self._checked.get(key)
@@ -85,6 +87,7 @@ class Authenticator:
             return cached[1]
         if doc is None or not passwords.check(doc, password):
             self._failed(name)
+            self._failed_salt[name] = str((doc or {}).get("salt", ""))
             raise Unauthorized("Name or password is incorrect.")
         self._failures.pop(name, None)
         user = User(name, tuple(str(r) for r in doc.get("roles") or []))
@@ -106,6 +109,23 @@ class Authenticator:
             state[1] += 1
             state[0] = 0
             state[2] = time.monotonic() + FIRST_LOCK_SECONDS * 2 ** (state[1] - 1)
+
+    # --- a new PIN lifts the lockout (issue 13) ---------------------------------------------
+    def _lift_lock_if_new_secret(self, name: str, doc: dict[str, Any] | None) -> None:
+        """Wrong tries count against one PIN or password: a new one (a new salt, written by any
+        process: the kiosk admin's screen or ``sync-server member pin``) starts afresh."""
+        if name in self._failures and self._failed_salt.get(name) != str((doc or {}).get("salt", "")):
+            self.unlock(name)
+
+    def unlock(self, name: str) -> None:
+        """Forget an account's wrong tries and lock (its PIN was just reset)."""
+        self._failures.pop(name, None)
+        self._failed_salt.pop(name, None)
+
+    def locked_for(self, name: str) -> float:
+        """Seconds an account stays locked (0 when it is not)."""
+        state = self._failures.get(name)
+        return max(0.0, state[2] - time.monotonic()) if state else 0.0
 
     def locked(self, name: str) -> bool:
         """Whether an account is locked now."""
