@@ -10,6 +10,7 @@ import * as sync from './views/sync.js';
 import * as conflict from './views/conflict.js';
 import * as signin from './views/signin.js';
 import * as pair from './views/pair.js';
+import * as members from './views/members.js';
 import { h } from './ui.js';
 
 const ROUTES = {
@@ -17,6 +18,7 @@ const ROUTES = {
   'meeting-edit': meetings.renderEdit, minutes: minutes.render,
   'minutes-edit': minutes.renderEdit, feedback: feedback.render, sync: sync.render,
   conflict: conflict.render, signin: signin.render, pair: pair.render, 'pair-phone': pair.renderPhone,
+  members: members.render,
 };
 // Screens open to a browser nobody is signed in on.
 const OPEN = new Set(['signin', 'pair-phone']);
@@ -75,7 +77,7 @@ function draw() {
       const on = a.dataset.screen === name || (name === 'article' && a.dataset.screen === 'handbook')
         || (name === 'minutes-edit' && a.dataset.screen === 'minutes')
         || (name === 'meeting-edit' && a.dataset.screen === 'meetings')
-        || (['conflict', 'pair'].includes(name) && a.dataset.screen === 'sync');
+        || (['conflict', 'pair', 'members'].includes(name) && a.dataset.screen === 'sync');
       if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
     document.getElementById('nav').hidden = !who;

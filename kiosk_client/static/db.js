@@ -208,6 +208,39 @@ export async function revokeDevice(deviceId) {
   if (!response.ok) throw await refused(response);
 }
 
+// --- the cell's members (kiosk admin; /_members, sync_server/api/members.py) -------------
+
+async function membersCall(path, init = {}) {
+  const response = await kioskFetch(`/_members${path}`, init);
+  if (!response.ok) throw await refused(response);
+  return response.json();
+}
+
+const postJson = (body) => ({ method: 'POST', headers: { 'Content-Type': 'application/json' },
+                              body: JSON.stringify(body || {}) });
+
+/** The admin's cell and its members ({cell, members: [{member_no, name, status, has_pin, secretary, locked_seconds, ...}]}). */
+export function members() { return membersCall(''); }
+
+/** Add a member to the register ({member_no, name, born?, gender?, smartphone?}). */
+export function addMember(fields) { return membersCall('', postJson(fields)); }
+
+/** Import the cell's register (CSV text): all lines or none ({added, updated}). */
+export function importRegister(text) {
+  return membersCall('/_import', { method: 'POST', headers: { 'Content-Type': 'text/csv' }, body: text });
+}
+
+/** A new PIN for a member ({account, pin}): shown once, it also lifts a lockout. */
+export function givePin(number) { return membersCall(`/${encodeURIComponent(number)}/pin`, postJson()); }
+
+/** Mark a member active, moved or inactive. */
+export function setMemberStatus(number, status) {
+  return membersCall(`/${encodeURIComponent(number)}/status`, postJson({ status }));
+}
+
+/** Name the cell's secretary. */
+export function nameSecretary(number) { return membersCall(`/${encodeURIComponent(number)}/secretary`, postJson()); }
+
 /**
  * The cell this kiosk serves ({cell, cell_db, handbook_db}, GET /_app/kiosk.json), or null when it has none.
  * Kept in localStorage, so the sign-in form knows the cell with the kiosk out of reach.

@@ -24,6 +24,7 @@ import csv
 import io
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,9 +301,11 @@ class Desk:
 
 
 def _sort_name(name: str) -> tuple[str, str]:
-    """Vietnamese names sort by the given name (the last word), then the whole name."""
-    parts = name.split()
-    return (parts[-1].lower() if parts else "", name.lower())
+    """Vietnamese names sort by the given name (the last word), then the whole name; tones aside."""
+    folded = "".join(c for c in unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
+                     if not unicodedata.combining(c)).lower()
+    parts = folded.split()
+    return (parts[-1] if parts else "", folded)
 
 
 def _read_register(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:

@@ -549,3 +549,100 @@ def test_a_session_revoked_while_the_app_is_open_asks_to_sign_in_again_and_keeps
     expect(page.locator("#notice")).to_be_hidden()
     expect(page.locator("#sync-badge")).not_to_have_attribute("data-state", "signin")
     page.context.close()
+
+
+def sign_in_status(kiosk: SampleKiosk, name: str, pin: str) -> httpx.Response:
+    return httpx.post(f"{kiosk.base}/_session", json={"name": name, "password": pin}, trust_env=False)
+
+
+def test_the_kiosk_admin_manages_the_cells_members_on_the_members_screen(
+        browser: Browser, sample_kiosk: SampleKiosk, shots: Path, tmp_path: Path) -> None:
+    kiosk = sample_kiosk
+    cell = DEMO_MEMBER["member"].split(":")[1]
+    texts = {lang: json.loads((STATIC / "i18n" / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
+    vi = texts["vi"]
+    page = open_app(browser, kiosk, PHONE)
+    page.click("nav a[data-screen=sync]")
+    expect(page.locator("#members-open")).to_have_count(0)  # a member sees no such screen
+    page.goto(kiosk.base + "/_app/#/members")
+    expect(page.locator("section .warning")).to_have_text(vi["members.admin_only"])
+    page.click("nav a[data-screen=sync]")
+    page.click("#sign-out")
+    page.fill("#member", "kiosk")
+    page.fill("#pin", DEMO_KIOSK_ADMIN["pin"])
+    page.click("#signin-submit")
+    page.click("nav a[data-screen=sync]")
+    page.click("#members-open")  # two taps from any screen
+
+    # the sample's three members, by given name
+    cards = page.locator("#members .card")
+    expect(cards).to_have_count(3)
+    expect(page.locator("#members .card .title")).to_have_text(["Đặng Thị Hoà", "Ma Thị Lụa", "Hoàng Văn Thắng"])
+    expect(page.locator("[data-member='0012'] .facts")).to_contain_text(vi["members.secretary"])
+
+    # add one ("21" is member 0021), then import the register: two more and one known
+    page.fill("#new-number", "21")
+    page.fill("#new-name", "Lý Văn Nam")
+    page.fill("#new-born", "1958")
+    page.click("#member-add")
+    expect(page.locator("#members-message")).to_have_text(vi["members.added"].format(name="Lý Văn Nam", no="0021"))
+    register = tmp_path / "so-dang-vien.csv"
+    register.write_text("Số đảng viên,Họ và tên,Năm sinh,Giới tính,Điện thoại thông minh\n"
+                        "22,Triệu Thị Xuân,1975,nữ,có\n23,Bàn Văn Tiến,1950,nam,không\n"
+                        "13,Đặng Thị Hoà,1968,nữ,có\n", encoding="utf-8")
+    page.set_input_files("#register-file", str(register))
+    page.click("#register-import")
+    expect(page.locator("#members-message")).to_have_text(vi["members.imported"].format(added=2, updated=1))
+    expect(cards).to_have_count(6)
+    assert kiosk.doc(f"member:{cell}:0022")["gender"] == "female"
+
+    # a PIN for the new member, shown once on the screen; the member signs in with it
+    page.click("[data-member='0021'] .give-pin")
+    pin = page.locator("#pin-shown").inner_text()
+    assert re.fullmatch(r"\d{6}", pin)
+    assert sign_in_status(kiosk, f"{cell}.0021", pin).status_code == 200
+    fits_in_every_language(page, lambda: expect(page.locator("#pin-shown")).to_have_text(pin))
+    box = page.locator("#pin-shown").bounding_box()
+    assert box["height"] < 80 and box["width"] <= PHONE["width"]  # one line of big digits, read across the table
+    page.locator("[data-member='0021']").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "members-360-vi.png"))
+    page.click("#pin-once .pin-hide")
+    expect(page.locator("#pin-shown")).to_have_count(0)
+
+    # the demo member locks their account; the screen says so, and a new PIN opens it at once
+    for _ in range(5):
+        sign_in_status(kiosk, DEMO_MEMBER["name"], "0000")
+    assert "locked" in sign_in_status(kiosk, DEMO_MEMBER["name"], DEMO_MEMBER["pin"]).json()["reason"]
+    page.click("nav a[data-screen=sync]")
+    page.click("#members-open")
+    expect(page.locator("[data-member='0003'] .locked")).to_be_visible()
+    page.click("[data-member='0003'] .give-pin")
+    expect(page.locator("[data-member='0003'] .actions .warning")).to_have_text(
+        vi["members.new_pin_confirm"].format(name="Hoàng Văn Thắng"))
+    page.click("[data-member='0003'] .confirm-yes")
+    new_pin = page.locator("#pin-shown").inner_text()
+    assert sign_in_status(kiosk, DEMO_MEMBER["name"], new_pin).status_code == 200
+    expect(page.locator("[data-member='0003'] .locked")).to_have_count(0)
+
+    # name the new member secretary: the sample's secretary goes back to member
+    page.click("[data-member='0021'] .make-secretary")
+    page.click("[data-member='0021'] .confirm-yes")
+    expect(page.locator("[data-member='0021'] .facts")).to_contain_text(vi["members.secretary"])
+    expect(page.locator("[data-member='0012'] .facts")).not_to_contain_text(vi["members.secretary"])
+    roles = httpx.get(f"{kiosk.base}/_users/org.couchdb.user:{DEMO_SECRETARY['name']}", auth=ADMIN,
+                      trust_env=False).json()["roles"]
+    assert "secretary" not in roles and "member" in roles
+
+    # a member who moved away: marked, and their PIN stops working
+    page.click("[data-member='0003'] .mark-moved")
+    page.click("[data-member='0003'] .confirm-yes")
+    expect(page.locator("[data-member='0003']")).to_have_attribute("data-status", "moved")
+    expect(page.locator("[data-member='0003'] .mark-active")).to_be_visible()
+    assert sign_in_status(kiosk, DEMO_MEMBER["name"], new_pin).status_code == 401
+    assert kiosk.doc(DEMO_MEMBER["member"])["status"] == "moved"
+    no_horizontal_scroll(page)
+    big_enough_targets(page)
+    page.set_viewport_size(KIOSK_SCREEN)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "members-kiosk-vi.png"))
+    page.context.close()
