@@ -111,11 +111,7 @@ export async function signIn(name, pin) {
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
     body: JSON.stringify({ name, password: pin }),
   });
-  if (!response.ok) {
-    const error = new Error('sign-in refused');
-    error.status = response.status;
-    throw error;
-  }
+  if (!response.ok) throw await refused(response); // {status, reason}: a lockout says so in its reason
   const body = await response.json();
   localStorage.removeItem(DEVICE_KEY); // signed in with a PIN: the cookie is this browser's credential now
   return remember(describe(body.name, body.roles || []));
@@ -399,10 +395,33 @@ export async function attendanceOf(meetingId, memberNo) {
   try { return await localCell.get(`attendance:${meetingId}:${memberNo}`); } catch (e) { return null; }
 }
 
+/** The name on the signed-in member's record in the cell's database, or null (a kiosk admin has none). */
+export async function memberName(who) {
+  if (!localCell || !who || !who.memberId) return null;
+  try { return (await localCell.get(who.memberId)).name || null; } catch (e) { return null; }
+}
+
+/** Whether a document written here is still waiting to go up to the kiosk (changed since the last push). */
+export async function waitingToGoUp(id) {
+  if (!localCell) return false;
+  const since = await localCell.changes({ since: status.pushedSeq, doc_ids: [id], limit: 1 });
+  return since.results.length > 0;
+}
+
+/** Resolve true once a saved document has gone up to the kiosk, false after timeoutMs. */
+export async function whenUp(id, timeoutMs = 30000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (localCell && !(await waitingToGoUp(id))) return true;
+    await new Promise((resolve) => { setTimeout(resolve, 300); });
+  }
+  return false;
+}
+
 /** Write a document into the cell's database (it goes up to the kiosk by itself). */
 export async function save(doc) {
   const result = await localCell.put(doc);
-  refreshCounts();
+  await refreshCounts();
   return result;
 }
 

@@ -53,10 +53,11 @@ class SampleKiosk:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "kiosk.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []
 
     def start(self) -> SampleKiosk:
         args = [sys.executable, "-m", "sync_server", "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-                "--port", str(self.port), "--admin", ":".join(ADMIN), "--sample"]
+                "--port", str(self.port), "--admin", ":".join(ADMIN), "--sample", *self.extra_args]
         self.proc = start_process(args, ROOT, self.log)
         wait_ready(self.proc, self.base + "/_up", self.log)
         return self
@@ -646,3 +647,112 @@ def test_the_kiosk_admin_manages_the_cells_members_on_the_members_screen(
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / "members-kiosk-vi.png"))
     page.context.close()
+
+
+def test_the_shared_kiosk_screen_shows_who_is_signed_in_and_signs_them_out(
+        browser: Browser, tmp_path_factory: pytest.TempPathFactory, shots: Path) -> None:
+    workdir = tmp_path_factory.mktemp("shared-kiosk")
+    config = workdir / "config.yaml"
+    config.write_text(yaml.safe_dump({"server": {"screen_idle_seconds": 15}}))
+    kiosk = SampleKiosk(workdir)
+    kiosk.extra_args = ["--config", str(config)]
+    kiosk.start()
+    try:
+        walk_the_shared_screen(browser, kiosk, shots)
+    finally:
+        kiosk.stop()
+
+
+def walk_the_shared_screen(browser: Browser, kiosk: SampleKiosk, shots: Path) -> None:
+    cell = DEMO_MEMBER["member"].split(":")[1]
+    texts = {lang: json.loads((STATIC / "i18n" / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
+    vi = texts["vi"]
+    page = browser.new_context(viewport=KIOSK_SCREEN, timezone_id="Asia/Ho_Chi_Minh").new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(kiosk.base + "/_app/?screen=shared")  # how the kiosk's own browser starts
+    page.wait_for_selector("body[data-ready=true]")
+
+    # whose account is in use, by name, on every screen, with the way out
+    expect(page.locator("#who-name")).to_contain_text("Hoàng Văn Thắng")
+    expect(page.locator("#who-name")).to_contain_text(DEMO_MEMBER["name"])
+    page.click("nav a[data-screen=meetings]")
+    expect(page.locator("#who #not-me")).to_have_text(vi["who.not_me"])
+    page.click("#not-me")
+    expect(page.locator("#who")).to_be_hidden()
+
+    # the number field is the cell's member number, and "3" is member 0003; a lockout says so, and how long
+    expect(page.locator("label[for=member]")).to_have_text(vi["signin.number"])
+    for _ in range(5):
+        page.fill("#member", "3")
+        page.fill("#pin", "0000")
+        page.click("#signin-submit")
+        expect(page.locator(".signin .message .refusal")).to_be_visible()
+    page.fill("#member", "3")
+    page.fill("#pin", DEMO_MEMBER["pin"])
+    page.click("#signin-submit")
+    refusal = page.locator(".signin .message .refusal")
+    expect(refusal).to_have_text(re.compile(vi["signin.locked_seconds"].replace("{seconds}", r"(2\d|30)")))
+    expect(page.locator("#forgot-pin")).to_have_text(vi["signin.forgot"])
+    page.screenshot(path=str(shots / "locked-kiosk-vi.png"))
+
+    # the kiosk admin gives a new PIN (which lifts the lock): the member signs in with "3" and it
+    given = httpx.post(f"{kiosk.base}/_members/3/pin", json={}, auth=ADMIN, trust_env=False)
+    assert given.status_code == 201
+    page.fill("#member", "3")
+    page.fill("#pin", given.json()["pin"])
+    page.click("#signin-submit")
+    expect(page.locator("#who-name")).to_contain_text("Hoàng Văn Thắng")
+
+    # a check-in on the shared screen: once it is at the kiosk, the member is signed out for the next one
+    page.click("nav a[data-screen=meetings]")
+    page.click(f"[data-meeting='{MEETING_NEXT}'] .checkin")
+    expect(page.locator("#signed-out-note")).to_have_text(
+        vi["signin.out_after_checkin"].format(name=DEMO_MEMBER["name"]), timeout=WAIT_MS)
+    assert kiosk.doc(f"attendance:{MEETING_NEXT}:0003")["member"] == DEMO_MEMBER["member"]
+    expect(page.locator("#who")).to_be_hidden()
+
+    # the secretary signs in and walks away: signed out after the idle time (15 s here)
+    page.fill("#member", "12")
+    page.fill("#pin", DEMO_SECRETARY["pin"])
+    page.click("#signin-submit")
+    expect(page.locator("#who-name")).to_contain_text("Ma Thị Lụa")
+    started = time.monotonic()
+    expect(page.locator("#signed-out-note")).to_have_text(
+        vi["signin.out_idle"].format(name=DEMO_SECRETARY["name"]), timeout=40_000)
+    assert time.monotonic() - started >= 10
+    page.context.close()
+
+    # on a phone (not the shared screen) nobody is signed out; a check-in the kiosk has not received
+    # says it is waiting, never that it is done, until it is there
+    phone = open_app(browser, kiosk, PHONE)  # the demo member's sample PIN was replaced: the secretary signs in
+    phone.fill("#member", "12")
+    phone.fill("#pin", DEMO_SECRETARY["pin"])
+    phone.click("#signin-submit")
+    expect(phone.locator("#who-name")).to_contain_text("Ma Thị Lụa")
+    fits_in_every_language(phone, lambda: expect(phone.locator("#not-me")).to_be_visible())
+    phone.route(f"**/{CELL_DB}/_bulk_docs*", lambda route: route.abort())
+    phone.route(f"**/{CELL_DB}/_revs_diff*", lambda route: route.abort())
+    httpx.put(f"{kiosk.base}/{CELL_DB}/{MEETING_HELD_NEW['_id']}", json=MEETING_HELD_NEW, auth=ADMIN, trust_env=False)
+    phone.click("nav a[data-screen=meetings]")
+    card = phone.locator(f"[data-meeting='{MEETING_HELD_NEW['_id']}']")
+    card.locator(".checkin").click()
+    expect(card.locator(".waiting")).to_have_text(vi["meeting.waiting"])
+    expect(card.locator(".done")).to_have_count(0)
+    phone.wait_for_timeout(3000)
+    expect(card.locator(".done")).to_have_count(0)
+    assert kiosk.doc(f"attendance:{MEETING_HELD_NEW['_id']}:0012") is None
+    phone.unroute(f"**/{CELL_DB}/_bulk_docs*")
+    phone.unroute(f"**/{CELL_DB}/_revs_diff*")
+    phone.click("nav a[data-screen=sync]")
+    phone.click("#sync-now")
+    phone.click("nav a[data-screen=meetings]")
+    expect(card.locator(".done")).to_be_visible(timeout=WAIT_MS)
+    assert wait_for(lambda: kiosk.doc(f"attendance:{MEETING_HELD_NEW['_id']}:0012"), "the check-in at the kiosk")
+    expect(phone.locator("#who")).to_be_visible()
+    phone.context.close()
+
+
+MEETING_HELD_NEW = {"_id": f"meeting:{DEMO_MEMBER['member'].split(':')[1]}:0b8f3c1e-7d2a-4e5b-9c6d-1a2b3c4d5e6f",
+                    "type": "meeting", "kind": "thematic", "cell": DEMO_MEMBER["member"].split(":")[1],
+                    "scheduled": "2026-12-20T19:30:00+07:00", "place": "Nhà văn hoá thôn Bản Lằn",
+                    "status": "scheduled"}
