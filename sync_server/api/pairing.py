@@ -57,6 +57,7 @@ def claim() -> Response:
         raise
     device = _pairing().claim(code, user.name or name, str(body.get("label") or "phone"))
     audit.record("paired", name=user.name, device=device["device_id"], remote=request.remote_addr)
+    current_app.extensions["usage"].paired(user, device["device_id"], str(body.get("label") or "phone"))
     return respond({"ok": True, **device}, 201)
 
 
@@ -70,5 +71,8 @@ def revoke(device_id: str) -> Response:
     """``DELETE /_pairing/devices/{id}``: the device's token is refused from now on."""
     _require_kiosk_admin()
     _pairing().revoke(device_id)
+    member = next((d["member"] for d in _pairing().devices() if d["device_id"] == device_id), "")
+    if member.count(".") >= 4:  # <cell code (4 parts)>.<member no>: its device record is marked too
+        current_app.extensions["usage"].revoked(".".join(member.split(".")[:4]), device_id)
     current_app.extensions["audit"].record("revoked", device=device_id, by=g.user.name)
     return respond({"ok": True})
