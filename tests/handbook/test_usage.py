@@ -75,9 +75,15 @@ def test_first_sign_in_registers_and_activity_is_written_once_a_day(kiosk):
     for _ in range(5):
         assert c.get(f"/{DB}/_changes", headers=auth).status_code == 200
     assert member(c, "0003")["_rev"] == first["_rev"]
+    assert month_report(app).active == 1
     clock.now += timedelta(days=1)
     assert c.get(f"/{DB}/_changes", headers=auth).status_code == 200
     assert member(c, "0003")["last_active"] == "2026-12-04T19:30:00+07:00"
+    # last_active keeps the latest day only: once the member is active in January, a December report
+    # made afterwards no longer counts them (the nightly job writes each month's report in that month)
+    clock.now += timedelta(days=28)
+    assert c.get(f"/{DB}/_changes", headers=auth).status_code == 200
+    assert month_report(app).active == 0 and month_report(app).members == 2
 
     # refused requests and accounts without a member record count for nothing
     assert c.post("/_session", json={"name": f"{CELL}.0012", "password": "0000"}).status_code == 401
