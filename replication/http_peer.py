@@ -18,6 +18,7 @@ import json
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
@@ -71,6 +72,25 @@ def split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
     return root, unquote(raw_path), auth
 
 
+def db_path(db_name: str) -> str:
+    """``/{db}``: the database name percent-encoded whole (``/`` in a name is ``%2F``)."""
+    return "/" + quote(db_name, safe="")
+
+
+def doc_path(db_name: str, doc_id: str) -> str:
+    """``/{db}/{id}`` as CouchDB expects it: ``_design/`` and ``_local/`` stay literal.
+
+    CouchDB 3.4 answers a GET of ``/db/_design%2Fname`` with 301 to ``/db/_design/name``
+    (chttpd_db.erl: "Special case to enable using an unencoded slash in the URL of design
+    docs"); PouchDB keeps the prefix literal too (its ``encodeDocId``). The rest of the id is
+    encoded whole, so an id holding ``/`` or ``?`` names one document.
+    """
+    for prefix in ("_design/", "_local/"):
+        if doc_id.startswith(prefix):
+            return f"{db_path(db_name)}/{prefix}{quote(doc_id[len(prefix):], safe='')}"
+    return f"{db_path(db_name)}/{quote(doc_id, safe='')}"
+
+
 def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
     """Certificate checks for HTTPS peers: always on; against ``ca_bundle`` (a province's own CA) when given.
 
@@ -94,7 +114,7 @@ class HttpPeer:
         self.remote = True
         self.traffic = Traffic()
         self.retries = retries
-        self._db_path = "/" + quote(self.db_name, safe="")
+        self._db_path = db_path(self.db_name)
         self._gzip_ok = True
         self._has_bulk_get = True
         self._server_selector = True
@@ -339,12 +359,12 @@ class HttpPeer:
         params = {"open_revs": json.dumps([item["rev"]]), "revs": "true", "latest": "true"}
         if attachments:
             params.update(attachments="true", atts_since=json.dumps(item.get("atts_since") or []))
-        results = self.request("GET", f"{self._db_path}/{quote(item['id'], safe='')}", params=params)
+        results = self.request("GET", doc_path(self.db_name, item["id"]), params=params)
         return [r["ok"] for r in results if "ok" in r]
 
     def attachment(self, doc_id: str, rev: str, name: str, offset: int = 0) -> bytes:
         """Attachment data from ``offset`` on, resuming with ``Range`` when a transfer breaks."""
-        path = f"{self._db_path}/{quote(doc_id, safe='')}/{quote(name, safe='/')}"
+        path = f"{doc_path(self.db_name, doc_id)}/{quote(name, safe='/')}"
         data = bytearray()
         failure: Exception | None = None
         # Retries included: others wait rather than spend their attempts while the link is down.
@@ -379,10 +399,19 @@ class HttpPeer:
 
     def _attachment_part(self, path: str, rev: str, offset: int, relay: _Relay | None = None,
                          key: object = None) -> bytes:
-        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        """One GET of an attachment from ``offset`` on (its content, decoded).
+
+        The first attempt accepts gzip: CouchDB keeps text, JSON and XML attachments gzip-encoded
+        and sends them so, a fraction of their size. A resumed one asks ``identity`` with ``Range``
+        (CouchDB does not serve ranges of encoded attachments): the part of a broken gzip transfer
+        that arrived is decoded, and the transfer resumes after its content.
+        """
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity" if offset else "gzip"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         chunks = bytearray()
+        raw_count = skip = 0
+        decoder: Any = None
         if relay is not None:
             relay.restart(key)
         started = time.monotonic()
@@ -391,22 +420,30 @@ class HttpPeer:
                 if response.status_code not in (200, 206):
                     response.read()
                     raise self._error(response)
+                skip = offset if response.status_code == 200 else 0  # a peer that ignores Range
                 length = int(response.headers.get("Content-Length") or 0)
+                if response.headers.get("Content-Encoding", "").strip().lower() == "gzip":
+                    decoder = zlib.decompressobj(zlib.MAX_WBITS | 16)
                 for chunk in response.iter_raw():
-                    chunks += chunk
+                    raw_count += len(chunk)
+                    chunks += decoder.decompress(chunk) if decoder is not None else chunk
                     if relay is not None:
-                        relay.progress(key, length, len(chunks))
+                        relay.progress(key, length, raw_count)
+                if decoder is not None:
+                    chunks += decoder.flush()
                 _drop_if_closing(response, started)
                 self._count(response, None)
-                skip = offset if response.status_code == 200 else 0  # a peer that ignores Range
                 if skip:
                     self.resumes_attachments = False
                 return bytes(chunks[skip:])
+        except zlib.error as exc:
+            raise PeerUnavailable(f"{self.name}: {path}: a gzip attachment that does not decode: {exc}") from None
         except httpx.TransportError:
-            if chunks:  # keep what arrived; the caller resumes after it
+            if raw_count:  # keep what arrived (decoded); the caller resumes after it
                 with self._count_lock:
-                    self.traffic.bytes_received += len(chunks)
-                raise _Partial(bytes(chunks)) from None
+                    self.traffic.bytes_received += raw_count
+            if len(chunks) > skip:
+                raise _Partial(bytes(chunks[skip:])) from None
             raise
 
     def bulk_docs(self, docs: list[dict]) -> list[dict]:
@@ -418,19 +455,19 @@ class HttpPeer:
 
     def get_local(self, local_id: str) -> dict | None:
         try:
-            return self.request("GET", f"{self._db_path}/_local/{quote(local_id, safe='')}")
+            return self.request("GET", doc_path(self.db_name, "_local/" + local_id))
         except NotFound:
             return None
 
     def put_local(self, local_id: str, doc: dict) -> str:
-        return self.request("PUT", f"{self._db_path}/_local/{quote(local_id, safe='')}", body=doc)["rev"]
+        return self.request("PUT", doc_path(self.db_name, "_local/" + local_id), body=doc)["rev"]
 
     def sibling(self, db_name: str) -> HttpPeer:
         """A peer for another database of the same server, sharing this one's connection and uuid."""
         other = object.__new__(HttpPeer)
         other.__dict__.update(self.__dict__)
         other.db_name, other.name = db_name, f"{self.root}/{db_name}"
-        other._db_path = "/" + quote(db_name, safe="")
+        other._db_path = db_path(db_name)
         other.traffic, other._exists, other._owns_client = self.traffic, False, False
         return other
 

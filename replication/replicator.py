@@ -40,7 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_server.errors import CouchError, RequestTooLarge
+from sync_server.errors import CouchError, DocumentTooLarge, RequestTooLarge
 from sync_server.store import revtree
 
 from .checkpoint import Checkpointer
@@ -408,9 +408,9 @@ class Replicator:
         """One ``_bulk_docs``; halved on 413. Returns how many landed; refusals go to ``refused``."""
         try:
             failures = self.target.bulk_docs(docs)
-        except RequestTooLarge:
+        except (RequestTooLarge, DocumentTooLarge) as exc:  # CouchDB refuses a whole batch for one big document
             if len(docs) == 1:
-                refused.append((docs[0], {"error": "too_large",
+                refused.append((docs[0], {"error": exc.error,
                                           "reason": "the target refused the document as too large"}))
                 return 0
             half = len(docs) // 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -135,6 +136,8 @@ def _bad_auth() -> None:
 def _finish(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "must-revalidate")
     response.headers["Server"] = "party-handbook-sync (CouchDB 3 API)"
+    response.headers["X-Couch-Request-ID"] = secrets.token_hex(5)  # as CouchDB: one per request, for logs
+    response.headers["X-CouchDB-Body-Time"] = "0"
     if g.get("refresh_cookie") and g.user.name:
         set_session_cookie(response, g.user.name)
     return compress_response(response)

@@ -237,6 +237,17 @@ def couchdb_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cluster.stop()
 
 
+@pytest.fixture
+def nginx_binary() -> str:
+    """Debian's nginx (deploy/nginx/ is tested with it); missing: a failure in CI, a skip elsewhere."""
+    import nginx_proxy  # tests/peers/nginx_proxy.py
+
+    found = nginx_proxy.binary()
+    if found is None:
+        _no_couchdb(nginx_proxy.why_missing())
+    return str(found)
+
+
 def run_pouch(command: dict[str, Any]) -> Any:
     """Run one tests/peers/pouch.js command and return its parsed JSON result."""
     proc = subprocess.run(

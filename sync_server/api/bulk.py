@@ -7,27 +7,63 @@ from typing import Any
 
 from flask import Response
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, CouchError, NotFound
 from ..store.database import Database
+from ..store.document import check_incoming
 from .access import open_db
 from .http import flag, json_body, respond
 
 
 def bulk_docs(name: str) -> Response:
-    """``POST /{db}/_bulk_docs``: 201 even when single documents fail (each row says why)."""
+    """``POST /{db}/_bulk_docs``: 201 even when single documents conflict or are refused (each row says why).
+
+    A malformed document refuses the whole request (400, 412 or 413), as in
+    CouchDB (chttpd_db.erl, ``_bulk_docs``), and nothing is written.
+    """
     body = json_body()
     docs, new_edits = body.get("docs"), body.get("new_edits", True)
-    if not isinstance(docs, list):
+    if docs is None:
         raise BadRequest("POST body must include `docs` parameter.")
+    if not isinstance(docs, list):
+        raise BadRequest("`docs` parameter must be an array.")
+    for doc in docs:
+        check_incoming(doc, new_edits is not False)
     if not isinstance(new_edits, bool):
         raise BadRequest("`new_edits` parameter must be a boolean.")
-    design = any(isinstance(d, dict) and str(d.get("_id", "")).startswith("_design/") for d in docs)
+    design = any(str(d.get("_id", "")).startswith("_design/") for d in docs)
     db = open_db(name, design_write=design)
     if new_edits:
         for doc in docs:
-            if isinstance(doc, dict) and "_id" not in doc:
+            if "_id" not in doc:
                 doc["_id"] = secrets.token_hex(16)
-    return respond(db.bulk_docs(docs, new_edits=new_edits), 201)
+        if body.get("all_or_nothing") is True:  # CouchDB 3 dropped it: 417 with a row per document
+            return respond([{"id": d["_id"], "rev": d.get("_rev", "0-"), "error": "not_implemented",
+                             "reason": "all_or_nothing is not supported"} for d in docs], 417)
+    local = [i for i, d in enumerate(docs) if str(d.get("_id", "")).startswith("_local/")]
+    if not local:
+        return respond(db.bulk_docs(docs, new_edits=new_edits, strict=True), 201)
+    rows = db.bulk_docs([d for d in docs if not str(d.get("_id", "")).startswith("_local/")],
+                        new_edits=new_edits, strict=True)
+    by_id = {row["id"]: row for row in rows} if not new_edits else {}
+    results = iter(rows)
+    out = []
+    for i, doc in enumerate(docs):
+        if i in local:
+            out.append(_write_local(db, doc))
+        elif new_edits:
+            out.append(next(results))
+        elif doc["_id"] in by_id:
+            out.append(by_id[doc["_id"]])
+    return respond([r for r in out if new_edits or "error" in r], 201)
+
+
+def _write_local(db: Database, doc: dict) -> dict:
+    """A ``_local`` document in ``_bulk_docs``, written (or deleted) as CouchDB does; its row."""
+    local_id = doc["_id"][len("_local/"):]
+    try:
+        return db.put_local(local_id, doc)
+    except CouchError as exc:
+        return {"id": doc["_id"], **exc.to_json()}
 
 
 def bulk_get(name: str) -> Response:

@@ -15,11 +15,11 @@ from typing import Any
 
 from flask import Response, request
 
-from ..errors import BadRequest, DatabaseGone
+from ..errors import BadRequest, DatabaseGone, NotFound
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
-from .http import flag, integer, json_body, json_param, settings, stream
+from .http import doc_read_options, flag, integer, json_body, json_param, settings, stream
 
 
 @dataclass
@@ -36,6 +36,7 @@ class _Feed:
     predicate: Callable[[dict], bool] | None
     timeout: float
     heartbeat: float | None
+    doc_options: dict[str, bool] | None = None
 
     def scan(self, since: int, limit: int | None) -> _Scan:
         """The rows after ``since``, as a lazy scan that knows where it ended."""
@@ -59,7 +60,8 @@ class _Scan:
         feed = self.feed
         for change in feed.db.changes(since, until=self.end, limit=self.limit, descending=feed.descending,
                                       all_leaves=feed.all_leaves, include_docs=feed.include_docs,
-                                      doc_ids=feed.doc_ids, predicate=feed.predicate):
+                                      doc_ids=feed.doc_ids, predicate=feed.predicate,
+                                      doc_options=feed.doc_options):
             self.count += 1
             self.last = int(change.seq.split("-", 1)[0])
             yield change.to_json()
@@ -96,16 +98,16 @@ def _parse(db: Database) -> _Feed:
     style = request.args.get("style", "main_only")
     if style not in ("main_only", "all_docs"):
         raise BadRequest("style must be main_only or all_docs", error="query_parse_error")
-    doc_ids, predicate = _filter(body)
+    doc_ids, predicate = _filter(db, body)
     cap = settings().couchdb.changes_timeout_ms
     timeout = min(integer("timeout", cap) or 0, cap) / 1000
     heartbeat = request.args.get("heartbeat")
     beat = None if heartbeat in (None, "false") else (60.0 if heartbeat == "true" else (integer("heartbeat") or 0) / 1000)
     return _Feed(db, db.parse_since(since), integer("limit"), flag("descending"), style == "all_docs",
-                 flag("include_docs"), doc_ids, predicate, timeout, beat or None)
+                 flag("include_docs"), doc_ids, predicate, timeout, beat or None, doc_read_options())
 
 
-def _filter(body: dict) -> tuple[list[str] | None, Any]:
+def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
     name = request.args.get("filter")
     if name is None:
         return None, None
@@ -120,7 +122,32 @@ def _filter(body: dict) -> tuple[list[str] | None, Any]:
         return None, compile_selector(body["selector"])
     if name == "_design":
         return None, lambda doc: str(doc.get("_id", "")).startswith("_design/")
-    raise BadRequest(f"filter {name[:60]!r} is not supported here: use _doc_ids, _selector or _design")
+    if name == "_view":
+        view = request.args.get("view")
+        if view is None:
+            raise BadRequest("`view` filter parameter is not provided.")
+        _design_function(db, view, "views", "`view` must be of the form `designname/viewname`")
+    elif name.startswith("_"):
+        raise BadRequest("unknown builtin filter name")
+    else:
+        _design_function(db, name, "filters", "`filter` must be of the form `designname/filtername`")
+    raise BadRequest(f"filter {name[:60]!r} needs JavaScript, which this server does not run: "
+                     "use _doc_ids, _selector or _design")
+
+
+def _design_function(db: Database, name: str, kind: str, form: str) -> None:
+    """Check that ``design/function`` names a function of that kind, with CouchDB's 404s when not.
+
+    :raises NotFound: ``missing`` (no design document), ``missing json key: ...``.
+    """
+    design, slash, function = name.partition("/")
+    if not slash or not design or not function:
+        raise BadRequest(form)
+    functions = db.get("_design/" + design).get(kind)
+    if not isinstance(functions, dict):
+        raise NotFound(f"missing json key: {kind}")
+    if function not in functions:
+        raise NotFound(f"missing json key: {function}")
 
 
 def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[str]:

@@ -6,21 +6,22 @@ import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response, g, request
 
 from ..security.auth import require_admin, require_db_admin
 from ..errors import BadRequest
 from .access import open_db
-from .document import write_result
-from .http import flag, integer, json_body, json_param, respond, server, stream
+from .document import batch_write, write_result
+from .http import doc_read_options, flag, integer, json_body, json_param, respond, server, stream
 
 
 def create(name: str) -> Response:
     """``PUT /{db}``: admin only; 412 ``file_exists`` when it exists."""
     require_admin(g.user)
     server().create(name)
-    return respond({"ok": True}, 201, {"Location": f"/{name}"})
+    return respond({"ok": True}, 201, {"Location": f"{request.host_url}{quote(name, safe='')}"})
 
 
 def delete(name: str) -> Response:
@@ -42,7 +43,11 @@ def post_doc(name: str) -> Response:
     doc = json_body()
     doc.setdefault("_id", secrets.token_hex(16))
     db = open_db(name, design_write=str(doc.get("_id")).startswith("_design/"))
-    return write_result(db.bulk_docs([doc])[0])
+    if request.args.get("batch") == "ok":
+        return batch_write(db, doc)
+    response = write_result(db.bulk_docs([doc])[0], name)
+    del response.headers["ETag"]  # CouchDB sends Location only
+    return response
 
 
 def ensure_full_commit(name: str) -> Response:
@@ -97,17 +102,24 @@ def all_docs(name: str) -> Response:
     db = open_db(name)
     body = json_body() if request.method == "POST" else {}
     keys = body.get("keys", json_param("keys"))
-    include_docs = flag("include_docs")
+    include_docs, doc_options = flag("include_docs"), doc_read_options()
     head = {"total_rows": db.doc_count}
     if flag("update_seq"):
         head["update_seq"] = db.seq_string(db.update_seq)
+    options = _range_options()
     if keys is not None:
         if not isinstance(keys, list):
             raise BadRequest("`keys` must be an array", error="query_parse_error")
-        return stream(_rows(head | {"offset": 0}, db.all_docs_keys(keys, include_docs)))
-    options = _range_options()
+        # CouchDB reads a single key as key=that key (couch_mrview_http:parse_param/4); a range
+        # beside keys is an error unless it is that same key.
+        single = keys[0] if len(keys) == 1 else None
+        if (options["start"], options["end"]) not in ((None, None), (single, single), (single, None), (None, single)):
+            raise BadRequest("`keys` is incompatible with `key`, `start_key` and `end_key`", error="query_parse_error")
+        rows = db.all_docs_keys(keys, include_docs, descending=options["descending"], skip=options["skip"],
+                                limit=options["limit"], doc_options=doc_options)
+        return stream(_rows(head | {"offset": None}, rows))  # CouchDB: no offset for keys
     start = options["start"]
-    rows = db.all_docs(**options, include_docs=include_docs)
+    rows = db.all_docs(**options, include_docs=include_docs, doc_options=doc_options)
     return stream(_rows(head | {"offset": db.count_before(start, options["descending"]) + options["skip"]}, rows))
 
 

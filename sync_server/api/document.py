@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import base64
-import email.parser
-import email.policy
 import json
 import secrets
 from typing import Any
+import logging
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from flask import Response, request
 
-from ..errors import BadRequest, Conflict, CouchError, NotFound, RangeNotSatisfiable, error_for
-from ..store.document import check_attachment_name
+from ..errors import BadContentType, BadRequest, Conflict, CouchError, NotFound, RangeNotSatisfiable, error_for
+from ..store.document import check_attachment_name, check_doc_id
+from . import multipart
 from .access import open_db
 from .http import flag, json_body, json_param, parse_json, raw_body, respond
 
+log = logging.getLogger(__name__)
 
-def write_result(result: dict) -> Response:
-    """Turn one ``bulk_docs`` result into a response, or raise its error."""
+
+def write_result(result: dict, db: str, att: str | None = None) -> Response:
+    """Turn one ``bulk_docs`` result into a 201 response with ``ETag`` and ``Location``, or raise its error."""
     if "error" in result:
         raise _error_from(result)
-    return respond(result, 201, {"ETag": f'"{result["rev"]}"'})
+    return respond(result, 201, {"ETag": f'"{result["rev"]}"', "Location": location(db, result["id"], att)})
+
+
+def location(db: str, doc_id: str, att: str | None = None) -> str:
+    """The absolute URL of a document (or attachment) just written, as CouchDB sends it in ``Location``."""
+    url = f"{request.host_url}{quote(db, safe='')}/{quote(doc_id, safe='')}"
+    return url + (f"/{quote(att)}" if att is not None else "")
 
 
 def _error_from(result: dict) -> CouchError:
@@ -43,8 +52,14 @@ def get(name: str, doc_id: str) -> Response:
     if open_revs is not None:
         if open_revs != "all" and not (isinstance(open_revs, list) and all(isinstance(r, str) for r in open_revs)):
             raise BadRequest("open_revs must be \"all\" or a JSON array of revisions")
+        multipart = "multipart/mixed" in request.headers.get("Accept", "")
+        if multipart and not options["atts_since"]:
+            # As CouchDB (chttpd_db:send_docs_multipart): multipart answers carry attachment data
+            # whether or not ``attachments=true`` was asked, all but those older than ``atts_since``.
+            # CouchDB's replicator asks so, and writes what it gets: stubs would be missing_stub.
+            options["attachments_"] = True
         results = db.open_revs(doc_id, open_revs, **options)
-        if "multipart/mixed" in request.headers.get("Accept", ""):
+        if multipart:
             return _multipart(results)
         return respond(results)
     doc = db.get(doc_id, request.args.get("rev"), revs_info=flag("revs_info"), conflicts=flag("conflicts"),
@@ -81,28 +96,105 @@ def put(name: str, doc_id: str) -> Response:
     if rev and "_rev" not in doc:
         doc["_rev"] = rev
     new_edits = flag("new_edits", True)
+    if new_edits and request.args.get("batch") == "ok":
+        return batch_write(db, doc)
     results = db.bulk_docs([doc], new_edits=new_edits, follows=follows)
     if not new_edits:
         if results:
             raise _error_from(results[0])
-        return respond({"ok": True, "id": doc_id, "rev": doc["_rev"]}, 201)
-    return write_result(results[0])
+        revisions = doc.get("_revisions")  # CouchDB takes the revision from _revisions when both are given
+        written = f"{revisions['start']}-{revisions['ids'][0]}" if revisions and revisions.get("ids") else doc["_rev"]
+        return respond({"ok": True, "id": doc_id, "rev": written}, 200 if doc.get("_deleted") is True else 201,
+                       {"ETag": f'"{written}"', "Location": location(name, doc_id)})
+    response = write_result(results[0], name)
+    if doc.get("_deleted") is True:  # CouchDB: 200 for a deletion, whatever the method
+        response.status_code = 200
+    return response
+
+
+def batch_write(db: Any, doc: dict) -> Response:
+    """``?batch=ok``: CouchDB answers 202 before writing and drops a conflicting write silently.
+
+    The write here is made at once (it is as cheap as the answer); a conflict or a
+    refusal is dropped as CouchDB drops it, a malformed document still gets its 400.
+    """
+    result = db.bulk_docs([doc], strict=True)[0]
+    if "error" in result:
+        log.info("batch=ok write of %r dropped: %s", doc.get("_id"), result["error"])
+    return respond({"ok": True, "id": doc["_id"]}, 202)
+
+
+def copy(name: str, doc_id: str) -> Response:
+    """``COPY /{db}/{docid}`` with ``Destination: target[?rev=...]``: the body and attachments under another id."""
+    destination = request.headers.get("Destination")
+    if not destination:
+        raise BadRequest("Destination header is mandatory for COPY.")
+    target, _, query = destination.partition("?")
+    target = unquote(target)
+    db = open_db(name, design_write=target.startswith("_design/"))
+    source = db.get(doc_id, _rev_param(), attachments_=True)
+    doc = {k: v for k, v in source.items() if k not in ("_id", "_rev")}
+    doc["_id"] = target
+    target_rev = parse_qs(query).get("rev")
+    if target_rev:
+        doc["_rev"] = target_rev[0]
+    return write_result(db.bulk_docs([doc], strict=True)[0], name)
 
 
 def _read_related() -> tuple[dict, dict[str, bytes]]:
-    """Split a multipart/related body: the document, then one part per ``follows`` attachment, in order."""
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + request.headers["Content-Type"].encode() + b"\r\n\r\n" + raw_body())
-    parts = list(message.iter_parts()) if message.is_multipart() else []
-    if not parts:
-        raise BadRequest("multipart/related body has no parts")
-    doc = parse_json(parts[0].get_payload(decode=True) or b"")
+    """Split a multipart/related body: the document, then one part per ``follows`` attachment.
+
+    Parts are matched by the ``filename`` of their ``Content-Disposition`` when they
+    carry one (CouchDB's replicator sends it), else in the document's order.
+    """
+    found = multipart.parts(request.headers["Content-Type"], raw_body())
+    doc = parse_json(found[0].data)
     if not isinstance(doc, dict):
         raise BadRequest("The first part must be a JSON document")
     names = [n for n, a in (doc.get("_attachments") or {}).items() if isinstance(a, dict) and a.get("follows")]
-    if len(names) != len(parts) - 1:
+    if len(names) != len(found) - 1:
         raise BadRequest("multipart/related: attachment parts do not match the 'follows' attachments")
-    return doc, {n: p.get_payload(decode=True) or b"" for n, p in zip(names, parts[1:])}
+    named = [p.param("content-disposition", "filename") for p in found[1:]]
+    if sorted(n for n in named if n) == sorted(names):
+        return doc, {n: p.data for n, p in zip(named, found[1:]) if n}
+    return doc, {n: p.data for n, p in zip(names, found[1:])}
+
+
+def form_upload(name: str, doc_id: str) -> Response:
+    """``POST /{db}/{docid}`` with multipart/form-data: attachments uploaded from an HTML form.
+
+    The form's ``_rev`` names the revision to add them to (or ``_doc`` holds the whole
+    document); each ``_attachments`` file field becomes an attachment named after its file.
+    """
+    referer = request.headers.get("Referer")  # CouchDB's guard against forms posted from other sites
+    if referer is None:
+        raise BadRequest("Referer header required.")
+    if urlsplit(referer).netloc != request.host:
+        raise BadRequest("Referer header must match host.")
+    if request.mimetype != "multipart/form-data":
+        raise BadContentType("Content-Type must be multipart/form-data")
+    check_doc_id(doc_id)
+    db = open_db(name, design_write=doc_id.startswith("_design/"))
+    fields = multipart.parts(request.headers["Content-Type"], raw_body())
+    by_name = {p.param("content-disposition", "name"): p for p in fields}
+    if "_doc" in by_name:
+        doc = parse_json(by_name["_doc"].data)
+        if not isinstance(doc, dict):
+            raise BadRequest("Document must be a JSON object")
+        doc["_id"] = doc_id
+    else:
+        rev = by_name["_rev"].data.decode() if "_rev" in by_name else None
+        doc = db.get(doc_id, rev) if rev else {"_id": doc_id}
+    atts = doc.setdefault("_attachments", {})
+    for part in fields:
+        filename = part.param("content-disposition", "filename")
+        if part.param("content-disposition", "name") == "_attachments" and filename:
+            atts[check_attachment_name(filename)] = {
+                "content_type": part.headers.get("content-type", "application/octet-stream"),
+                "data": base64.b64encode(part.data).decode()}
+    response = write_result(db.bulk_docs([doc], strict=True)[0], name)
+    del response.headers["Location"]
+    return response
 
 
 def delete(name: str, doc_id: str) -> Response:
@@ -112,8 +204,9 @@ def delete(name: str, doc_id: str) -> Response:
     if not rev:
         raise Conflict()
     result = db.bulk_docs([{"_id": doc_id, "_rev": rev, "_deleted": True}])[0]
-    response = write_result(result)
+    response = write_result(result, name)
     response.status_code = 200
+    del response.headers["Location"]
     return response
 
 
@@ -127,19 +220,27 @@ def local(name: str, local_id: str) -> Response:
     """``GET/PUT/DELETE /{db}/_local/{id}``: not replicated, no sequence."""
     db = open_db(name)
     if request.method in ("GET", "HEAD"):
-        return respond(db.get_local(local_id))
+        doc = db.get_local(local_id)
+        if flag("revs"):
+            doc["_revisions"] = {"start": 0, "ids": [doc["_rev"][2:]]}
+        return respond(doc)
     if request.method == "DELETE":
         return respond(db.put_local(local_id, {"_rev": _rev_param()}, delete=True))
     doc = json_body(require_type=False)
     if _rev_param() and "_rev" not in doc:
         doc["_rev"] = _rev_param()
-    return respond(db.put_local(local_id, doc), 201)
+    deleted = doc.get("_deleted") is True  # CouchDB: a PUT with _deleted deletes, 200 and rev 0-0
+    return respond(db.put_local(local_id, doc), 200 if deleted else 201,
+                   {"Location": location(name, "_local/" + local_id)})
 
 
 def attachment_get(name: str, doc_id: str, att: str) -> Response:
     """``GET /{db}/{docid}/{name}``: the raw data, with ``Range`` support for resumed transfers."""
     stub, data = open_db(name).attachment(doc_id, att, request.args.get("rev"))
-    headers = {"ETag": f'"{stub["digest"]}"', "Accept-Ranges": "bytes", "Cache-Control": "must-revalidate"}
+    etag = f'"{stub["digest"].removeprefix("md5-")}"'  # CouchDB: the base64 MD5, without "md5-"
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "must-revalidate"}
+    if request.headers.get("If-None-Match") == etag:
+        return Response(status=304, headers=headers)
     span = _range(request.headers.get("Range"), len(data))
     if span is None:
         return Response(data, 200, headers, content_type=stub["content_type"])
@@ -174,7 +275,7 @@ def attachment_put(name: str, doc_id: str, att: str) -> Response:
         "content_type": request.headers.get("Content-Type", "application/octet-stream"),
         "data": base64.b64encode(raw_body()).decode(),
     }
-    return write_result(db.bulk_docs([doc])[0])
+    return write_result(db.bulk_docs([doc])[0], name, att)
 
 
 def attachment_delete(name: str, doc_id: str, att: str) -> Response:
@@ -184,8 +285,9 @@ def attachment_delete(name: str, doc_id: str, att: str) -> Response:
     if att not in doc.get("_attachments", {}):
         raise NotFound("Document is missing attachment")
     del doc["_attachments"][att]
-    response = write_result(db.bulk_docs([doc])[0])
+    response = write_result(db.bulk_docs([doc])[0], name)
     response.status_code = 200
+    del response.headers["Location"]
     return response
 
 

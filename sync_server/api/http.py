@@ -98,6 +98,12 @@ def flag(name: str, default: bool = False) -> bool:
     return value == "true"
 
 
+def doc_read_options() -> dict[str, bool] | None:
+    """What ``_all_docs`` and ``_changes`` add to included documents (``conflicts``, ``attachments``), or None."""
+    options = {"conflicts": flag("conflicts"), "attachments_": flag("attachments")}
+    return options if any(options.values()) else None
+
+
 def integer(name: str, default: int | None = None, minimum: int = 0) -> int | None:
     """A non-negative integer query parameter."""
     value = request.args.get(name)

@@ -8,7 +8,7 @@ URI on ``/`` first and decode each segment after, as CouchDB does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from flask import Response, request
 
@@ -42,6 +42,7 @@ _DB_SPECIAL: dict[str, dict[str, Handler]] = {
 }
 _DOCUMENT: dict[str, Handler] = {
     "GET": document.get, "PUT": document.put, "DELETE": document.delete, "HEAD": document.head,
+    "COPY": document.copy, "POST": document.form_upload,
 }
 _ATTACHMENT: dict[str, Handler] = {
     "GET": document.attachment_get, "HEAD": document.attachment_get,
@@ -56,7 +57,7 @@ def segments() -> list[str]:
     path = raw.split("?", 1)[0]
     if "://" in path:  # an absolute-form request target
         path = "/" + path.split("://", 1)[1].partition("/")[2]
-    parts = [unquote(p) for p in path.split("/")[1:]]
+    parts = [unquote_plus(p) for p in path.split("/")[1:]]  # "+" is a space, as mochiweb reads paths
     while parts and parts[-1] == "" and len(parts) > 1:
         parts.pop()
     return parts or [""]
@@ -133,7 +134,9 @@ def _members_route(rest: list[str]) -> tuple[Handler, list[str]]:
 
 def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
     if doc_id.startswith("_local/"):
-        return _pick(_LOCAL), [db, "/".join([doc_id[7:], *att])]
+        if att:
+            raise BadRequest("_local documents do not accept attachments.")
+        return _pick(_LOCAL), [db, doc_id[7:]]
     if att:
         return _pick(_ATTACHMENT), [db, doc_id, "/".join(att)]
     return _pick(_DOCUMENT), [db, doc_id]

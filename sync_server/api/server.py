@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -39,12 +40,40 @@ def all_dbs() -> Response:
     return respond(server().all_dbs())
 
 
+class SequentialUuids:
+    """CouchDB's default ``sequential`` uuids (couch_uuids.erl): a random 26-hex prefix and a
+    6-hex counter that grows by a random step, so that ids sort (and index) in creation order."""
+
+    _LIMIT = 0xFFF000  # past this the counter starts over under a new prefix
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._prefix, self._seq = secrets.token_hex(13), self._step()
+
+    @staticmethod
+    def _step() -> int:
+        return secrets.randbelow(0xFFE) + 1
+
+    def next(self) -> str:
+        with self._lock:
+            self._seq += self._step()
+            if self._seq >= self._LIMIT:
+                self._prefix, self._seq = secrets.token_hex(13), self._step()
+            return f"{self._prefix}{self._seq:06x}"
+
+
+_UUIDS = SequentialUuids()
+
+
 def uuids() -> Response:
-    """``GET /_uuids?count=N``."""
+    """``GET /_uuids?count=N``: never cached, as CouchDB marks them."""
     count = integer("count", 1, minimum=1) or 1
     if count > MAX_UUIDS:
-        raise BadRequest(f"count parameter too large (maximum {MAX_UUIDS})")
-    return respond({"uuids": [secrets.token_hex(16) for _ in range(count)]})
+        raise BadRequest("count parameter too large")
+    made = [_UUIDS.next() for _ in range(count)]
+    return respond({"uuids": made}, headers={
+        "Cache-Control": "must-revalidate, no-cache", "Pragma": "no-cache",
+        "Expires": "Mon, 01 Jan 1990 00:00:00 GMT", "ETag": f'"{made[-1]}"'})
 
 
 def session_get() -> Response:

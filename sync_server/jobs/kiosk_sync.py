@@ -114,10 +114,25 @@ class Syncer:
                     if not result.ok:
                         done.ok, done.error = False, f"{leg.direction} {leg.local}: {result.error}"
                         break
+                    if leg.direction == "pull" and result.docs_written and self._pushes(leg):
+                        # What the hub sent changed the cell after the push's checkpoint, and the status
+                        # counts documents changed since that checkpoint as waiting to go up. Push again
+                        # now (the next round would: the hub answers one _revs_diff with "have them all"),
+                        # so its checkpoint passes them; a record a phone wrote meanwhile goes up with it.
+                        push = Leg(leg.local, leg.remote, "push")
+                        again = self._replicator(push, progress).run()
+                        done.results.append((push, again))
+                        if not again.ok:
+                            done.ok, done.error = False, f"push {leg.local}: {again.error}"
+                            break
             finally:
                 self.rounds += 1
                 self._record(done, started)
             return done
+
+    def _pushes(self, pull: Leg) -> bool:
+        """A push leg goes with this pull (the cell's database)."""
+        return any(leg.direction == "push" and leg.local == pull.local for leg in legs(self.settings, self.rounds))
 
     def run_live(self) -> Round:
         """Push and pull the cell live (longpoll) until idle for ``live_seconds`` or the link drops."""

@@ -18,13 +18,12 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from schemas.hierarchy import Hierarchy, cell_db_name, kiosk_account
 from sync_server.handbook import ownership
 from sync_server.errors import Conflict, NotFound
 
-from replication.http_peer import HttpPeer
+from replication.http_peer import HttpPeer, db_path, doc_path
 
 KIOSK_ROLE = "kiosk"
 
@@ -62,19 +61,19 @@ class Provisioner:
             return None
 
     def ensure_db(self, name: str) -> None:
-        if self._get(f"/{quote(name, safe='')}") is None:
-            self._call("PUT", f"/{quote(name, safe='')}", ok=(201, 202, 412))
+        if self._get(db_path(name)) is None:
+            self._call("PUT", db_path(name), ok=(201, 202, 412))
             self.report.created_dbs += 1
 
     def ensure_security(self, db: str, security: dict) -> None:
-        path = f"/{quote(db, safe='')}/_security"
+        path = db_path(db) + "/_security"
         if (self._get(path) or {}) != security:
             self._call("PUT", path, security)
             self.report.security_set += 1
 
     def ensure_doc(self, db: str, doc: dict) -> bool:
         """Write ``doc`` unless the database already holds the same content; True when written."""
-        path = f"/{quote(db, safe='')}/{quote(doc['_id'], safe='')}"
+        path = doc_path(db, doc["_id"])
         current = self._get(path)
         if current is not None and _content(current) == _content(doc):
             return False
@@ -85,11 +84,11 @@ class Provisioner:
     def ensure_account(self, cell: str) -> None:
         name = kiosk_account(cell)
         doc_id = f"org.couchdb.user:{name}"
-        if self._get(f"/_users/{quote(doc_id, safe='')}") is not None:
+        if self._get(doc_path("_users", doc_id)) is not None:
             return  # keep its password: re-running must not lock a kiosk out
         password = secrets.token_urlsafe(18)
         try:
-            self._call("PUT", f"/_users/{quote(doc_id, safe='')}",
+            self._call("PUT", doc_path("_users", doc_id),
                        {"_id": doc_id, "name": name, "type": "user", "roles": [KIOSK_ROLE], "password": password})
         except Conflict:
             return

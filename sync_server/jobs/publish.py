@@ -7,13 +7,12 @@ import json
 import mimetypes
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from sync_server.security import signing
 from sync_server.handbook import validation
 from sync_server.errors import CouchError, Forbidden, NotFound, StartupError
 
-from replication.http_peer import HttpPeer
+from replication.http_peer import HttpPeer, doc_path
 
 
 def read_article(path: str | Path) -> dict[str, Any]:
@@ -50,7 +49,7 @@ def publish(doc: dict[str, Any], handbook_url: str) -> str:
     """Write the article to the hub's handbook database (a new revision if it exists); returns the rev."""
     peer = HttpPeer(handbook_url)
     try:
-        path = f"/{quote(peer.db_name, safe='')}/{quote(doc['_id'], safe='')}"
+        path = doc_path(peer.db_name, doc["_id"])
         try:
             doc["_rev"] = peer.request("GET", path)["_rev"]
         except NotFound:

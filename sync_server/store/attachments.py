@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import sqlite3
+import zlib
 from typing import Any
 
 from ..errors import BadRequest, PreconditionFailed
@@ -76,26 +78,47 @@ def _int(value: object, default: int) -> int:
 
 
 def _data_of(name: str, att: dict, follows: dict[str, bytes] | None) -> bytes:
-    """Decode inline base64 data, or take the body part that follows a multipart document."""
+    """Decode inline base64 data, or take the body part that follows a multipart document.
+
+    Data sent ``"encoding": "gzip"`` is stored decoded: CouchDB's replicator pushes the text
+    attachments CouchDB keeps gzip-encoded that way (``att_encoding_info``), in a multipart PUT.
+    """
     if att.get("follows"):
         if follows is None or name not in follows:
             raise BadRequest(f"Attachment {name} follows but its part is missing")
-        return follows[name]
-    data = att.get("data")
-    if not isinstance(data, str):
-        raise BadRequest(f"Attachment {name} has neither data nor stub")
+        data = follows[name]
+    else:
+        text = att.get("data")
+        if not isinstance(text, str):
+            raise BadRequest(f"Attachment {name} has neither data nor stub")
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"Invalid attachment data for {name}") from None
+    encoding = att.get("encoding")
+    if encoding in (None, "identity"):
+        return data
+    if encoding != "gzip":
+        raise BadRequest(f"Attachment {name}: unknown encoding {encoding!r}")
     try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(f"Invalid attachment data for {name}") from None
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        raise BadRequest(f"Attachment {name} says gzip but does not decode") from None
 
 
 def _resolve_stub(doc_id: str, name: str, att: dict, known: list[dict]) -> dict:
-    """Find a stub's attachment in an earlier revision: same name, and same digest when given."""
-    digest = att.get("digest")
+    """Find a stub's attachment in an earlier revision as CouchDB does (couch_att:merge_stubs):
+    by name, with the same ``revpos`` when the stub gives one.
+
+    Digests are not compared: CouchDB stores compressible types (text, JSON, XML) gzip-encoded
+    and its digest is the MD5 of the encoded bytes, ours the MD5 of the content, so the same
+    attachment has a different digest on each side. A stub whose name is unknown but whose
+    digest matches (a peer that renamed it) is still taken.
+    """
+    digest, revpos = att.get("digest"), att.get("revpos")
     for atts in known:
         found = atts.get(name)
-        if found and (digest is None or found["digest"] == digest):
+        if found and (revpos is None or found.get("revpos") == revpos or digest == found["digest"]):
             return dict(found)
     for atts in known:  # a renamed peer stub: match by digest alone
         for found in atts.values():

@@ -16,11 +16,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadRequest, Conflict, CouchError, DatabaseGone, DocumentTooLarge, NotFound, StartupError
+from ..errors import (BadRequest, Conflict, CouchError, DatabaseGone, DocumentTooLarge, Forbidden, NotFound,
+                      StartupError, Unauthorized)
 from . import attachments, revtree
 from .connection import Readers, connect, create_schema, transaction
 from .crypto import Cipher
-from .document import assemble, body_of, check_doc_id, check_members, dumps, splice
+from .document import assemble, body_of, check_doc_id, check_incoming, check_members, dumps, splice
 from .revid import new_revid
 
 # CouchDB's default _revs_limit.
@@ -328,7 +329,7 @@ class Database:
                 rev = revtree.descendant_leaves(tree, rev)[0]
             doc = self._assemble(conn, doc_id, rev, tree, attachments_, atts_since)
             if revs:
-                doc["_revisions"] = revtree.revisions(tree, rev)
+                doc["_revisions"] = revtree.revisions(tree, rev, self.revs_limit)
             if revs_info:
                 doc["_revs_info"] = self._revs_info(conn, doc_id, tree, rev)
             self._add_conflicts(doc, tree, rev, conflicts, deleted_conflicts)
@@ -389,10 +390,17 @@ class Database:
                 wanted = revtree.leaves(row[2])
             else:
                 wanted = list(dict.fromkeys(which))
-            results = []
+            results, seen = [], set()
             for rev in wanted:
-                results.extend(self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest))
-            return results
+                for result in self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest):
+                    found = result["ok"]["_rev"] if "ok" in result else None
+                    if found not in seen:  # with latest, revisions of one branch give its leaf once
+                        seen.add(found)
+                        results.append(result)
+            # CouchDB's order: found revisions by (generation, hash), then the missing ones as asked.
+            ok = sorted((r for r in results if "ok" in r),
+                        key=lambda r: (revtree.pos(r["ok"]["_rev"]), r["ok"]["_rev"].split("-", 1)[1]))
+            return ok + [r for r in results if "ok" not in r]
 
     def _open_rev(self, conn: sqlite3.Connection, doc_id: str, row: Any, rev: str, revs: bool,
                   with_atts: bool, atts_since: list[str] | None, latest: bool) -> list[dict]:
@@ -408,7 +416,7 @@ class Database:
                 out.append({"missing": target})
                 continue
             if revs:
-                doc["_revisions"] = revtree.revisions(tree, target)
+                doc["_revisions"] = revtree.revisions(tree, target, self.revs_limit)
             out.append({"ok": doc})
         return out
 
@@ -445,12 +453,17 @@ class Database:
     # -- writing documents ---------------------------------------------------
 
     def bulk_docs(self, docs: list[Any], new_edits: bool = True,
-                  follows: dict[str, bytes] | None = None) -> list[dict]:
+                  follows: dict[str, bytes] | None = None, strict: bool = False) -> list[dict]:
         """Write many documents in one durable transaction.
 
         A document that fails becomes ``{"id", "error", "reason"}`` in the result
         and the rest are written. With ``new_edits=False`` only failures are
         reported, as CouchDB does.
+
+        :param strict: as CouchDB's HTTP API: only a conflict or a refusal (403/401,
+            or anything the ``validate`` hook raises) is a row; any other error (a
+            malformed document, a missing stub, one too large) is raised and
+            nothing is written.
         """
         results: list[dict] = []
         with self._write_lock:
@@ -459,7 +472,7 @@ class Database:
                     self._load_counters()
                     self._batch = self._prefetch(docs)
                     for doc in docs:
-                        result = self._write_one(doc, new_edits, follows)
+                        result = self._write_one(doc, new_edits, follows, strict)
                         if result is not None:
                             results.append(result)
                     self._save_counters()
@@ -483,7 +496,8 @@ class Database:
                 found[doc_id] = (winner, bool(deleted), json.loads(tree))
         return found
 
-    def _write_one(self, doc: Any, new_edits: bool, follows: dict[str, bytes] | None) -> dict | None:
+    def _write_one(self, doc: Any, new_edits: bool, follows: dict[str, bytes] | None,
+                   strict: bool = False) -> dict | None:
         """Write one document; per-document errors become result rows.
 
         Every check happens before the document's rows are written (``_store`` is
@@ -496,6 +510,8 @@ class Database:
             rev = self._write(self._writer, doc, new_edits, follows)
         except (CouchError, RecursionError) as exc:
             err = exc if isinstance(exc, CouchError) else BadRequest("Document nests too deeply")
+            if strict and not (isinstance(err, (Conflict, Forbidden, Unauthorized)) or getattr(err, "refusal", False)):
+                raise err from None
             return {"id": doc_id if isinstance(doc_id, str) else None, **err.to_json()}
         if new_edits:
             return {"ok": True, "id": doc["_id"], "rev": rev}
@@ -504,10 +520,7 @@ class Database:
     def _write(self, conn: sqlite3.Connection, doc: Any, new_edits: bool,
                follows: dict[str, bytes] | None) -> str:
         """Merge one document into its tree and store the new leaf; returns the leaf's rev."""
-        if not isinstance(doc, dict):
-            raise BadRequest("Document must be a JSON object")
-        doc_id = check_doc_id(doc.get("_id"))
-        check_members(doc)
+        doc_id = check_doc_id(check_incoming(doc, new_edits).get("_id"))
         row = self._batch[doc_id] if doc_id in self._batch else self._row(doc_id, conn)
         tree: revtree.Tree = row[2] if row else {}
         deleted = bool(doc.get("_deleted"))
@@ -524,7 +537,11 @@ class Database:
                                                        self._cipher)
         if self.options.validate is not None:
             seen = {"_id": doc_id, **body, **({"_deleted": True} if deleted else {})}
-            changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher))
+            try:
+                changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher))
+            except CouchError as exc:
+                exc.refusal = True  # type: ignore[attr-defined]  # a policy's refusal is the document's, never the request's
+                raise
             if changed is not None:  # the policy rewrote the body (a _users password becomes its hash)
                 body = {k: v for k, v in changed.items() if k not in ("_id", "_deleted")}
         if new_edits:
@@ -559,9 +576,8 @@ class Database:
     def _replicated_path(self, conn: sqlite3.Connection, doc_id: str, doc: dict,
                          tree: revtree.Tree) -> tuple[list[str], list[dict]]:
         """The path of a replicated revision (``new_edits=false``) and the attachments it may reference."""
-        rev = doc.get("_rev")
-        if rev is None:
-            raise BadRequest("new_edits=false needs a _rev on every document")
+        revisions = doc.get("_revisions")
+        rev = doc.get("_rev") if revisions is None else f"{revisions['start']}-{(revisions['ids'] or [''])[0]}"
         revtree.parse_rev(rev)
         chain = revtree.path_from_revisions(rev, doc.get("_revisions"))
         if chain[0] in tree or "_attachments" not in doc:
@@ -625,12 +641,14 @@ class Database:
 
     def changes(self, since: int = 0, *, until: int | None = None, limit: int | None = None, descending: bool = False,
                 all_leaves: bool = False, include_docs: bool = False, doc_ids: Iterable[str] | None = None,
-                predicate: Any = None) -> Iterator[Change]:
+                predicate: Any = None, doc_options: dict[str, bool] | None = None) -> Iterator[Change]:
         """Each changed document once, at its latest sequence, in sequence order.
 
         Reads in pages and stops at the sequence current when it started, so
         memory stays flat and a busy writer cannot make it run forever.
         ``predicate`` (a compiled ``_selector``) sees the winning document.
+        :param doc_options: options of :meth:`get` for included documents
+            (``conflicts``, ``attachments_``); each such document costs one more read.
         """
         end, last, count = self.update_seq if until is None else until, since, 0
         ids = list(doc_ids) if doc_ids is not None else None
@@ -642,6 +660,8 @@ class Database:
                 end = seq - 1 if descending else end
                 last = seq
                 change = self._change(doc_id, seq, winner, deleted, tree_json, body, all_leaves, include_docs, predicate)
+                if change is not None and include_docs and doc_options:
+                    change.doc_json = dumps(self.get(doc_id, winner, **doc_options))
                 if change is not None:
                     count += 1
                     yield change
@@ -673,8 +693,11 @@ class Database:
 
     def all_docs(self, *, start: str | None = None, end: str | None = None, inclusive_end: bool = True,
                  descending: bool = False, limit: int | None = None, skip: int = 0,
-                 include_docs: bool = False) -> Iterator[dict]:
-        """Live documents by id (byte order, as CouchDB's raw collation), in pages."""
+                 include_docs: bool = False, doc_options: dict[str, bool] | None = None) -> Iterator[dict]:
+        """Live documents by id (byte order, as CouchDB's raw collation), in pages.
+
+        :param doc_options: as for :meth:`changes`.
+        """
         count, skipped, after = 0, 0, None
         while limit is None or count < limit:
             rows = self._ids_page(start, end, inclusive_end, descending, after, include_docs)
@@ -686,7 +709,7 @@ class Database:
                     skipped += 1
                     continue
                 count += 1
-                yield self._all_docs_row(doc_id, winner, False, body, include_docs)
+                yield self._all_docs_row(doc_id, winner, False, body, include_docs, doc_options)
                 if limit is not None and count >= limit:
                     return
 
@@ -709,26 +732,36 @@ class Database:
         sql = f"SELECT {cols} FROM docs d{join} WHERE {' AND '.join(where)} ORDER BY d.id {order} LIMIT {PAGE}"
         return self._all(sql, args)
 
-    def _all_docs_row(self, doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool) -> dict:
+    def _all_docs_row(self, doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool,
+                      doc_options: dict[str, bool] | None = None) -> dict:
         value: dict[str, Any] = {"rev": winner}
         if deleted:
             value["deleted"] = True
         row: dict[str, Any] = {"id": doc_id, "key": doc_id, "value": value}
-        if include_docs:
-            row["doc"] = (None if deleted or body is None
-                          else json.loads(splice(doc_id, winner, False, self._open(body, doc_id, winner))))
+        if include_docs and (deleted or body is None):
+            row["doc"] = None
+        elif include_docs and doc_options:
+            row["doc"] = self.get(doc_id, winner, **doc_options)
+        elif include_docs:
+            row["doc"] = json.loads(splice(doc_id, winner, False, self._open(body, doc_id, winner)))
         return row
 
-    def all_docs_keys(self, keys: list[Any], include_docs: bool = False) -> Iterator[dict]:
-        """``_all_docs`` with ``keys``: one row per key, in the order asked."""
-        for key in keys:
+    def all_docs_keys(self, keys: list[Any], include_docs: bool = False, *, descending: bool = False,
+                      skip: int = 0, limit: int | None = None,
+                      doc_options: dict[str, bool] | None = None) -> Iterator[dict]:
+        """``_all_docs`` with ``keys``: one row per key, in the order asked (reversed when descending).
+
+        ``skip`` and ``limit`` count rows, missing keys included, as CouchDB does.
+        """
+        keys = list(reversed(keys)) if descending else keys
+        for key in keys[skip:None if limit is None else skip + limit]:
             row = self._one("SELECT d.winner, d.deleted, r.body FROM docs d JOIN revs r "
                             "ON r.doc_id = d.id AND r.rev = d.winner WHERE d.id = ?",
                             (key,)) if isinstance(key, str) else None
             if row is None:
                 yield {"key": key, "error": "not_found"}
             else:
-                yield self._all_docs_row(key, row[0], bool(row[1]), row[2], include_docs)
+                yield self._all_docs_row(key, row[0], bool(row[1]), row[2], include_docs, doc_options)
 
     def count_since(self, seq: int) -> int:
         """How many documents changed after ``seq`` (what waits to be pushed)."""
@@ -756,10 +789,12 @@ class Database:
     def put_local(self, local_id: str, doc: dict, delete: bool = False) -> dict:
         """Write or delete a ``_local`` document; its ``_rev`` must match the current one.
 
-        :raises Conflict: on a stale or missing ``_rev``; NotFound when deleting nothing.
+        A document with ``"_deleted": true`` deletes, as in CouchDB, even one that does not exist.
+        :raises Conflict: on a stale or missing ``_rev``; NotFound when ``delete`` finds nothing.
         """
         if not isinstance(doc, dict):
             raise BadRequest("Document must be a JSON object")
+        check_members(doc)
         with self._write_lock, transaction(self._writer):
             row = self._writer.execute("SELECT rev FROM local_docs WHERE id = ?", (local_id,)).fetchone()
             current = f"0-{row[0]}" if row else None
@@ -767,11 +802,11 @@ class Database:
                 raise NotFound("missing")
             if row is not None and doc.get("_rev") != current:
                 raise Conflict()
-            if delete:
+            if delete or doc.get("_deleted") is True:
                 self._writer.execute("DELETE FROM local_docs WHERE id = ?", (local_id,))
                 return {"ok": True, "id": "_local/" + local_id, "rev": "0-0"}
             number = row[0] + 1 if row else 1
-            body = {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
+            body = body_of(doc)  # CouchDB keeps no special member, attachments included, on a _local document
             self._writer.execute("INSERT OR REPLACE INTO local_docs VALUES (?, ?, ?)",
                                  (local_id, number, self._seal(dumps(body), "_local", local_id)))
         return {"ok": True, "id": "_local/" + local_id, "rev": f"0-{number}"}

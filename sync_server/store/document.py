@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from ..errors import BadRequest, InvalidDocId
+from .revtree import parse_rev
 
 # The special members CouchDB 3 accepts on a document (couch_doc:transfer_fields/3);
 # anything else starting with "_" is a doc_validation error there too.
@@ -18,6 +19,14 @@ SPECIAL_MEMBERS = frozenset({
     "_id", "_rev", "_deleted", "_attachments", "_revisions", "_revs_info",
     "_conflicts", "_deleted_conflicts", "_local_seq",
 })
+# Special members CouchDB keeps in the body (per-document access, replicator documents).
+BODY_MEMBERS = frozenset({
+    "_access", "_replication_state", "_replication_state_time", "_replication_state_reason",
+    "_replication_id", "_replication_stats",
+})
+# CouchDB sets no limit by default ([couchdb] max_document_id_length = infinity); ids are
+# indexed here, so one is kept, far above any real id (PouchDB's tests use ids of 1.5 KB).
+MAX_DOC_ID_BYTES = 8192
 # Real documents are a few levels deep; this bound keeps hostile input from
 # exhausting the stack of the parser, the hasher or the serializer.
 MAX_DEPTH = 100
@@ -34,11 +43,13 @@ def check_doc_id(doc_id: object) -> str:
 
     :raises InvalidDocId: for non-strings, empty ids and reserved ``_`` prefixes.
     """
-    if not isinstance(doc_id, str) or not doc_id:
-        raise InvalidDocId("Document id must be a non-empty string")
+    if not isinstance(doc_id, str):
+        raise InvalidDocId("Document id must be a string")
+    if not doc_id:
+        raise InvalidDocId("Document id must not be empty")
     if doc_id.startswith("_") and not (doc_id.startswith("_design/") and len(doc_id) > 8):
         raise InvalidDocId("Only reserved document ids may start with underscore.")
-    if "\x00" in doc_id or len(doc_id.encode()) > 1024:
+    if "\x00" in doc_id or len(doc_id.encode()) > MAX_DOC_ID_BYTES:
         raise InvalidDocId("Document id is too long or holds a NUL character")
     return doc_id
 
@@ -65,10 +76,50 @@ def check_members(doc: dict) -> None:
     :raises BadRequest: error ``doc_validation`` as CouchDB names it.
     """
     for key in doc:
-        if key.startswith("_") and key not in SPECIAL_MEMBERS:
+        if key.startswith("_") and key not in SPECIAL_MEMBERS and key not in BODY_MEMBERS:
             raise BadRequest(f"Bad special document member: {key}", error="doc_validation")
     if _depth(doc) > MAX_DEPTH:
         raise BadRequest(f"Document nests deeper than {MAX_DEPTH} levels", error="doc_validation")
+
+
+def check_incoming(doc: object, new_edits: bool = True) -> dict:
+    """Return the document if CouchDB would parse it; its own checks, with its messages.
+
+    These are the checks CouchDB makes on every document of a request before it
+    writes any (couch_doc:from_json_obj_validate/2, chttpd_db:validate_revs/2 and
+    validate_attachment_names/1), so one failure there refuses a whole
+    ``_bulk_docs`` request.
+
+    :raises BadRequest: ``bad_request`` or ``doc_validation``; InvalidDocId.
+    """
+    if not isinstance(doc, dict):
+        raise BadRequest("Document must be a JSON object")
+    if "_id" in doc and not str(doc["_id"]).startswith("_local/"):
+        check_doc_id(doc["_id"])
+    if "_deleted" in doc and not isinstance(doc["_deleted"], bool):
+        raise BadRequest("Bad special document member: _deleted", error="doc_validation")
+    check_members(doc)
+    revisions = doc.get("_revisions")
+    if revisions is not None:
+        _check_revisions(revisions)
+    elif "_rev" in doc:
+        parse_rev(doc["_rev"])
+    elif not new_edits:
+        raise BadRequest("When `new_edits: false`, the document needs `_rev` or `_revisions` specified")
+    for name in doc.get("_attachments") or {} if isinstance(doc.get("_attachments"), dict) else {}:
+        if name.startswith("_"):
+            raise BadRequest(f"Attachment name '{name}' starts with prohibited character '_'")
+    return doc
+
+
+def _check_revisions(revisions: object) -> None:
+    if not isinstance(revisions, dict) or not isinstance(revisions.get("start"), int) \
+            or isinstance(revisions.get("start"), bool):
+        raise BadRequest("_revisions.start isn't an integer.", error="doc_validation")
+    if not isinstance(revisions.get("ids"), list):
+        raise BadRequest("_revisions.ids isn't a array.", error="doc_validation")
+    if not all(isinstance(i, str) for i in revisions["ids"]):
+        raise BadRequest("RevId isn't a string", error="doc_validation")
 
 
 def _depth(value: Any) -> int:
@@ -88,8 +139,8 @@ def _depth(value: Any) -> int:
 
 
 def body_of(doc: dict) -> dict:
-    """The user fields of a document: everything not starting with ``_``."""
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+    """The body of a document: everything not starting with ``_``, and the special members CouchDB keeps."""
+    return {k: v for k, v in doc.items() if not k.startswith("_") or k in BODY_MEMBERS}
 
 
 def splice(doc_id: str, rev: str, deleted: bool, body_json: str) -> str:

@@ -209,7 +209,7 @@ def test_head_attachment(db: Any) -> None:
     put(db, "doc", inline(("a.bin", DATA, "application/octet-stream")))
     response = db.head(f"/{DB}/doc/a.bin")
     assert response.status_code == 200 and response.get_data() == b""
-    assert response.headers["ETag"].strip('"') == md5_digest(DATA)
+    assert response.headers["ETag"].strip('"') == md5_digest(DATA).removeprefix("md5-")  # as CouchDB sends it
 
 
 def test_attachment_counts_do_not_change_doc_count(db: Any) -> None:

@@ -3,6 +3,8 @@ _revs_limit with compaction, /_session and the server identity."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from collections.abc import Callable
 from typing import Any
@@ -290,6 +292,33 @@ def test_open_revs_multipart(db: Any) -> None:
                                        "_revisions": {"start": 1, "ids": [rev1[2:]]}}
     assert parts[1][0].startswith("application/json") and 'error="true"' in parts[1][0]
     assert json.loads(parts[1][1]) == {"missing": missing}
+
+
+def test_open_revs_multipart_carries_attachment_data_unasked(db: Any) -> None:
+    """As CouchDB: its replicator asks open_revs multipart without attachments=true and writes what comes."""
+    data = base64.b64encode(b"minutes").decode()
+    rev1 = put(db, "doc", {"_attachments": {"m.txt": {"content_type": "text/plain", "data": data}}})
+    rev2 = put(db, "doc", {"_rev": rev1, "v": 2, "_attachments": {"m.txt": {"stub": True}}})
+    asked = f"/{DB}/doc?revs=true&latest=true&open_revs={quote(json.dumps([rev2]))}"
+    whole = json.loads(multipart_parts(db.get(asked, headers={"Accept": "multipart/mixed"}))[0][1])
+    assert whole["_attachments"]["m.txt"]["data"] == data
+    since = json.loads(multipart_parts(db.get(asked + f"&atts_since={quote(json.dumps([rev1]))}",
+                                              headers={"Accept": "multipart/mixed"}))[0][1])
+    assert since["_attachments"]["m.txt"].get("stub") is True  # the target has it since rev1
+    plain = get(db, asked, headers={"Accept": "application/json"})
+    assert plain[0]["ok"]["_attachments"]["m.txt"].get("stub") is True  # JSON: only when asked
+
+
+def test_gzip_encoded_attachment_data_is_stored_decoded(db: Any) -> None:
+    """CouchDB's replicator pushes gzip-stored text attachments with "encoding": "gzip"."""
+    encoded = base64.b64encode(gzip.compress(b"minutes of the meeting")).decode()
+    rev = put(db, "doc", {"_attachments": {"m.txt": {"content_type": "text/plain", "data": encoded,
+                                                     "encoding": "gzip"}}})
+    assert db.get(f"/{DB}/doc/m.txt?rev={rev}").get_data() == b"minutes of the meeting"
+    not_gzip = base64.b64encode(b"plain text").decode()
+    bad = db.put(f"/{DB}/other", json={"_attachments": {"m.txt": {"content_type": "text/plain", "data": not_gzip,
+                                                                  "encoding": "gzip"}}})
+    assert bad.status_code == 400 and "does not decode" in bad.get_json()["reason"]
 
 
 # -- _local documents -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """On the hub, a kiosk's account opens only its own cell's database and reads the handbook (#5).
 
-Provisioned by `sync-server provision`, against pouchdb-server and our own server as hub.
+Provisioned by `sync-server provision`, against pouchdb-server, our own server and Apache CouchDB 3 as hub.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from sync_server.handbook.generate import generate
 pytestmark = pytest.mark.peers
 
 
-@pytest.fixture(params=["pouchdb-server", "ours"])
+@pytest.fixture(params=["pouchdb-server", "ours", "couchdb"])
 def provisioned(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, dict[str, tuple[str, str]]]:
     """(hub with admin credentials, hub without, cell -> (account, password))."""
     if request.param == "pouchdb-server":
         admin_url = request.getfixturevalue("pouchdb_server").url
         base = admin_url
     else:
-        kiosk = request.getfixturevalue("kiosk")
-        admin_url, base = kiosk.url, kiosk.base
+        hub = request.getfixturevalue("kiosk" if request.param == "ours" else "couchdb")
+        admin_url, base = hub.url, hub.base
     province = generate("small", seed=4)
     hierarchy = tmp_path / "h.csv"
     province.write_hierarchy(hierarchy)

@@ -1,4 +1,4 @@
-"""The province's nightly pull from a hub (our server) and the reports, end to end."""
+"""The province's nightly pull from a hub (our server, and a real Apache CouchDB 3) and the reports, end to end."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture
-def setup(kiosk: Any, tmp_path: Path) -> tuple[Any, Path, Any]:
+@pytest.fixture(params=["ours", "couchdb"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, Path, Any]:
     """A hub holding a generated small province's cell databases, and the province's config.yaml."""
+    kiosk = request.getfixturevalue("kiosk" if request.param == "ours" else "couchdb")
     province = generate("small", seed=2, months=[MONTH])
     hierarchy = tmp_path / "hierarchy.csv"
     province.write_hierarchy(hierarchy)

@@ -1,4 +1,4 @@
-"""Provisioning a hub from the hierarchy, against pouchdb-server and our own server as hub."""
+"""Provisioning a hub from the hierarchy, against pouchdb-server, our own server and Apache CouchDB 3 as hub."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from sync_server.handbook.generate import generate
 pytestmark = pytest.mark.peers
 
 
-@pytest.fixture(params=["pouchdb-server", "ours"])
+@pytest.fixture(params=["pouchdb-server", "ours", "couchdb"])
 def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The root URL (with admin credentials where needed) of an empty hub."""
     if request.param == "pouchdb-server":
         return request.getfixturevalue("pouchdb_server").url
+    if request.param == "couchdb":
+        return request.getfixturevalue("couchdb").url
     return request.getfixturevalue("kiosk").url
 
 

@@ -34,29 +34,39 @@ def keys(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "keys" / "tq-2026.pem", config
 
 
-def test_publish_then_a_kiosk_pulls_and_shows_it(tmp_path: Path, keys: Any, pouchdb_server: Any, kiosk: Any) -> None:
+@pytest.fixture(params=["pouchdb-server", "couchdb"])
+def hub(request: pytest.FixtureRequest) -> Any:
+    """The hub (``.url`` with admin credentials where needed)."""
+    return request.getfixturevalue("pouchdb_server" if request.param == "pouchdb-server" else "couchdb")
+
+
+def test_publish_then_a_kiosk_pulls_and_shows_it(tmp_path: Path, keys: Any, hub: Any) -> None:
+    """With a PDF and a text attachment: CouchDB keeps the text gzip-encoded under another digest,
+    and the tampered revision (its attachments stubs) must still be checked and quarantined."""
     key, config = keys
     article = tmp_path / "article.json"
     article.write_text(json.dumps(ARTICLE, ensure_ascii=False), encoding="utf-8")
     pdf = tmp_path / "nghi-quyet.pdf"
     pdf.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 100)
-    couch_dump.create_db(pouchdb_server.url, "handbook")
-    published = cli("publish", str(article), "--hub", f"{pouchdb_server.url}/handbook", "--key", str(key),
-                    "--attach", str(pdf), "--config", str(config))
+    summary = tmp_path / "tom-tat.txt"
+    summary.write_text("Tóm tắt nghị quyết: xây dựng Đảng trong sạch, vững mạnh.\n" * 50, encoding="utf-8")
+    couch_dump.create_db(hub.url, "handbook")
+    published = cli("publish", str(article), "--hub", f"{hub.url}/handbook", "--key", str(key),
+                    "--attach", str(pdf), "--attach", str(summary), "--config", str(config))
     assert published.returncode == 0, published.stderr
     assert published.stdout.startswith("published article:nghi-quyet-18 (1-")
     # the kiosk trusts the key and pulls
     kiosk_config = tmp_path / "kiosk.yaml"
     kiosk_config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()),
                                             "server": {"data_dir": str(tmp_path / "kiosk")}}))
-    pulled = cli("replicate", f"{pouchdb_server.url}/handbook", "handbook", "--config", str(kiosk_config))
+    pulled = cli("replicate", f"{hub.url}/handbook", "handbook", "--config", str(kiosk_config))
     assert pulled.returncode == 0 and "replicated 1 of 1 changes (0 refused)" in pulled.stdout
     # tamper with the article on the hub: the next pull refuses and quarantines it
-    with httpx.Client(base_url=pouchdb_server.url, trust_env=False) as http:
+    with httpx.Client(base_url=hub.url, trust_env=False) as http:
         doc = http.get("/handbook/article:nghi-quyet-18").json()
         doc["body"] = "Nội dung bị sửa trái phép."
         assert http.put("/handbook/article:nghi-quyet-18", json=doc).status_code == 201
-    again = cli("replicate", f"{pouchdb_server.url}/handbook", "handbook", "--config", str(kiosk_config))
+    again = cli("replicate", f"{hub.url}/handbook", "handbook", "--config", str(kiosk_config))
     assert again.returncode == 0 and "(1 refused)" in again.stdout and "signature does not verify" in again.stderr
     from sync_server.handbook.policy import open_store
     from sync_server.settings import load

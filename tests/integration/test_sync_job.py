@@ -1,4 +1,4 @@
-"""The kiosk's sync round against a real hub (pouchdb-server, and our own server as hub)."""
+"""The kiosk's sync round against a real hub: pouchdb-server, a real Apache CouchDB 3, and our own server as hub."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import couch_dump
@@ -25,6 +26,16 @@ ARTICLES = [
 ]
 CELL = "TQ.NH.KH.C01"
 SELECTOR = {"audience": {"$elemMatch": {"$eq": "TQ.NH"}}}
+
+
+@pytest.fixture(params=["pouchdb-server", "couchdb"])
+def hub(request: pytest.FixtureRequest) -> Any:
+    """A hub: ``.url`` with admin credentials where needed, ``.base`` without."""
+    if request.param == "pouchdb-server":
+        server = request.getfixturevalue("pouchdb_server")
+        return SimpleNamespace(url=server.url, base=server.url, kind=request.param)
+    server = request.getfixturevalue("couchdb")
+    return SimpleNamespace(url=server.url, base=server.base, kind=request.param)
 
 
 def kiosk_config(tmp_path: Path, hub_url: str, **sync: Any) -> Path:
@@ -58,16 +69,16 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_sync_once_pushes_records_and_pulls_the_audiences_handbook(tmp_path: Path, pouchdb_server: Any) -> None:
-    seed_hub(pouchdb_server.url)
-    config = kiosk_config(tmp_path, pouchdb_server.url)
+def test_sync_once_pushes_records_and_pulls_the_audiences_handbook(tmp_path: Path, hub: Any) -> None:
+    seed_hub(hub.url)
+    config = kiosk_config(tmp_path, hub.url)
     seed_kiosk(tmp_path / "kiosk")
     before = json.loads(cli("status", "--config", str(config), "--json").stdout)
     assert before["synced"] is False and before["waiting_up"] == {"cell-tq-nh-kh-c01": 30}
     proc = cli("sync", "--once", "--config", str(config))
     assert proc.returncode == 0, proc.stderr
     assert "up   cell-tq-nh-kh-c01: 30 docs" in proc.stdout
-    assert sorted(couch_dump.dump(pouchdb_server.url, "cell-tq-nh-kh-c01")) == sorted(meeting_id(i) for i in range(30))
+    assert sorted(couch_dump.dump(hub.url, "cell-tq-nh-kh-c01")) == sorted(meeting_id(i) for i in range(30))
     server = Server(tmp_path / "kiosk")
     assert [r["id"] for r in server.get("handbook").all_docs()] == ["article:1"]
     server.close()
@@ -75,6 +86,22 @@ def test_sync_once_pushes_records_and_pulls_the_audiences_handbook(tmp_path: Pat
     assert status["synced"] is True and status["waiting_up"] == {"cell-tq-nh-kh-c01": 0}
     assert status["bytes_today"]["sent"] > 0 and status["last_push_ok"]["cell-tq-nh-kh-c01"] > 0
     assert "synced" in cli("status", "--config", str(config)).stdout
+
+
+def test_what_the_hub_sent_is_not_counted_as_waiting_to_go_up(tmp_path: Path, hub: Any) -> None:
+    """The pull leg's own writes change the cell after the push's checkpoint; they came from the hub."""
+    seed_hub(hub.url)
+    config = kiosk_config(tmp_path, hub.url)
+    seed_kiosk(tmp_path / "kiosk")
+    assert cli("sync", "--once", "--config", str(config)).returncode == 0
+    from_province = [{"_id": meeting_id(100 + i), "type": "meeting", "cell": CELL, "kind": "thematic",
+                      "status": "scheduled", "scheduled": "2026-12-20T19:30:00+07:00"} for i in range(3)]
+    couch_dump.bulk_docs(hub.url, "cell-tq-nh-kh-c01", from_province)
+    proc = cli("sync", "--once", "--config", str(config))
+    assert proc.returncode == 0 and "down cell-tq-nh-kh-c01: 3 docs" in proc.stdout, proc.stdout + proc.stderr
+    status = json.loads(cli("status", "--config", str(config), "--json").stdout)
+    assert status["waiting_up"] == {"cell-tq-nh-kh-c01": 0} and status["synced"] is True, status
+    assert "NOT synced" not in cli("status", "--config", str(config)).stdout
 
 
 def test_hub_down_is_never_reported_as_synced(tmp_path: Path) -> None:
@@ -91,9 +118,9 @@ def test_hub_down_is_never_reported_as_synced(tmp_path: Path) -> None:
     assert "NOT synced" in cli("status", "--config", str(config)).stdout
 
 
-@pytest.mark.parametrize("hub_kind", ["pouchdb-server", "ours"])
-def test_idle_round_costs_under_one_kilobyte(tmp_path: Path, pouchdb_server: Any, kiosk: Any, hub_kind: str) -> None:
-    hub_url = pouchdb_server.url if hub_kind == "pouchdb-server" else kiosk.url
+@pytest.mark.parametrize("hub_kind", ["pouchdb-server", "ours", "couchdb"])
+def test_idle_round_costs_under_one_kilobyte(tmp_path: Path, request: pytest.FixtureRequest, hub_kind: str) -> None:
+    hub_url = request.getfixturevalue({"pouchdb-server": "pouchdb_server", "ours": "kiosk"}.get(hub_kind, hub_kind)).url
     seed_hub(hub_url)
     seed_kiosk(tmp_path / "kiosk")
     settings = load(kiosk_config(tmp_path, hub_url))
@@ -129,13 +156,13 @@ def test_scheduler_backs_off_while_the_hub_is_down(tmp_path: Path) -> None:
     assert status["next_attempt"] > status["last_round"]["finished"] + 30  # second back-off: 60..120 s
 
 
-def test_live_sync_carries_changes_while_the_link_holds(tmp_path: Path, pouchdb_server: Any) -> None:
+def test_live_sync_carries_changes_while_the_link_holds(tmp_path: Path, hub: Any) -> None:
     import threading
     import time
 
-    seed_hub(pouchdb_server.url)
+    seed_hub(hub.url)
     seed_kiosk(tmp_path / "kiosk")
-    settings = load(kiosk_config(tmp_path, pouchdb_server.url, live_seconds=3))
+    settings = load(kiosk_config(tmp_path, hub.url, live_seconds=3))
     server = Server(settings.server.data_dir)
     syncer = Syncer(settings, server)
     try:
@@ -146,18 +173,21 @@ def test_live_sync_carries_changes_while_the_link_holds(tmp_path: Path, pouchdb_
         time.sleep(0.5)
         late = {"_id": meeting_id(99), "type": "meeting", "cell": CELL, "kind": "thematic", "status": "scheduled",
                 "scheduled": "2026-12-10T19:30:00+07:00"}
-        couch_dump.bulk_docs(pouchdb_server.url, "cell-tq-nh-kh-c01", [late])
+        couch_dump.bulk_docs(hub.url, "cell-tq-nh-kh-c01", [late])
         server.get("cell-tq-nh-kh-c01").bulk_docs([dict(late, _id=meeting_id(98))])
         thread.join(60)
         assert not thread.is_alive() and finished[0].ok, finished
         assert server.get("cell-tq-nh-kh-c01").get(meeting_id(99))["kind"] == "thematic"  # pulled live
-        assert meeting_id(98) in couch_dump.dump(pouchdb_server.url, "cell-tq-nh-kh-c01")  # pushed live
+        assert meeting_id(98) in couch_dump.dump(hub.url, "cell-tq-nh-kh-c01")  # pushed live
     finally:
         syncer.close()
         server.close()
 
 
-def test_hub_credentials_come_from_the_environment(tmp_path: Path, kiosk: Any, monkeypatch: Any) -> None:
+@pytest.mark.parametrize("hub_kind", ["kiosk", "couchdb"])
+def test_hub_credentials_come_from_the_environment(tmp_path: Path, request: pytest.FixtureRequest, hub_kind: str,
+                                                   monkeypatch: Any) -> None:
+    kiosk = request.getfixturevalue(hub_kind)  # our server as hub, or CouchDB: both admin:secret
     seed_hub(kiosk.url)
     seed_kiosk(tmp_path / "kiosk")
     monkeypatch.setenv("HUB_ACCOUNT", "admin:secret")

@@ -4,9 +4,7 @@ code; a hub with a certificate from a province's own CA, trusted only through sy
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import os
 import socket
 import ssl
@@ -16,11 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from conftest import ADMIN, ROOT, Kiosk, free_port
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from province_ca import make_ca
 
 pytestmark = pytest.mark.peers
 
@@ -68,36 +65,6 @@ def test_kiosk_serves_https_with_its_own_certificate_and_the_qr_code_carries_its
     kiosk.restart()  # the same certificate after a restart: the phone's trust stays valid
     assert "sha256:" + hashlib.sha256(served_certificate(tls_port)).hexdigest() == fingerprint
     kiosk.stop()
-
-
-def make_ca(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A province CA, and a hub certificate for 127.0.0.1 that it signed: (ca.pem, hub.crt, hub.key)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, hub_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Province test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    hub = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hub")]))
-           .issuer_name(ca_name).public_key(hub_key.public_key()).serial_number(x509.random_serial_number())
-           .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-           .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                          critical=False)
-           .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-           .sign(ca_key, hashes.SHA256()))
-    paths = tmp_path / "ca.pem", tmp_path / "hub.crt", tmp_path / "hub.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(hub.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(hub_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    os.chmod(paths[2], 0o600)
-    return paths
 
 
 def replicate(tmp_path: Path, source: str, target: str, ca_bundle: Path | None) -> subprocess.CompletedProcess:

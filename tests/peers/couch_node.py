@@ -121,8 +121,10 @@ class CouchNode:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
 
-def _env(rel: Path, epmd: Epmd, ini: Path) -> dict[str, str]:
-    return {**os.environ, "COUCHDB_REL": str(rel), "ERL_EPMD_PORT": str(epmd.port), "EXTRA_INI": str(ini)}
+def _env(rel: Path, epmd: Epmd, ini: Path, extra_ini: tuple[Path, ...] = ()) -> dict[str, str]:
+    """start.sh's environment; ``extra_ini`` files are read after the test settings (theirs win)."""
+    inis = " ".join(str(p) for p in (ini, *extra_ini))
+    return {**os.environ, "COUCHDB_REL": str(rel), "ERL_EPMD_PORT": str(epmd.port), "EXTRA_INI": inis}
 
 
 def _ini(workdir: Path) -> Path:
@@ -132,12 +134,15 @@ def _ini(workdir: Path) -> Path:
 
 
 class CouchServer:
-    """A running single CouchDB node with its epmd; ``stop()`` ends both."""
+    """A running single CouchDB node with its epmd; ``stop()`` ends both.
 
-    def __init__(self, workdir: Path, rel: Path) -> None:
+    ``extra_ini``: more settings (e.g. deploy/couchdb/handbook-hub.ini), read after the test's own.
+    """
+
+    def __init__(self, workdir: Path, rel: Path, extra_ini: tuple[Path, ...] = ()) -> None:
         self.epmd = Epmd(rel)
         self.node = CouchNode(workdir / "node", free_port())
-        env = _env(rel, self.epmd, _ini(workdir))
+        env = _env(rel, self.epmd, _ini(workdir), extra_ini)
         proc = subprocess.run(["sh", str(SHARED / "start.sh"), str(self.node.port), str(self.node.data_dir),
                                ":".join(ADMIN)], env=env, capture_output=True, timeout=120, check=False)
         if proc.returncode != 0:
@@ -172,11 +177,21 @@ class CouchCluster:
         env = _env(rel, self.epmd, _ini(workdir))
         root = workdir / "cluster"
         self.nodes = [CouchNode(root / f"node{i}", base_port + i - 1) for i in (1, 2, 3)]
+        self._env = env
         proc = subprocess.run(["sh", str(SHARED / "cluster.sh"), str(base_port), str(root), ":".join(ADMIN)],
                               env=env, capture_output=True, timeout=300, check=False)
         if proc.returncode != 0:
             self.stop()
             raise RuntimeError(f"the CouchDB cluster did not start: {proc.stderr.decode()}\n{self.nodes[0].log()}")
+
+    def start_node(self, index: int) -> None:
+        """Start node ``index`` (0-based) again after ``kill()``, on its data and port; it rejoins the cluster."""
+        node = self.nodes[index]
+        env = {**self._env, "NODE_NAME": f"node{index + 1}@127.0.0.1", "SINGLE_NODE": "false", "CLUSTER_N": "3"}
+        proc = subprocess.run(["sh", str(SHARED / "start.sh"), str(node.port), str(node.data_dir), ":".join(ADMIN)],
+                              env=env, capture_output=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"CouchDB node{index + 1} did not start again: {proc.stderr.decode()}\n{node.log()}")
 
     def stop(self) -> None:
         for node in self.nodes:

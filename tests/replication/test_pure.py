@@ -193,3 +193,17 @@ def test_failed_runs_never_push_the_shared_session_out_of_the_remote_history():
         run.flush({})
         assert hub.doc["session_id"] == run.session_id
     assert Checkpointer("rep", hub, local).read() == "5-x"
+
+
+@pytest.mark.parametrize("doc_id, path", [
+    ("_design/ownership", "/cell-a/_design/ownership"),
+    ("_local/abc", "/cell-a/_local/abc"),
+    ("_design/a/b", "/cell-a/_design/a%2Fb"),
+    ("meeting:TQ.NH:1", "/cell-a/meeting%3ATQ.NH%3A1"),
+    ("a/b?c", "/cell-a/a%2Fb%3Fc"),
+    ("_designer", "/cell-a/_designer"),
+])
+def test_doc_path_keeps_design_and_local_prefixes_literal(doc_id, path):
+    from replication.http_peer import doc_path
+
+    assert doc_path("cell-a", doc_id) == path

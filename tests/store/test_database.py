@@ -188,6 +188,24 @@ def test_replicated_stub_resolves_against_ancestor(db):
     assert db.attachment("a", "f")[1] == b"hi"
 
 
+def test_replicated_stub_resolves_by_name_and_revpos_not_digest(db):
+    """As CouchDB (couch_att:merge_stubs): CouchDB's digest of a gzip-stored text is the MD5 of the encoded bytes."""
+    rev1 = "1-" + "a" * 32
+    db.bulk_docs([{"_id": "a", "_rev": rev1, "_attachments": {"f.txt": {"content_type": "text/plain", "data": b64(b"hi"),
+                                                                        "revpos": 1}}}], new_edits=False)
+    couch_digest = "md5-LDpD4zcgVhN9JbyMRRIhfQ=="  # not ours for b"hi"
+
+    def child(label: str, revpos: int) -> dict:
+        return {"_id": "a", "_rev": "2-" + label * 32, "_revisions": {"start": 2, "ids": [label * 32, "a" * 32]},
+                "_attachments": {"f.txt": {"stub": True, "digest": couch_digest, "revpos": revpos,
+                                           "content_type": "text/plain"}}}
+
+    assert db.bulk_docs([child("b", 1)], new_edits=False) == []
+    assert db.attachment("a", "f.txt", "2-" + "b" * 32)[1] == b"hi"
+    refused = db.bulk_docs([child("c", 2)], new_edits=False)  # no earlier revision wrote it at revpos 2
+    assert [r["error"] for r in refused] == ["missing_stub"]
+
+
 def test_get_latest_and_open_revs(db):
     db.bulk_docs([{"_id": "a", "_rev": "2-b", "_revisions": {"start": 2, "ids": ["b", "a"]}, "v": "b"},
                   {"_id": "a", "_rev": "2-c", "_revisions": {"start": 2, "ids": ["c", "a"]}, "v": "c", "_deleted": True}],

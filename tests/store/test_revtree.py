@@ -102,7 +102,7 @@ def test_descendant_leaves_for_latest():
     assert revtree.descendant_leaves(tree, "2-b") == ["3-c"]
 
 
-@pytest.mark.parametrize("rev", ["", "1", "0-abc", "a-b", "1-", "-abc", 12, None, "1-ab/c", "01-abc"])
+@pytest.mark.parametrize("rev", ["", "1", "a-b", "-abc", 12, None, "1-a\x00b", "1-" + "a" * 300])
 def test_parse_rev_rejects_malformed(rev):
     with pytest.raises(BadRequest):
         revtree.parse_rev(rev)
