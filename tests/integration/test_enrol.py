@@ -26,7 +26,7 @@ from sync_server.settings import load
 
 pytestmark = pytest.mark.peers
 
-CELL, OTHER = "TQ.NH.KH.C01", "TQ.NH.KH.C02"
+CELL = "TQ.NH.KH.C01"
 CELL_DB = "cell-tq-nh-kh-c01"
 HIERARCHY = """code,name,level,parent
 TQ,Tuyên Quang,province,
@@ -207,39 +207,13 @@ def test_a_configured_cell_database_missing_locally_is_created_and_pulled(kiosk:
         server.close()
 
 
-def couch_hub(hub: str, tmp_path: Path) -> dict[str, str]:
-    """The hub as provisioning leaves it (`provision` itself is #17's to make work on CouchDB:
-    it is refused a 301 for ``_design%2F`` ids), written here over HTTP with the same rules."""
-    from sync_server.jobs.provision import HANDBOOK_SECURITY, KIOSK_ROLE, security_of_cell
-
-    with httpx.Client(base_url=hub, trust_env=False, timeout=30) as http:
-        for db, security in (("handbook", HANDBOOK_SECURITY), (CELL_DB, security_of_cell(CELL)),
-                             ("cell-tq-nh-kh-c02", security_of_cell(OTHER))):
-            assert http.put(f"/{db}").status_code in (201, 202, 412)
-            assert http.put(f"/{db}/_security", json=security).status_code == 200
-        for cell in ("tq-nh-kh-c01", "tq-nh-kh-c02"):
-            name = f"kiosk-{cell}"
-            assert http.put(f"/_users/org.couchdb.user:{name}", json={
-                "_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": [KIOSK_ROLE],
-                "password": "set-by-provisioning"}).status_code in (201, 202)
-    key_path, public = signing.create_key(tmp_path / "keys", "tq-2026")
-    province = tmp_path / "province.yaml"
-    province.write_text(yaml.safe_dump({"signing": {"public_keys": {"tq-2026": public}}}))
-    publish_and_fill(hub, tmp_path, key_path, province)
-    return {"tq-2026": public}
-
-
 def test_enrolment_against_couchdb_and_a_wiped_kiosk_restored(couchdb: Any, tmp_path: Path) -> None:
     hub = couchdb.url
-    keys = couch_hub(hub, tmp_path)
+    enrol_dir, keys = province_setup(hub, tmp_path)  # provision with --enrolment-dir, publish, a member record
     province = tmp_path / "province.yaml"
-    file = tmp_path / "enrol.json"
-    issued_now = run("kiosk", "enrolment", "--hub", hub, "--cell", CELL, "--out", str(file), "--config", str(province))
-    assert issued_now.returncode == 0, issued_now.stderr
+    file = enrol_dir / f"enrol-{CELL_DB}.json"
     issued = json.loads(file.read_text())
     assert issued["hub_url"] == bare(hub) + "/" and "secret" not in file.read_text()  # no hub admin password
-    assert httpx.get(f"{bare(hub)}/{CELL_DB}", auth=("kiosk-tq-nh-kh-c01", "set-by-provisioning"),
-                     trust_env=False).status_code == 401  # re-issuing replaced the old password
     copy = tmp_path / "copy.json"
     shutil.copy(file, copy)
     config, data = tmp_path / "kiosk.yaml", tmp_path / "data"
@@ -259,6 +233,8 @@ def test_enrolment_against_couchdb_and_a_wiped_kiosk_restored(couchdb: Any, tmp_
                "--config", str(province)).returncode == 0
     stale = run("kiosk", "enrol", str(copy), "--config", str(config))
     assert stale.returncode == 1 and "the hub refused the account" in stale.stderr and not data.exists()
+    assert httpx.get(f"{bare(hub)}/{CELL_DB}", auth=(issued["account"], issued["password"]),
+                     trust_env=False).status_code == 401  # re-issuing replaced the old password
     back = run("kiosk", "enrol", str(again), "--config", str(config))  # the data dir from config.yaml
     assert back.returncode == 0, back.stdout + back.stderr
     server = open_store(load(config))
