@@ -22,6 +22,7 @@ from .errors import CouchError, NotFound, RequestTooLarge, Unauthorized
 from .settings import Settings
 from .security.pairing import Pairing
 from .handbook.policy import open_store
+from .handbook.usage import Usage
 from .store import Server
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     app.extensions["sync_server"] = store
     app.extensions["audit"] = audit_for(store.data_dir)
     app.extensions["pairing"] = Pairing(store.data_dir)
+    app.extensions["usage"] = Usage(store)
     app.extensions["authenticator"] = Authenticator(settings.server.admin, store.secret,
                                                     settings.couchdb.session_timeout, _user_lookup(store))
     app.add_url_rule("/", "couch", router.dispatch, methods=_METHODS)
@@ -46,6 +48,7 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     app.add_url_rule("/<anything:_rest>", "couch_path", lambda _rest: router.dispatch(), methods=_METHODS)
     app.before_request(_authenticate)
     app.after_request(_finish)
+    app.after_request(_note_activity)
     app.teardown_request(_forget_user)
     app.register_error_handler(CouchError, _couch_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -138,6 +141,16 @@ def _finish(response: Response) -> Response:
     if g.get("refresh_cookie") and g.user.name:
         set_session_cookie(response, g.user.name)
     return compress_response(response)
+
+
+def _note_activity(response: Response) -> Response:
+    """A member's request that went through: registered, and active today (handbook/usage.py)."""
+    if response.status_code < 400:
+        try:
+            current_app.extensions["usage"].active(g.get("activity_user") or g.get("user"))
+        except Exception:  # usage is counted, never a reason to fail the member's request
+            log.exception("usage not recorded")
+    return response
 
 
 def _couch_error(exc: CouchError) -> Response:

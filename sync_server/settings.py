@@ -44,6 +44,8 @@ class ServerSettings:
     tls_key: str | None = _setting(None, "PEM private key of tls_cert (mode 600).")
     public_url: str | None = _setting(None, "Address phones on the village Wi-Fi use for this kiosk, put in the pairing QR code (e.g. https://192.168.50.1:6984/). Empty: the address the kiosk screen itself used.",
                                       pattern=r"https?://[^/\s]+/?", example="https://192.168.50.1:6984/")
+    screen_idle_seconds: int = _setting(90, "On the kiosk's shared screen (/_app/?screen=shared), sign the member out after this many idle seconds.",
+                                        minimum=15)
 
 
 @dataclass(frozen=True)

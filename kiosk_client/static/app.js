@@ -10,6 +10,7 @@ import * as sync from './views/sync.js';
 import * as conflict from './views/conflict.js';
 import * as signin from './views/signin.js';
 import * as pair from './views/pair.js';
+import * as members from './views/members.js';
 import { h } from './ui.js';
 
 const ROUTES = {
@@ -17,18 +18,27 @@ const ROUTES = {
   'meeting-edit': meetings.renderEdit, minutes: minutes.render,
   'minutes-edit': minutes.renderEdit, feedback: feedback.render, sync: sync.render,
   conflict: conflict.render, signin: signin.render, pair: pair.render, 'pair-phone': pair.renderPhone,
+  members: members.render,
 };
 // Screens open to a browser nobody is signed in on.
 const OPEN = new Set(['signin', 'pair-phone']);
 // Screens that show live data and are redrawn when it changes (never a form being filled in).
 const LIVE = new Set(['handbook', 'meetings', 'minutes', 'sync']);
 const SIGNED_OUT_KEY = 'phs.signedOut';
+// The kiosk's own screen, shared by every member at the cultural house: opened once as
+// /_app/?screen=shared (the kiosk's browser starts there), remembered by this browser. It signs
+// the member out after screen_idle_seconds (kiosk.json) without a touch, and after each check-in.
+const SHARED_KEY = 'phs.sharedScreen';
+const IDLE_EVENTS = ['pointerdown', 'keydown', 'touchstart', 'wheel'];
 const main = document.getElementById('view');
 let who = null;
 let drawing = Promise.resolve();
 // A pairing link from the kiosk's QR code (/_app/?pair=123456[&fp=sha256:...]) not yet used.
 let pairing = null;
 let shownHash = null;
+let idleTimer = null;
+let idleSeconds = 90;
+let signedOutNote = null; // why the last member was signed out on the shared screen, said on the sign-in form
 
 function parse() {
   const [path, query = ''] = location.hash.replace(/^#\/?/, '').split('?');
@@ -42,8 +52,32 @@ const ctx = {
   get who() { return who; },
   go: (hash) => { if (location.hash === hash) draw(); else location.hash = hash; },
   rerender: () => draw(),
-  signedIn: (account) => { who = account; localStorage.removeItem(SIGNED_OUT_KEY); db.startSync(who); ctx.go('#/handbook'); },
-  signOut: async () => { await db.signOut(); who = null; localStorage.setItem(SIGNED_OUT_KEY, '1'); ctx.go('#/signin'); },
+  signedIn: (account) => {
+    who = account;
+    localStorage.removeItem(SIGNED_OUT_KEY);
+    db.startSync(who);
+    armIdle();
+    ctx.go('#/handbook');
+  },
+  signOut: async (note = null) => {
+    await db.signOut();
+    who = null;
+    signedOutNote = note;
+    localStorage.setItem(SIGNED_OUT_KEY, '1');
+    ctx.go('#/signin');
+  },
+  get shared() { return localStorage.getItem(SHARED_KEY) === '1'; },
+  /** The note left by the last sign-out on the shared screen (read once). */
+  takeSignedOutNote: () => { const note = signedOutNote; signedOutNote = null; return note; },
+  /**
+   * A member checked in on the shared screen: once the record is at the kiosk, sign them out for
+   * the next member. While it waits, nobody is signed out (their record would be left behind).
+   */
+  checkedIn: async (id) => {
+    if (!ctx.shared || !who) return;
+    const name = who.name;
+    if (await db.whenUp(id) && who && who.name === name) await ctx.signOut({ kind: 'checkin', name });
+  },
   get pairing() { return pairing; },
   // The phone is paired: the code is spent, so it leaves the address (a reload must not show it again).
   paired: (account) => {
@@ -75,10 +109,11 @@ function draw() {
       const on = a.dataset.screen === name || (name === 'article' && a.dataset.screen === 'handbook')
         || (name === 'minutes-edit' && a.dataset.screen === 'minutes')
         || (name === 'meeting-edit' && a.dataset.screen === 'meetings')
-        || (['conflict', 'pair'].includes(name) && a.dataset.screen === 'sync');
+        || (['conflict', 'pair', 'members'].includes(name) && a.dataset.screen === 'sync');
       if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
     document.getElementById('nav').hidden = !who;
+    showWho();
     showNotice();
   });
   return drawing;
@@ -108,6 +143,27 @@ function showNotice() {
       h('a', { class: 'button secondary', href: '#/signin' }, t('signin.button'))));
 }
 
+// Whose account is in use, on every screen, with the way out: on a shared screen the next member
+// must never act as the previous one.
+async function showWho() {
+  const bar = document.getElementById('who');
+  bar.hidden = !who;
+  if (!who) { bar.replaceChildren(); return; }
+  const name = (await db.memberName(who)) || who.name;
+  if (bar.dataset.lang === language() && bar.dataset.name === name && bar.childElementCount) return;
+  bar.dataset.lang = language();
+  bar.dataset.name = name;
+  bar.replaceChildren(
+    h('p', { id: 'who-name' }, t('who.using', { name }), h('span', { class: 'meta', dir: 'ltr' }, ` ${who.name}`)),
+    h('button', { class: 'button secondary', id: 'not-me', onclick: () => ctx.signOut() }, t('who.not_me')));
+}
+
+function armIdle() {
+  clearTimeout(idleTimer);
+  if (!who || !ctx.shared) return;
+  idleTimer = setTimeout(() => { if (who) ctx.signOut({ kind: 'idle', name: who.name }); }, idleSeconds * 1000);
+}
+
 function showStatus(status) {
   const badge = document.getElementById('sync-badge');
   const state = status.needsSignIn ? 'signin' : status.active ? 'active' : status.reachable ? 'online' : 'offline';
@@ -127,6 +183,8 @@ async function start() {
   chooser.addEventListener('change', async () => { await setLanguage(chooser.value); showStatus(db.status); draw(); });
 
   const query = new URLSearchParams(location.search);
+  if (query.get('screen') === 'shared') localStorage.setItem(SHARED_KEY, '1');
+  if (query.get('screen') === 'own') localStorage.removeItem(SHARED_KEY);
   if (/^\d{6}$/.test(query.get('pair') || '')) {
     pairing = { code: query.get('pair'), fp: query.get('fp') };
     history.replaceState(null, '', location.pathname + location.search + '#/pair-phone');
@@ -142,7 +200,9 @@ async function start() {
   let timer = null;
   db.onChange((status) => { clearTimeout(timer); timer = setTimeout(() => showStatus(status), 150); });
   if (who) db.startSync(who);
-  window.addEventListener('hashchange', draw);
+  window.addEventListener('hashchange', () => { armIdle(); draw(); });
+  IDLE_EVENTS.forEach((name) => window.addEventListener(name, armIdle, { passive: true }));
+  db.kioskInfo().then((kiosk) => { if (kiosk && kiosk.screen_idle_seconds) idleSeconds = kiosk.screen_idle_seconds; armIdle(); });
   window.addEventListener('online', () => db.syncNow());
   showStatus(db.status);
   await draw();

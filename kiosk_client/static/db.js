@@ -111,11 +111,7 @@ export async function signIn(name, pin) {
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
     body: JSON.stringify({ name, password: pin }),
   });
-  if (!response.ok) {
-    const error = new Error('sign-in refused');
-    error.status = response.status;
-    throw error;
-  }
+  if (!response.ok) throw await refused(response); // {status, reason}: a lockout says so in its reason
   const body = await response.json();
   localStorage.removeItem(DEVICE_KEY); // signed in with a PIN: the cookie is this browser's credential now
   return remember(describe(body.name, body.roles || []));
@@ -207,6 +203,39 @@ export async function revokeDevice(deviceId) {
   const response = await kioskFetch(`/_pairing/devices/${encodeURIComponent(deviceId)}`, { method: 'DELETE' });
   if (!response.ok) throw await refused(response);
 }
+
+// --- the cell's members (kiosk admin; /_members, sync_server/api/members.py) -------------
+
+async function membersCall(path, init = {}) {
+  const response = await kioskFetch(`/_members${path}`, init);
+  if (!response.ok) throw await refused(response);
+  return response.json();
+}
+
+const postJson = (body) => ({ method: 'POST', headers: { 'Content-Type': 'application/json' },
+                              body: JSON.stringify(body || {}) });
+
+/** The admin's cell and its members ({cell, members: [{member_no, name, status, has_pin, secretary, locked_seconds, ...}]}). */
+export function members() { return membersCall(''); }
+
+/** Add a member to the register ({member_no, name, born?, gender?, smartphone?}). */
+export function addMember(fields) { return membersCall('', postJson(fields)); }
+
+/** Import the cell's register (CSV text): all lines or none ({added, updated}). */
+export function importRegister(text) {
+  return membersCall('/_import', { method: 'POST', headers: { 'Content-Type': 'text/csv' }, body: text });
+}
+
+/** A new PIN for a member ({account, pin}): shown once, it also lifts a lockout. */
+export function givePin(number) { return membersCall(`/${encodeURIComponent(number)}/pin`, postJson()); }
+
+/** Mark a member active, moved or inactive. */
+export function setMemberStatus(number, status) {
+  return membersCall(`/${encodeURIComponent(number)}/status`, postJson({ status }));
+}
+
+/** Name the cell's secretary. */
+export function nameSecretary(number) { return membersCall(`/${encodeURIComponent(number)}/secretary`, postJson()); }
 
 /**
  * The cell this kiosk serves ({cell, cell_db, handbook_db}, GET /_app/kiosk.json), or null when it has none.
@@ -366,10 +395,33 @@ export async function attendanceOf(meetingId, memberNo) {
   try { return await localCell.get(`attendance:${meetingId}:${memberNo}`); } catch (e) { return null; }
 }
 
+/** The name on the signed-in member's record in the cell's database, or null (a kiosk admin has none). */
+export async function memberName(who) {
+  if (!localCell || !who || !who.memberId) return null;
+  try { return (await localCell.get(who.memberId)).name || null; } catch (e) { return null; }
+}
+
+/** Whether a document written here is still waiting to go up to the kiosk (changed since the last push). */
+export async function waitingToGoUp(id) {
+  if (!localCell) return false;
+  const since = await localCell.changes({ since: status.pushedSeq, doc_ids: [id], limit: 1 });
+  return since.results.length > 0;
+}
+
+/** Resolve true once a saved document has gone up to the kiosk, false after timeoutMs. */
+export async function whenUp(id, timeoutMs = 30000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (localCell && !(await waitingToGoUp(id))) return true;
+    await new Promise((resolve) => { setTimeout(resolve, 300); });
+  }
+  return false;
+}
+
 /** Write a document into the cell's database (it goes up to the kiosk by itself). */
 export async function save(doc) {
   const result = await localCell.put(doc);
-  refreshCounts();
+  await refreshCounts();
   return result;
 }
 

@@ -90,6 +90,7 @@ def _kiosk() -> Response:
         found = {"cell": CELL, "cell_db": CELL_DB, "handbook_db": sync.handbook_db or SAMPLE_HANDBOOK_DB}
     else:
         raise NotFound("missing")
+    found["screen_idle_seconds"] = current_app.config["SETTINGS"].server.screen_idle_seconds
     response = respond(found)
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -65,6 +65,7 @@ def claim() -> Response:
         audit.record("pairing_failed", name=name, remote=request.remote_addr)
         raise
     audit.record("paired", name=user.name, device=device["device_id"], remote=request.remote_addr)
+    current_app.extensions["usage"].paired(user, device["device_id"], str(body.get("label") or "phone"))
     return respond({"ok": True, **device}, 201)
 
 
@@ -91,6 +92,9 @@ def revoke(device_id: str) -> Response:
     if not any(d["device_id"] == device_id and _mine(d) for d in _pairing().devices()):
         raise NotFound("no such device")
     _pairing().revoke(device_id)
+    member = next((d["member"] for d in _pairing().devices() if d["device_id"] == device_id), "")
+    if member.count(".") >= 4:  # <cell code (4 parts)>.<member no>: its device record is marked too
+        current_app.extensions["usage"].revoked(".".join(member.split(".")[:4]), device_id)
     current_app.extensions["audit"].record("revoked", device=device_id, by=g.user.name)
     return respond({"ok": True})
 

@@ -14,6 +14,7 @@ from flask import Response, request
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
 from . import app_static, bulk, changes, database, design, document, pairing, server
+from . import members as members_api
 
 Handler = Callable[..., Response]
 
@@ -82,6 +83,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
         return _pick({"GET": server.sync_status}), []
     if head == "_pairing":
         return _pairing_route(rest)
+    if head == "_members":
+        return _members_route(rest)
     if head == "_app":
         return _pick({"GET": app_static.serve}), [rest]
     if head == "" or (head.startswith("_") and not rest and head in _SERVER):
@@ -120,6 +123,19 @@ def _pairing_route(rest: list[str]) -> tuple[Handler, list[str]]:
         return _pick({"GET": pairing.locks, "DELETE": pairing.lift}), []
     if len(rest) == 2 and rest[0] == "devices":
         return _pick({"DELETE": pairing.revoke}), [rest[1]]
+    raise NotFound("missing")
+
+
+def _members_route(rest: list[str]) -> tuple[Handler, list[str]]:
+    """``/_members``: the kiosk admin's desk for its cell's members (api/members.py)."""
+    if not rest:
+        return _pick({"GET": members_api.list_members, "POST": members_api.add}), []
+    if rest == ["_import"]:
+        return _pick({"POST": members_api.import_register}), []
+    actions = {"pin": members_api.give_pin, "status": members_api.set_status,
+               "secretary": members_api.name_secretary}
+    if len(rest) == 2 and rest[1] in actions:
+        return _pick({"POST": actions[rest[1]]}), [rest[0]]
     raise NotFound("missing")
 
 

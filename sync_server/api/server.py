@@ -100,6 +100,7 @@ def session_post() -> Response:
         audit.record("sign_in_failed", name=form["name"], via="session", remote=request.remote_addr)
         raise
     audit.record("sign_in", name=user.name, via="session", remote=request.remote_addr)
+    g.activity_user = user  # counted as the member's activity (handbook/usage.py)
     response = respond({"ok": True, "name": user.name, "roles": list(user.roles)})
     set_session_cookie(response, user.name or "")
     return response

@@ -259,7 +259,13 @@ def retract(article_id: str, hub_url: str, key_path: str, key_id: str | None, co
               help="The province's hierarchy CSV (code,name,level,parent).")
 @click.option("--credentials", type=click.Path(dir_okay=False), default="kiosk-credentials.csv", show_default=True,
               help="Where new kiosk accounts' passwords are appended (mode 0600).")
-def provision(hub_url: str, hierarchy_path: str, credentials: str) -> None:
+@click.option("--enrolment-dir", type=click.Path(file_okay=False),
+              help="Write one enrolment file per new kiosk account here (for `sync-server kiosk enrol`).")
+@click.option("--kiosk-hub-url", help="The hub's address as kiosks reach it (default: --hub without its account).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="The province's config.yaml: its signing.public_keys go into the enrolment files.")
+def provision(hub_url: str, hierarchy_path: str, credentials: str, enrolment_dir: str | None,
+              kiosk_hub_url: str | None, config_path: str | None) -> None:
     """Set the hub up: handbook, one database per cell with its access rules, kiosk accounts."""
     from sync_server.jobs.provision import provision as run
 
@@ -268,7 +274,15 @@ def provision(hub_url: str, hierarchy_path: str, credentials: str) -> None:
     from ..errors import CouchError, PeerUnavailable
 
     try:
+        keys = load(config_path).signing.public_keys
+        if enrolment_dir and not keys:
+            raise StartupError("--enrolment-dir needs the province's signing.public_keys (--config): "
+                               "a kiosk enrolled without them would accept unsigned articles")
         report = run(hub_url, load_hierarchy(hierarchy_path), credentials)
+        if enrolment_dir and report.accounts_created:
+            from sync_server.jobs.enrol import write_enrolments
+
+            write_enrolments(enrolment_dir, kiosk_hub_url or hub_url, report.accounts_created, keys)
     except (StartupError, PeerUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     except CouchError as exc:
@@ -276,7 +290,8 @@ def provision(hub_url: str, hierarchy_path: str, credentials: str) -> None:
     click.echo(f"provisioned: {report.created_dbs} databases created, {report.security_set} access rules set, "
                f"{report.design_docs} validation documents, {report.units_written} units, "
                f"{len(report.accounts_created)} kiosk accounts"
-               + (f" (passwords in {credentials})" if report.accounts_created else ""))
+               + (f" (passwords in {credentials})" if report.accounts_created else "")
+               + (f"; enrolment files in {enrolment_dir}" if enrolment_dir and report.accounts_created else ""))
 
 
 @main.command()
@@ -380,3 +395,11 @@ def encryption_passphrase(new_spec: str, config_path: str | None, data_dir: str 
 from .bundle import bundle as _bundle  # noqa: E402  (sync by USB stick, #6; needs `main` defined)
 
 main.add_command(_bundle)
+
+from .members import member as _member  # noqa: E402  (a cell's members at the kiosk, #13)
+
+main.add_command(_member)
+
+from .kiosk import kiosk as _kiosk  # noqa: E402  (kiosk enrolment and restore, #13)
+
+main.add_command(_kiosk)

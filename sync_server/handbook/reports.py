@@ -10,7 +10,8 @@ there too and are ignored: the hierarchy passed in is the authority). No HTTP.
 Counting (``schemas/MODEL.md``; ``month`` is ``YYYY-MM``):
 
 * members: ``member`` documents with status ``active``; smartphone (the target group),
-  installed, registered: active members with that field ``true``. These are the
+  installed, registered: active members with that field ``true``; active: active members
+  whose ``last_active`` (written by the kiosk, at most daily) falls in the month. These are the
   members' current status, whatever the month;
 * install_rate_all = installed / members; install_rate_target = installed / smartphone
   (above 1 when members outside the target group installed the app);
@@ -54,11 +55,11 @@ _PREFIXES = tuple(t + ":" for t in COUNTED_TYPES)
 NO_DATA = "no data"
 CSV_FILES = {"province": "province.csv", "district": "districts.csv", "commune": "communes.csv",
              "cell": "cells.csv"}
-COUNTS = ("members", "smartphone", "installed", "registered", "cells", "cells_using", "cells_with_meetings",
+COUNTS = ("members", "smartphone", "installed", "registered", "active", "cells", "cells_using", "cells_with_meetings",
           "meetings_held", "attendance_records", "attendance_present", "minutes_recorded", "feedback_received")
 RATES = ("install_rate_all", "install_rate_target", "share_using", "attendance_rate")
 CSV_COLUMNS = ("level", "code", "name", "parent", "district", "commune", "members", "smartphone", "installed",
-               "registered", "install_rate_all", "install_rate_target", "cells", "cells_using",
+               "registered", "active", "install_rate_all", "install_rate_target", "cells", "cells_using",
                "cells_with_meetings", "share_using", "meets_goal", "meetings_held", "attendance_records",
                "attendance_present", "attendance_rate", "minutes_recorded", "feedback_received")
 
@@ -82,6 +83,7 @@ class Row:
     smartphone: int = 0
     installed: int = 0
     registered: int = 0
+    active: int = 0  # active members whose last_active falls in the month (schemas/MODEL.md)
     cells: int = 0
     cells_using: int = 0
     cells_with_meetings: int = 0
@@ -219,6 +221,7 @@ def compute(db: Any, hierarchy: Hierarchy, month: str, *, goal: float = GOAL,
                 row.smartphone += doc.get("smartphone") is True
                 row.installed += doc.get("installed") is True
                 row.registered += doc.get("registered") is True
+                row.active += str(doc.get("last_active") or "")[:7] == month
         elif kind == "attendance":
             counts = attendance.get(doc.get("meeting"))  # type: ignore[arg-type]
             if counts is None:

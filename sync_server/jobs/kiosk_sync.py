@@ -19,6 +19,7 @@ from sync_server.security.audit import audit_for
 from sync_server.security.secrets_source import read_secret, with_credentials
 from sync_server.settings import Settings
 from sync_server.store import Server
+from sync_server.jobs.local_dbs import ensure_local_dbs
 from sync_server.sync_status import SyncStatus, add_bytes, add_refused
 
 from replication.http_peer import HttpPeer, split_url
@@ -106,6 +107,7 @@ class Syncer:
                                                   hub=hub_display(self.settings.sync.hub_url or "")))
             done = Round(ok=True)
             try:
+                ensure_local_dbs(self.settings, self.server)  # a missing cell database is pulled, not pushed (#13)
                 for leg in legs(self.settings, self.rounds):
                     result = self._replicator(leg, progress).run()
                     done.results.append((leg, result))

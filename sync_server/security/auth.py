@@ -74,6 +74,17 @@ class Throttle:
     def forget(self, key: tuple) -> None:
         self._state.pop(key, None)
 
+    def forget_account(self, name: str) -> None:
+        """Forget every wrong try and lock on one account, from every client."""
+        with self._lock:
+            for key in [k for k in self._state if k[2:] == (name,)]:
+                del self._state[key]
+
+    def wait_account(self, name: str) -> float:
+        """Seconds the account is still locked for some client (0 when it is not)."""
+        now = time.monotonic()
+        return max([v[2] - now for k, v in list(self._state.items()) if k[2:] == (name,)] + [0.0])
+
     def locked(self) -> list[dict[str, Any]]:
         """The keys locked now, for the kiosk admin."""
         now = time.monotonic()
@@ -124,6 +135,7 @@ class Authenticator:
         # What the admin's cookies are bound to: a new admin password revokes them (issue #15).
         self._admin_salt = hmac.new(self._secret, f"admin:{self.admin_password}".encode(), hashlib.sha256).hexdigest() \
             if admin else ""
+        self._failed_salt: dict[str, str] = {}  # name -> salt of the PIN or password the wrong tries were against
 
     @property
     def admin_party(self) -> bool:
@@ -135,12 +147,14 @@ class Authenticator:
         :raises Unauthorized: "Name or password is incorrect.", or while this client is locked out
             of this account (or of all, after wrong tries over many accounts). The admin too.
         """
+        is_admin = self.admin_name is not None and hmac.compare_digest(name.encode(), self.admin_name.encode())
+        doc = None if is_admin else self._users(name)  # read every time: a new PIN or a deleted account counts at once
+        if not is_admin:
+            self._lift_lock_if_new_secret(name, doc)
         self.refuse_if_locked(client, name)
-        if self.admin_name is not None and hmac.compare_digest(name.encode(), self.admin_name.encode()) \
-                and hmac.compare_digest(password.encode(), str(self.admin_password).encode()):
+        if is_admin and hmac.compare_digest(password.encode(), str(self.admin_password).encode()):
             self.throttle.forget(("account", client, name))
             return User(name, ("_admin",))
-        doc = self._users(name)  # read every time: a changed password or deleted account counts at once
         stored = str((doc or {}).get("derived_key", ""))
         key = (name, hashlib.sha256((stored + ":" + password).encode()).hexdigest())
         cached = self._checked.get(key)
@@ -148,6 +162,7 @@ class Authenticator:
             return cached[1]
         if doc is None or not passwords.check(doc, password):
             self.failed(client, name)
+            self._failed_salt[name] = str((doc or {}).get("salt", ""))
             raise Unauthorized("Name or password is incorrect.")
         self.throttle.forget(("account", client, name))
         user = User(name, tuple(str(r) for r in doc.get("roles") or []))
@@ -178,6 +193,26 @@ class Authenticator:
         """What a device token of this account is bound to: a new PIN or password revokes it (issue #15)."""
         found = self._account(name)
         return hashlib.sha256(found[1].encode()).hexdigest()[:32] if found else None
+
+    # --- a new PIN lifts the lockout (issue 13) ---------------------------------------------
+    def _lift_lock_if_new_secret(self, name: str, doc: dict[str, Any] | None) -> None:
+        """Wrong tries count against one PIN or password: a new one (a new salt, written by any
+        process: the kiosk admin's screen or ``sync-server member pin``) starts afresh."""
+        if name in self._failed_salt and self._failed_salt[name] != str((doc or {}).get("salt", "")):
+            self.unlock(name)
+
+    def unlock(self, name: str) -> None:
+        """Forget an account's wrong tries and locks, from every client (its PIN was just reset)."""
+        self.throttle.forget_account(name)
+        self._failed_salt.pop(name, None)
+
+    def locked_for(self, name: str) -> float:
+        """Seconds an account stays locked for anyone (0 when it is not)."""
+        return self.throttle.wait_account(name)
+
+    def locked(self, name: str) -> bool:
+        """Whether an account is locked now."""
+        return self.locked_for(name) > 0
 
     def user_named(self, name: str) -> User | None:
         """The user a valid cookie names (roles read afresh), or None if the account is gone."""

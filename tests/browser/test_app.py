@@ -53,10 +53,11 @@ class SampleKiosk:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "kiosk.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []
 
     def start(self) -> SampleKiosk:
         args = [sys.executable, "-m", "sync_server", "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-                "--port", str(self.port), "--admin", ":".join(ADMIN), "--sample"]
+                "--port", str(self.port), "--admin", ":".join(ADMIN), "--sample", *self.extra_args]
         self.proc = start_process(args, ROOT, self.log)
         wait_ready(self.proc, self.base + "/_up", self.log)
         return self
@@ -549,3 +550,209 @@ def test_a_session_revoked_while_the_app_is_open_asks_to_sign_in_again_and_keeps
     expect(page.locator("#notice")).to_be_hidden()
     expect(page.locator("#sync-badge")).not_to_have_attribute("data-state", "signin")
     page.context.close()
+
+
+def sign_in_status(kiosk: SampleKiosk, name: str, pin: str) -> httpx.Response:
+    return httpx.post(f"{kiosk.base}/_session", json={"name": name, "password": pin}, trust_env=False)
+
+
+def test_the_kiosk_admin_manages_the_cells_members_on_the_members_screen(
+        browser: Browser, sample_kiosk: SampleKiosk, shots: Path, tmp_path: Path) -> None:
+    kiosk = sample_kiosk
+    cell = DEMO_MEMBER["member"].split(":")[1]
+    texts = {lang: json.loads((STATIC / "i18n" / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
+    vi = texts["vi"]
+    page = open_app(browser, kiosk, PHONE)
+    page.click("nav a[data-screen=sync]")
+    expect(page.locator("#members-open")).to_have_count(0)  # a member sees no such screen
+    page.goto(kiosk.base + "/_app/#/members")
+    expect(page.locator("section .warning")).to_have_text(vi["members.admin_only"])
+    page.click("nav a[data-screen=sync]")
+    page.click("#sign-out")
+    page.fill("#member", "kiosk")
+    page.fill("#pin", DEMO_KIOSK_ADMIN["pin"])
+    page.click("#signin-submit")
+    page.click("nav a[data-screen=sync]")
+    page.click("#members-open")  # two taps from any screen
+
+    # the sample's three members, by given name
+    cards = page.locator("#members .card")
+    expect(cards).to_have_count(3)
+    expect(page.locator("#members .card .title")).to_have_text(["Đặng Thị Hoà", "Ma Thị Lụa", "Hoàng Văn Thắng"])
+    expect(page.locator("[data-member='0012'] .facts")).to_contain_text(vi["members.secretary"])
+
+    # add one ("21" is member 0021), then import the register: two more and one known
+    page.fill("#new-number", "21")
+    page.fill("#new-name", "Lý Văn Nam")
+    page.fill("#new-born", "1958")
+    page.click("#member-add")
+    expect(page.locator("#members-message")).to_have_text(vi["members.added"].format(name="Lý Văn Nam", no="0021"))
+    register = tmp_path / "so-dang-vien.csv"
+    register.write_text("Số đảng viên,Họ và tên,Năm sinh,Giới tính,Điện thoại thông minh\n"
+                        "22,Triệu Thị Xuân,1975,nữ,có\n23,Bàn Văn Tiến,1950,nam,không\n"
+                        "13,Đặng Thị Hoà,1968,nữ,có\n", encoding="utf-8")
+    page.set_input_files("#register-file", str(register))
+    page.click("#register-import")
+    expect(page.locator("#members-message")).to_have_text(vi["members.imported"].format(added=2, updated=1))
+    expect(cards).to_have_count(6)
+    assert kiosk.doc(f"member:{cell}:0022")["gender"] == "female"
+
+    # a PIN for the new member, shown once on the screen; the member signs in with it
+    page.click("[data-member='0021'] .give-pin")
+    pin = page.locator("#pin-shown").inner_text()
+    assert re.fullmatch(r"\d{6}", pin)
+    assert sign_in_status(kiosk, f"{cell}.0021", pin).status_code == 200
+    fits_in_every_language(page, lambda: expect(page.locator("#pin-shown")).to_have_text(pin))
+    box = page.locator("#pin-shown").bounding_box()
+    assert box["height"] < 80 and box["width"] <= PHONE["width"]  # one line of big digits, read across the table
+    page.locator("[data-member='0021']").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "members-360-vi.png"))
+    page.click("#pin-once .pin-hide")
+    expect(page.locator("#pin-shown")).to_have_count(0)
+
+    # the demo member locks their account; the screen says so, and a new PIN opens it at once
+    for _ in range(5):
+        sign_in_status(kiosk, DEMO_MEMBER["name"], "0000")
+    assert "locked" in sign_in_status(kiosk, DEMO_MEMBER["name"], DEMO_MEMBER["pin"]).json()["reason"]
+    page.click("nav a[data-screen=sync]")
+    page.click("#members-open")
+    expect(page.locator("[data-member='0003'] .locked")).to_be_visible()
+    page.click("[data-member='0003'] .give-pin")
+    expect(page.locator("[data-member='0003'] .actions .warning")).to_have_text(
+        vi["members.new_pin_confirm"].format(name="Hoàng Văn Thắng"))
+    page.click("[data-member='0003'] .confirm-yes")
+    new_pin = page.locator("#pin-shown").inner_text()
+    assert sign_in_status(kiosk, DEMO_MEMBER["name"], new_pin).status_code == 200
+    expect(page.locator("[data-member='0003'] .locked")).to_have_count(0)
+
+    # name the new member secretary: the sample's secretary goes back to member
+    page.click("[data-member='0021'] .make-secretary")
+    page.click("[data-member='0021'] .confirm-yes")
+    expect(page.locator("[data-member='0021'] .facts")).to_contain_text(vi["members.secretary"])
+    expect(page.locator("[data-member='0012'] .facts")).not_to_contain_text(vi["members.secretary"])
+    roles = httpx.get(f"{kiosk.base}/_users/org.couchdb.user:{DEMO_SECRETARY['name']}", auth=ADMIN,
+                      trust_env=False).json()["roles"]
+    assert "secretary" not in roles and "member" in roles
+
+    # a member who moved away: marked, and their PIN stops working
+    page.click("[data-member='0003'] .mark-moved")
+    page.click("[data-member='0003'] .confirm-yes")
+    expect(page.locator("[data-member='0003']")).to_have_attribute("data-status", "moved")
+    expect(page.locator("[data-member='0003'] .mark-active")).to_be_visible()
+    assert sign_in_status(kiosk, DEMO_MEMBER["name"], new_pin).status_code == 401
+    assert kiosk.doc(DEMO_MEMBER["member"])["status"] == "moved"
+    no_horizontal_scroll(page)
+    big_enough_targets(page)
+    page.set_viewport_size(KIOSK_SCREEN)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "members-kiosk-vi.png"))
+    page.context.close()
+
+
+def test_the_shared_kiosk_screen_shows_who_is_signed_in_and_signs_them_out(
+        browser: Browser, tmp_path_factory: pytest.TempPathFactory, shots: Path) -> None:
+    workdir = tmp_path_factory.mktemp("shared-kiosk")
+    config = workdir / "config.yaml"
+    config.write_text(yaml.safe_dump({"server": {"screen_idle_seconds": 15}}))
+    kiosk = SampleKiosk(workdir)
+    kiosk.extra_args = ["--config", str(config)]
+    kiosk.start()
+    try:
+        walk_the_shared_screen(browser, kiosk, shots)
+    finally:
+        kiosk.stop()
+
+
+def walk_the_shared_screen(browser: Browser, kiosk: SampleKiosk, shots: Path) -> None:
+    cell = DEMO_MEMBER["member"].split(":")[1]
+    texts = {lang: json.loads((STATIC / "i18n" / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
+    vi = texts["vi"]
+    page = browser.new_context(viewport=KIOSK_SCREEN, timezone_id="Asia/Ho_Chi_Minh").new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(kiosk.base + "/_app/?screen=shared")  # how the kiosk's own browser starts
+    page.wait_for_selector("body[data-ready=true]")
+
+    # whose account is in use, by name, on every screen, with the way out
+    expect(page.locator("#who-name")).to_contain_text("Hoàng Văn Thắng")
+    expect(page.locator("#who-name")).to_contain_text(DEMO_MEMBER["name"])
+    page.click("nav a[data-screen=meetings]")
+    expect(page.locator("#who #not-me")).to_have_text(vi["who.not_me"])
+    page.click("#not-me")
+    expect(page.locator("#who")).to_be_hidden()
+
+    # the number field is the cell's member number, and "3" is member 0003; a lockout says so, and how long
+    expect(page.locator("label[for=member]")).to_have_text(vi["signin.number"])
+    for _ in range(5):
+        page.fill("#member", "3")
+        page.fill("#pin", "0000")
+        page.click("#signin-submit")
+        expect(page.locator(".signin .message .refusal")).to_be_visible()
+    page.fill("#member", "3")
+    page.fill("#pin", DEMO_MEMBER["pin"])
+    page.click("#signin-submit")
+    refusal = page.locator(".signin .message .refusal")
+    expect(refusal).to_have_text(re.compile(vi["signin.locked_seconds"].replace("{seconds}", r"(2\d|30)")))
+    expect(page.locator("#forgot-pin")).to_have_text(vi["signin.forgot"])
+    page.screenshot(path=str(shots / "locked-kiosk-vi.png"))
+
+    # the kiosk admin gives a new PIN (which lifts the lock): the member signs in with "3" and it
+    given = httpx.post(f"{kiosk.base}/_members/3/pin", json={}, auth=ADMIN, trust_env=False)
+    assert given.status_code == 201
+    page.fill("#member", "3")
+    page.fill("#pin", given.json()["pin"])
+    page.click("#signin-submit")
+    expect(page.locator("#who-name")).to_contain_text("Hoàng Văn Thắng")
+
+    # a check-in on the shared screen: once it is at the kiosk, the member is signed out for the next one
+    page.click("nav a[data-screen=meetings]")
+    page.click(f"[data-meeting='{MEETING_NEXT}'] .checkin")
+    expect(page.locator("#signed-out-note")).to_have_text(
+        vi["signin.out_after_checkin"].format(name=DEMO_MEMBER["name"]), timeout=WAIT_MS)
+    assert kiosk.doc(f"attendance:{MEETING_NEXT}:0003")["member"] == DEMO_MEMBER["member"]
+    expect(page.locator("#who")).to_be_hidden()
+
+    # the secretary signs in and walks away: signed out after the idle time (15 s here)
+    page.fill("#member", "12")
+    page.fill("#pin", DEMO_SECRETARY["pin"])
+    page.click("#signin-submit")
+    expect(page.locator("#who-name")).to_contain_text("Ma Thị Lụa")
+    started = time.monotonic()
+    expect(page.locator("#signed-out-note")).to_have_text(
+        vi["signin.out_idle"].format(name=DEMO_SECRETARY["name"]), timeout=40_000)
+    assert time.monotonic() - started >= 10
+    page.context.close()
+
+    # on a phone (not the shared screen) nobody is signed out; a check-in the kiosk has not received
+    # says it is waiting, never that it is done, until it is there
+    phone = open_app(browser, kiosk, PHONE)  # the demo member's sample PIN was replaced: the secretary signs in
+    phone.fill("#member", "12")
+    phone.fill("#pin", DEMO_SECRETARY["pin"])
+    phone.click("#signin-submit")
+    expect(phone.locator("#who-name")).to_contain_text("Ma Thị Lụa")
+    fits_in_every_language(phone, lambda: expect(phone.locator("#not-me")).to_be_visible())
+    phone.route(f"**/{CELL_DB}/_bulk_docs*", lambda route: route.abort())
+    phone.route(f"**/{CELL_DB}/_revs_diff*", lambda route: route.abort())
+    httpx.put(f"{kiosk.base}/{CELL_DB}/{MEETING_HELD_NEW['_id']}", json=MEETING_HELD_NEW, auth=ADMIN, trust_env=False)
+    phone.click("nav a[data-screen=meetings]")
+    card = phone.locator(f"[data-meeting='{MEETING_HELD_NEW['_id']}']")
+    card.locator(".checkin").click()
+    expect(card.locator(".waiting")).to_have_text(vi["meeting.waiting"])
+    expect(card.locator(".done")).to_have_count(0)
+    phone.wait_for_timeout(3000)
+    expect(card.locator(".done")).to_have_count(0)
+    assert kiosk.doc(f"attendance:{MEETING_HELD_NEW['_id']}:0012") is None
+    phone.unroute(f"**/{CELL_DB}/_bulk_docs*")
+    phone.unroute(f"**/{CELL_DB}/_revs_diff*")
+    phone.click("nav a[data-screen=sync]")
+    phone.click("#sync-now")
+    phone.click("nav a[data-screen=meetings]")
+    expect(card.locator(".done")).to_be_visible(timeout=WAIT_MS)
+    assert wait_for(lambda: kiosk.doc(f"attendance:{MEETING_HELD_NEW['_id']}:0012"), "the check-in at the kiosk")
+    expect(phone.locator("#who")).to_be_visible()
+    phone.context.close()
+
+
+MEETING_HELD_NEW = {"_id": f"meeting:{DEMO_MEMBER['member'].split(':')[1]}:0b8f3c1e-7d2a-4e5b-9c6d-1a2b3c4d5e6f",
+                    "type": "meeting", "kind": "thematic", "cell": DEMO_MEMBER["member"].split(":")[1],
+                    "scheduled": "2026-12-20T19:30:00+07:00", "place": "Nhà văn hoá thôn Bản Lằn",
+                    "status": "scheduled"}

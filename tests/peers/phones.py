@@ -28,7 +28,7 @@ PHONES_JS = ROOT / "tests" / "peers" / "phones.js"
 CELL = "TQ.NH.KH.C01"
 CELL_DB = "cell-tq-nh-kh-c01"
 HANDBOOK_DB = "handbook"
-MEETING = f"meeting:{CELL}:5d0c9a4e-2f1b-4c3d-8e7f-a1b2c3d4e5f6"  # sync_server/sample.py MEETING_NEXT
+MEETING = f"meeting:{CELL}:5d0c9a4e-2f1b-4c3d-8e7f-a1b2c3d4e5f6"  # sync_server/handbook/sample.py MEETING_NEXT
 PROBE_DB = "probe"
 if str(ROOT / "bench") not in sys.path:
     sys.path.insert(0, str(ROOT / "bench"))

@@ -29,7 +29,8 @@ export async function render(params, ctx) {
     if (rating) doc.rating = rating;
     await db.save(doc);
     text.value = '';
-    message.textContent = t('feedback.thanks');
+    message.textContent = t('feedback.waiting'); // kept on this device; thanks only once it is at the kiosk
+    if (await db.whenUp(doc._id, 60000) && message.isConnected) message.textContent = t('feedback.thanks');
   } }, t('feedback.send'));
   return h('section', {}, h('h1', {}, t('feedback.title')),
     h('p', {}, t('feedback.intro')),

@@ -17,6 +17,7 @@ export async function render(params, ctx) {
   const meetings = await db.meetings();
   const cards = await Promise.all(meetings.map(async (m) => {
     const mine = memberNo ? await db.attendanceOf(m._id, memberNo) : null;
+    const waiting = mine ? await db.waitingToGoUp(mine._id) : false;
     const canCheckIn = memberNo && !mine && m.status !== 'cancelled';
     return h('li', { class: 'card', dataset: { meeting: m._id } },
       h('span', { class: `tag status-${m.status}` }, t(`meeting.status.${m.status}`)),
@@ -24,12 +25,17 @@ export async function render(params, ctx) {
       h('span', { class: 'when' }, when(m.scheduled)),
       m.place ? h('span', { class: 'place', dir: 'auto' }, t('meeting.place', { place: m.place })) : null,
       m.agenda && m.agenda.length ? h('ol', { class: 'agenda' }, m.agenda.map((a) => h('li', { dir: 'auto' }, a))) : null,
-      mine ? h('p', { class: 'done' }, t('meeting.checked_in', { time: when(mine.checked_in_at) })) : null,
+      // a check-in says it is done only once it is at the kiosk; until then, that it waits to go up
+      mine && waiting ? h('p', { class: 'waiting' }, t('meeting.waiting')) : null,
+      mine && !waiting
+        ? h('p', { class: 'done' }, t('meeting.checked_in', { time: when(mine.checked_in_at) })) : null,
       canCheckIn ? h('button', { class: 'button primary checkin', onclick: async (event) => {
         event.currentTarget.disabled = true;
-        await db.save({ _id: `attendance:${m._id}:${memberNo}`, type: 'attendance', cell: who.cell,
+        const id = `attendance:${m._id}:${memberNo}`;
+        await db.save({ _id: id, type: 'attendance', cell: who.cell,
                         meeting: m._id, member: who.memberId, status: 'present', checked_in_at: nowWithOffset() });
         ctx.rerender();
+        ctx.checkedIn(id); // on the kiosk's shared screen: signed out for the next member once it is up
       } }, t('meeting.check_in')) : null,
       secretary ? h('a', { class: 'button secondary edit', href: `#/meeting-edit/${encodeURIComponent(m._id)}` },
         t('meeting.edit')) : null);

@@ -40,11 +40,29 @@ export function memberCode(id, kiosk) {
     /** The account name: the kiosk's cell and the number typed, or the full code typed. */
     value() {
       const typed = input.value.trim();
-      return fixed && typed && !typed.includes('.') ? `${cell}.${typed}` : typed;
+      if (!fixed || !typed || typed.includes('.')) return typed;
+      // the cell's records write numbers with 4 digits at least: "3" is member 0003
+      const number = /^\d{1,3}$/.test(typed) ? typed.padStart(4, '0') : typed;
+      return `${cell}.${number}`;
     },
     /** Fill in an account name (the demo buttons): only its number when it is of the kiosk's cell. */
     set(name) { input.value = fixed && name.startsWith(`${cell}.`) ? name.slice(cell.length + 1) : name; },
   };
+}
+
+/**
+ * What a refused sign-in says: a lockout as a lockout, with how long (the kiosk's reason names the
+ * seconds), and where a forgotten PIN is mended.
+ */
+export function refusal(error) {
+  if (error.status !== 401) return [t('signin.unreachable')];
+  const locked = /locked\D*(\d+)/.exec(error.reason || '');
+  return [
+    h('span', { class: 'refusal' }, !locked ? t('signin.wrong') : Number(locked[1]) < 120
+      ? t('signin.locked_seconds', { seconds: locked[1] })
+      : t('signin.locked_minutes', { minutes: Math.ceil(Number(locked[1]) / 60) })),
+    h('span', { class: 'forgot', id: 'forgot-pin' }, t('signin.forgot')),
+  ];
 }
 
 export async function render(params, ctx) {
@@ -60,7 +78,8 @@ export async function render(params, ctx) {
       const who = await db.signIn(member.value(), pin.value);
       ctx.signedIn(who);
     } catch (error) {
-      message.textContent = error.status === 401 ? t('signin.wrong') : t('signin.unreachable');
+      pin.value = '';
+      message.replaceChildren(...refusal(error));
     }
   } },
   ...member.elements,
@@ -75,5 +94,8 @@ export async function render(params, ctx) {
     t(`signin.demo_${role}`, { name: account.name, pin: account.pin })))) : null;
   const pairing = h('div', { class: 'card' }, h('p', {}, t('pair.with_code')),
     h('a', { class: 'button secondary', id: 'pair-link', href: '#/pair-phone' }, t('pair.phone_title')));
-  return h('section', {}, h('h1', {}, t('signin.title')), form, pairing, demo);
+  const note = ctx.takeSignedOutNote();
+  const left = note ? h('p', { class: 'warning', id: 'signed-out-note', role: 'status' },
+    t(note.kind === 'checkin' ? 'signin.out_after_checkin' : 'signin.out_idle', { name: note.name })) : null;
+  return h('section', {}, left, h('h1', {}, t('signin.title')), form, pairing, demo);
 }

@@ -27,6 +27,7 @@ export async function render(params, ctx) {
     h('button', { class: 'button primary', id: 'sync-now', onclick: () => { db.syncNow(); ctx.rerender(); } },
       t('sync.now')),
     ctx.who.kioskAdmin ? h('a', { class: 'button primary', id: 'pair-open', href: '#/pair' }, t('pair.open')) : null,
+    ctx.who.kioskAdmin ? h('a', { class: 'button primary', id: 'members-open', href: '#/members' }, t('members.title')) : null,
     h('h2', {}, t('sync.conflicts', { n: conflicts.length })),
     h('ul', { class: 'cards', id: 'conflicts' }, conflicts.length
       ? conflicts.map((c) => h('li', { class: 'card' },

@@ -1,0 +1,133 @@
+"""Usage recorded from what members do at the kiosk, not typed in (issue 13).
+
+The kiosk writes, as the server itself, into the member's cell database (so the records
+go up to the hub with the cell's other records and the province's nightly report counts
+them):
+
+- pairing a phone writes a ``device`` record (``device:<cell>:<device id>``) and marks the
+  member ``installed``; revoking it marks the record ``revoked`` (with ``revoked_at``) and
+  the member is ``installed`` only while one of their devices is live;
+- a member's first sign-in (a PIN checked, or a paired phone's token) marks them
+  ``registered``;
+- any request of a signed-in member (sign-in, sync, a check-in, reading the handbook)
+  sets the member's ``last_active`` to now, at most once a day per member (kept in
+  memory, so a busy phone costs one write a day, not one per request).
+
+Only accounts that are members of a cell (``<cell>.<member no>`` with the ``member`` role)
+and whose member record exists locally are counted; nothing else is written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from .members import cell_db_name
+from .ownership import MEMBER_ROLE
+from ..errors import NotFound
+from ..security.auth import User, current_name, current_roles
+from ..store import Server
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def member_of(user: User | None) -> tuple[str, str] | None:
+    """(cell, member no) of a cell member's account, else None."""
+    if user is None or not user.name or MEMBER_ROLE not in user.roles:
+        return None
+    cells = [r[5:] for r in user.roles if r.startswith("cell:")]
+    if len(cells) != 1 or not user.name.startswith(cells[0] + "."):
+        return None
+    return cells[0], user.name[len(cells[0]) + 1:]
+
+
+class Usage:
+    """Writes the usage records of one store."""
+
+    def __init__(self, server: Server, clock: Clock = _now) -> None:
+        self.server, self.clock = server, clock
+        self._seen: dict[str, str] = {}  # account -> the day its activity was last written
+        self._lock = threading.Lock()
+
+    def _as_server(self, db: Any, docs: list[dict]) -> list[dict]:
+        """Write as the server itself, whoever's request this runs in."""
+        roles, name = current_roles.set(None), current_name.set(None)
+        try:
+            return db.bulk_docs(docs)
+        finally:
+            current_roles.reset(roles)
+            current_name.reset(name)
+
+    def _member_doc(self, cell: str, number: str) -> tuple[Any, dict] | None:
+        db_name = cell_db_name(cell)
+        if not self.server.exists(db_name):
+            return None
+        db = self.server.get(db_name)
+        try:
+            return db, db.get(f"member:{cell}:{number}")
+        except NotFound:
+            return None
+
+    def active(self, user: User | None) -> None:
+        """A request of ``user``: registered (first time) and last_active (once a day)."""
+        found = member_of(user)
+        if found is None:
+            return
+        now = self.clock()
+        day = now.date().isoformat()
+        with self._lock:
+            if self._seen.get(user.name or "") == day:  # type: ignore[union-attr]
+                return
+            self._seen[user.name or ""] = day  # type: ignore[union-attr]
+        opened = self._member_doc(*found)
+        if opened is None:
+            return
+        db, member = opened
+        if member.get("registered") is True and str(member.get("last_active") or "")[:10] == day:
+            return
+        self._as_server(db, [{**member, "registered": True, "last_active": _stamp(now)}])
+
+    def paired(self, user: User | None, device_id: str, label: str) -> None:
+        """A phone was paired for ``user``: its device record, and the member is installed."""
+        found = member_of(user)
+        opened = self._member_doc(*found) if found else None
+        if found is None or opened is None:
+            return
+        cell, number = found
+        db, member = opened
+        device = {"_id": f"device:{cell}:{device_id}", "type": "device", "cell": cell, "member": member["_id"],
+                  "paired_at": _stamp(self.clock()), "label": (label or "phone")[:200], "revoked": False}
+        self._as_server(db, [device, {**member, "installed": True, "registered": True}])
+
+    def revoked(self, cell: str, device_id: str) -> None:
+        """A device was revoked: its record says so; the member stays installed only with another live device."""
+        db_name = cell_db_name(cell)
+        if not self.server.exists(db_name):
+            return
+        db = self.server.get(db_name)
+        try:
+            device = db.get(f"device:{cell}:{device_id}")
+        except NotFound:
+            return
+        changes = [{**device, "revoked": True, "revoked_at": _stamp(self.clock())}]
+        prefix = f"device:{cell}:"
+        live = [row["doc"] for row in db.all_docs(start=prefix, end=prefix + "\ufff0", include_docs=True)
+                if row["doc"]["member"] == device["member"] and row["id"] != device["_id"]
+                and not row["doc"].get("revoked")]
+        try:
+            member = db.get(device["member"])
+        except NotFound:
+            member = None
+        if member is not None and not live and member.get("installed") is not False:
+            changes.append({**member, "installed": False})
+        self._as_server(db, changes)

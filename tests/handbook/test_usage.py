@@ -1,0 +1,117 @@
+"""Usage recorded from behaviour: pairing, revoking, signing in, being active (issue 13)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from schemas.hierarchy import parse_hierarchy
+from sync_server.app import create_app
+from sync_server.handbook import reports
+from sync_server.settings import Settings
+
+CELL, DB = "TQ.NH.KH.C01", "cell-tq-nh-kh-c01"
+HIERARCHY = f"code,name,level,parent\nTQ,Tuyên Quang,province,\nTQ.NH,Na Hang,district,TQ\n" \
+            f"TQ.NH.KH,Khâu Tinh,commune,TQ.NH\n{CELL},Bản Lằn,cell,TQ.NH.KH\n"
+
+
+def basic(name: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()}
+
+
+ADMIN, KIOSK_ADMIN = basic("admin", "secret"), basic(f"{CELL}.kiosk", "1357")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 3, 19, 30, tzinfo=timezone(timedelta(hours=7)))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def kiosk(tmp_path):
+    app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
+    clock = Clock()
+    app.extensions["usage"].clock = clock
+    c = app.test_client()
+    c.put(f"/{DB}", headers=ADMIN)
+    c.put(f"/{DB}/_security", headers=ADMIN, json={"members": {"roles": [f"cell:{CELL}"]}})
+    c.put("/_users", headers=ADMIN)
+    c.put(f"/_users/org.couchdb.user:{CELL}.kiosk", headers=ADMIN, json={
+        "_id": f"org.couchdb.user:{CELL}.kiosk", "name": f"{CELL}.kiosk", "type": "user",
+        "roles": ["kiosk-admin", f"cell:{CELL}"], "pin": "1357"})
+    for number, name in (("0003", "Hoàng Văn Thắng"), ("0012", "Ma Thị Lụa")):
+        assert c.post("/_members", json={"member_no": number, "name": name, "smartphone": True},
+                      headers=KIOSK_ADMIN).status_code == 201
+    pins = {n: c.post(f"/_members/{n}/pin", headers=KIOSK_ADMIN).json["pin"] for n in ("0003", "0012")}
+    yield app, c, clock, pins
+    app.extensions["sync_server"].close()
+
+
+def member(client, number: str) -> dict:
+    return client.get(f"/{DB}/member:{CELL}:{number}", headers=ADMIN).json
+
+
+def month_report(app) -> reports.Row:
+    db = app.extensions["sync_server"].get(DB)
+    return reports.compute(db, parse_hierarchy(HIERARCHY), "2026-12").row(CELL)
+
+
+def test_first_sign_in_registers_and_activity_is_written_once_a_day(kiosk):
+    app, c, clock, pins = kiosk
+    assert member(c, "0003")["registered"] is False
+    assert month_report(app).registered == 0
+    assert c.post("/_session", json={"name": f"{CELL}.0003", "password": pins["0003"]}).status_code == 200
+    first = member(c, "0003")
+    assert first["registered"] is True and first["last_active"] == "2026-12-03T19:30:00+07:00"
+    assert month_report(app).registered == 1  # the report follows what was done
+
+    # a busy day costs one write: reads, syncs and check-ins the same day change nothing
+    auth = basic(f"{CELL}.0003", pins["0003"])
+    for _ in range(5):
+        assert c.get(f"/{DB}/_changes", headers=auth).status_code == 200
+    assert member(c, "0003")["_rev"] == first["_rev"]
+    assert month_report(app).active == 1
+    clock.now += timedelta(days=1)
+    assert c.get(f"/{DB}/_changes", headers=auth).status_code == 200
+    assert member(c, "0003")["last_active"] == "2026-12-04T19:30:00+07:00"
+    # last_active keeps the latest day only: once the member is active in January, a December report
+    # made afterwards no longer counts them (the nightly job writes each month's report in that month)
+    clock.now += timedelta(days=28)
+    assert c.get(f"/{DB}/_changes", headers=auth).status_code == 200
+    assert month_report(app).active == 0 and month_report(app).members == 2
+
+    # refused requests and accounts without a member record count for nothing
+    assert c.post("/_session", json={"name": f"{CELL}.0012", "password": "0000"}).status_code == 401
+    assert member(c, "0012")["registered"] is False
+    assert c.get("/_members", headers=KIOSK_ADMIN).status_code == 200
+    assert c.get(f"/{DB}/member:{CELL}:kiosk", headers=ADMIN).status_code == 404
+
+
+def test_pairing_writes_a_device_record_and_revoking_marks_it(kiosk):
+    app, c, clock, pins = kiosk
+    assert month_report(app).installed == 0
+    code = c.post("/_pairing/code", headers=KIOSK_ADMIN).json["code"]
+    claimed = c.post("/_pairing/claim", json={"code": code, "name": f"{CELL}.0012", "pin": pins["0012"],
+                                              "label": "Điện thoại của chị Lụa"})
+    assert claimed.status_code == 201
+    device_id = claimed.json["device_id"]
+    device = c.get(f"/{DB}/device:{CELL}:{device_id}", headers=ADMIN).json
+    assert device["member"] == f"member:{CELL}:0012" and device["revoked"] is False
+    assert device["label"] == "Điện thoại của chị Lụa" and device["paired_at"] == "2026-12-03T19:30:00+07:00"
+    assert member(c, "0012")["installed"] is True and member(c, "0012")["registered"] is True
+    assert month_report(app).installed == 1
+    # a member reads the device records of the cell; only the kiosk writes them
+    phone = {"Authorization": f"Bearer {claimed.json['token']}"}
+    assert c.get(f"/{DB}/device:{CELL}:{device_id}", headers=phone).status_code == 200
+
+    clock.now += timedelta(hours=2)
+    assert c.delete(f"/_pairing/devices/{device_id}", headers=KIOSK_ADMIN).status_code == 200
+    device = c.get(f"/{DB}/device:{CELL}:{device_id}", headers=ADMIN).json
+    assert device["revoked"] is True and device["revoked_at"] == "2026-12-03T21:30:00+07:00"
+    assert member(c, "0012")["installed"] is False
+    assert month_report(app).installed == 0  # a revoked phone: the figure goes down
