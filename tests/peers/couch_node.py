@@ -128,6 +128,7 @@ def _env(rel: Path, epmd: Epmd, ini: Path, extra_ini: tuple[Path, ...] = ()) -> 
 
 
 def _ini(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
     ini = workdir / "test.ini"
     ini.write_text(TEST_INI)
     return ini
@@ -140,9 +141,10 @@ class CouchServer:
     """
 
     def __init__(self, workdir: Path, rel: Path, extra_ini: tuple[Path, ...] = ()) -> None:
+        ini = _ini(workdir)
         self.epmd = Epmd(rel)
         self.node = CouchNode(workdir / "node", free_port())
-        env = _env(rel, self.epmd, _ini(workdir), extra_ini)
+        env = _env(rel, self.epmd, ini, extra_ini)
         proc = subprocess.run(["sh", str(SHARED / "start.sh"), str(self.node.port), str(self.node.data_dir),
                                ":".join(ADMIN)], env=env, capture_output=True, timeout=120, check=False)
         if proc.returncode != 0:
@@ -172,9 +174,10 @@ class CouchCluster:
     """Three CouchDB nodes joined by cluster.sh (``n = 3``), on consecutive ports."""
 
     def __init__(self, workdir: Path, rel: Path) -> None:
+        ini = _ini(workdir)
         self.epmd = Epmd(rel)
         base_port = _free_run(3)
-        env = _env(rel, self.epmd, _ini(workdir))
+        env = _env(rel, self.epmd, ini)
         root = workdir / "cluster"
         self.nodes = [CouchNode(root / f"node{i}", base_port + i - 1) for i in (1, 2, 3)]
         self._env = env
