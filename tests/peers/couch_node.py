@@ -151,6 +151,7 @@ class CouchServer:
             self.stop()
             raise RuntimeError(f"CouchDB did not start: {proc.stderr.decode()}\n{self.node.log()}")
         self.base, self.url, self.auth = self.node.base, self.node.url, ADMIN
+        _wait_settled(self.base)
 
     def stop(self) -> None:
         self.node.kill()
@@ -186,6 +187,7 @@ class CouchCluster:
         if proc.returncode != 0:
             self.stop()
             raise RuntimeError(f"the CouchDB cluster did not start: {proc.stderr.decode()}\n{self.nodes[0].log()}")
+        _wait_settled(self.nodes[0].base)
 
     def start_node(self, index: int) -> None:
         """Start node ``index`` (0-based) again after ``kill()``, on its data and port; it rejoins the cluster."""
@@ -200,6 +202,17 @@ class CouchCluster:
         for node in self.nodes:
             node.kill()
         self.epmd.stop()
+
+
+def _wait_settled(base: str, timeout: float = 60.0) -> None:
+    """Until CouchDB has written ``_users/_design/_auth``, which it does on its own some seconds
+    after ``/_up`` answers: a test that compares ``_users`` before and after would see that write."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base, auth=ADMIN, trust_env=False, timeout=10) as http:
+        while http.get("/_users/_design/_auth").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"CouchDB at {base} never wrote _users/_design/_auth")
+            time.sleep(0.2)
 
 
 def _free_run(count: int) -> int:
