@@ -60,7 +60,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def hierarchy_subset(kiosks: int) -> tuple[str, list[str]]:
     """The generated full province's hierarchy cut to its first ``kiosks`` cells; (CSV text, cell codes)."""
-    from sync_server.generate import write_hierarchy
+    from sync_server.handbook.generate import write_hierarchy
 
     with tempfile.TemporaryDirectory() as tmp:
         text = write_hierarchy(Path(tmp) / "h.csv", "full").read_text(encoding="utf-8")
@@ -84,8 +84,8 @@ def kiosk(index: int, cell: str, account: tuple[str, str], args: Any, hub_port: 
     """One kiosk: its own store and account, the phases' rounds, one result row per round."""
     import yaml
 
-    from replication.jobs import Syncer
     from schemas.hierarchy import cell_db_name
+    from sync_server.jobs.kiosk_sync import Syncer
     from sync_server.settings import load
     from sync_server.store import Server
 
