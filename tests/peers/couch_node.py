@@ -128,6 +128,7 @@ def _env(rel: Path, epmd: Epmd, ini: Path, extra_ini: tuple[Path, ...] = ()) -> 
 
 
 def _ini(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
     ini = workdir / "test.ini"
     ini.write_text(TEST_INI)
     return ini
@@ -140,15 +141,17 @@ class CouchServer:
     """
 
     def __init__(self, workdir: Path, rel: Path, extra_ini: tuple[Path, ...] = ()) -> None:
+        ini = _ini(workdir)
         self.epmd = Epmd(rel)
         self.node = CouchNode(workdir / "node", free_port())
-        env = _env(rel, self.epmd, _ini(workdir), extra_ini)
+        env = _env(rel, self.epmd, ini, extra_ini)
         proc = subprocess.run(["sh", str(SHARED / "start.sh"), str(self.node.port), str(self.node.data_dir),
                                ":".join(ADMIN)], env=env, capture_output=True, timeout=120, check=False)
         if proc.returncode != 0:
             self.stop()
             raise RuntimeError(f"CouchDB did not start: {proc.stderr.decode()}\n{self.node.log()}")
         self.base, self.url, self.auth = self.node.base, self.node.url, ADMIN
+        _wait_settled(self.base)
 
     def stop(self) -> None:
         self.node.kill()
@@ -172,9 +175,10 @@ class CouchCluster:
     """Three CouchDB nodes joined by cluster.sh (``n = 3``), on consecutive ports."""
 
     def __init__(self, workdir: Path, rel: Path) -> None:
+        ini = _ini(workdir)
         self.epmd = Epmd(rel)
         base_port = _free_run(3)
-        env = _env(rel, self.epmd, _ini(workdir))
+        env = _env(rel, self.epmd, ini)
         root = workdir / "cluster"
         self.nodes = [CouchNode(root / f"node{i}", base_port + i - 1) for i in (1, 2, 3)]
         self._env = env
@@ -183,6 +187,7 @@ class CouchCluster:
         if proc.returncode != 0:
             self.stop()
             raise RuntimeError(f"the CouchDB cluster did not start: {proc.stderr.decode()}\n{self.nodes[0].log()}")
+        _wait_settled(self.nodes[0].base)
 
     def start_node(self, index: int) -> None:
         """Start node ``index`` (0-based) again after ``kill()``, on its data and port; it rejoins the cluster."""
@@ -197,6 +202,17 @@ class CouchCluster:
         for node in self.nodes:
             node.kill()
         self.epmd.stop()
+
+
+def _wait_settled(base: str, timeout: float = 60.0) -> None:
+    """Until CouchDB has written ``_users/_design/_auth``, which it does on its own some seconds
+    after ``/_up`` answers: a test that compares ``_users`` before and after would see that write."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base, auth=ADMIN, trust_env=False, timeout=10) as http:
+        while http.get("/_users/_design/_auth").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"CouchDB at {base} never wrote _users/_design/_auth")
+            time.sleep(0.2)
 
 
 def _free_run(count: int) -> int:

@@ -60,7 +60,7 @@ class NginxProxy:
         temp = workdir / "temp"
         (workdir / "nginx.conf").write_text(
             f"{user}daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {workdir}/logs/error.log warn;\n"
-            "events { worker_connections 256; }\n"
+            "worker_rlimit_nofile 16384;\nevents { worker_connections 8192; }\n"
             "http {\n"
             f"  access_log {workdir}/logs/access.log;\n"
             f"  client_body_temp_path {temp}/body; proxy_temp_path {temp}/proxy; fastcgi_temp_path {temp}/fastcgi;\n"
