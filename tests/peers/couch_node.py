@@ -168,7 +168,6 @@ class CouchServer:
                     for r in rows if r["id"].startswith("org.couchdb.user:")]
             if docs:
                 http.post("/_users/_bulk_docs", json={"docs": docs})
-            http.put("/_users/_security", json={})
 
 
 class CouchCluster:
