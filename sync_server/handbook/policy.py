@@ -22,6 +22,8 @@ from ..security.auth import USER_PREFIX, current_name, current_roles
 from ..errors import BadRequest, Forbidden, StartupError
 from ..security.secrets_source import read_passphrase
 from ..store import Server, StoreOptions, crypto
+from ..design import engine as design_engine
+from ..design.validate import DesignValidator
 from ..store.crypto import Cipher
 
 log = logging.getLogger(__name__)
@@ -123,7 +125,9 @@ def open_store(settings: Any) -> Server:
     policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db)
     server = Server(settings.server.data_dir, StoreOptions(
         max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,
-        synchronous=settings.storage.synchronous, validate=policy, cipher=store_cipher(settings)))
+        synchronous=settings.storage.synchronous, validate=policy, cipher=store_cipher(settings),
+        validate_design=DesignValidator()))
+    design_engine.configure(settings.design.js_time_limit_ms, settings.design.js_memory_limit_mb)
     policy.server = server
     return server
 

@@ -44,6 +44,11 @@ class StoreOptions:
     validate: Any = None
     # Encrypts bodies, attachments and _local documents at rest (crypto.py); None: stored in clear.
     cipher: Cipher | None = None
+    # Runs the validate_doc_update functions of the database's design documents (sync_server/design):
+    # called as (db name, [(ddoc id, rev)], load(id, rev) -> body, new doc, load_old() -> doc or None,
+    # security() -> the _security object)
+    # for every write of a non-design document, only while the database has design documents.
+    validate_design: Any = None
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Database:
         self._write_lock = threading.Lock()
         self._changed = threading.Condition()
         self._batch: dict[str, Any] = {}  # rows of the batch being written, by id (under the write lock)
+        self._design_revs: list[tuple[str, str]] | None = None  # live design documents (under the write lock)
         with transaction(self._writer):
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('revs_limit', ?)", (str(options.revs_limit),))
@@ -160,6 +166,14 @@ class Database:
             counts = f"{live} {dead}"
         self._docs, self._dels = (int(n) for n in counts.split())
         self.revs_limit = int(self._meta("revs_limit") or DEFAULT_REVS_LIMIT)
+        self._design_revs = None
+
+    def _design_docs(self, conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        """(id, winning rev) of the live design documents, read once per write batch (one index seek)."""
+        if self._design_revs is None:
+            self._design_revs = [tuple(r) for r in conn.execute(
+                "SELECT id, winner FROM docs WHERE id >= '_design/' AND id < '_design0' AND deleted = 0 ORDER BY id")]
+        return self._design_revs
 
     def _save_counters(self) -> None:
         self._writer.execute("INSERT OR REPLACE INTO meta VALUES ('counts', ?)", (f"{self._docs} {self._dels}",))
@@ -496,7 +510,10 @@ class Database:
             rev = self._write(self._writer, doc, new_edits, follows)
         except (CouchError, RecursionError) as exc:
             err = exc if isinstance(exc, CouchError) else BadRequest("Document nests too deeply")
-            return {"id": doc_id if isinstance(doc_id, str) else None, **err.to_json()}
+            row = {"id": doc_id if isinstance(doc_id, str) else None}
+            if not new_edits and isinstance(doc, dict) and isinstance(doc.get("_rev"), str):
+                row["rev"] = doc["_rev"]  # CouchDB names the refused revision of a replicated write
+            return {**row, **err.to_json()}
         if new_edits:
             return {"ok": True, "id": doc["_id"], "rev": rev}
         return None
@@ -527,6 +544,8 @@ class Database:
             changed = self.options.validate(self.name, seen, lambda d: attachments.blob(conn, d, self._cipher))
             if changed is not None:  # the policy rewrote the body (a _users password becomes its hash)
                 body = {k: v for k, v in changed.items() if k not in ("_id", "_deleted")}
+        if self.options.validate_design is not None and not doc_id.startswith("_design/"):
+            self._validate_design(conn, doc_id, doc, body, deleted, chain, tree, new_edits)
         if new_edits:
             chain[0] = self._hash_rev(chain, body, deleted)
             if chain[0] in tree:
@@ -572,6 +591,45 @@ class Database:
         bodies = {r: json.loads(self._open(b, doc_id, r)).get("_attachments", {}) for r, b in rows}
         return chain, [bodies[r] for r in known if r in bodies]
 
+    def _validate_design(self, conn: sqlite3.Connection, doc_id: str, doc: dict, body: dict, deleted: bool,
+                         chain: list[str], tree: revtree.Tree, new_edits: bool) -> None:
+        """Hand the write to the design documents' validate_doc_update functions, as CouchDB does.
+
+        newDoc carries the ``_rev`` the client sent (the new one when replicated) and
+        ``_revisions``; oldDoc is the revision being edited (null for a new document,
+        also one written over a deleted one without ``_rev``), or for a replicated
+        revision the nearest ancestor whose body is stored (couch_db.erl).
+        """
+        ddocs = self._design_docs(conn)
+        if not ddocs:
+            return
+        new_doc: dict[str, Any] = {"_id": doc_id}
+        if new_edits:
+            known = chain[1:] if isinstance(doc.get("_rev"), str) else []
+        else:
+            known = chain
+        if known:
+            new_doc["_rev"] = known[0]
+            new_doc["_revisions"] = {"start": revtree.pos(known[0]), "ids": [r.split("-", 1)[1] for r in known]}
+        new_doc.update(body)
+        if deleted:
+            new_doc["_deleted"] = True
+        if new_edits:
+            old_revs = [doc["_rev"]] if isinstance(doc.get("_rev"), str) else []
+        else:
+            old_revs = [r for r in chain[1:] if r in tree]
+
+        def load_old() -> dict | None:
+            for rev in old_revs:
+                old = self._body(doc_id, rev, conn)
+                if old is not None:
+                    return {**assemble(doc_id, rev, bool(tree[rev][1]), old),
+                            "_revisions": revtree.revisions(tree, rev)}
+            return None
+
+        self.options.validate_design(self.name, ddocs, lambda i, r: self._body(i, r, conn), new_doc, load_old,
+                                     self.get_security)
+
     @staticmethod
     def _hash_rev(chain: list[str], body: dict, deleted: bool) -> str:
         generation = int(chain[0].rstrip("-"))
@@ -592,6 +650,8 @@ class Database:
         self._seq += 1
         conn.execute("INSERT OR REPLACE INTO docs (id, seq, winner, deleted, tree) VALUES (?, ?, ?, ?, ?)",
                      (doc_id, self._seq, winner, int(deleted), dumps(tree)))
+        if doc_id.startswith("_design/"):
+            self._design_revs = None  # read again, this write included
         if doc_id in self._batch:
             self._batch[doc_id] = (winner, deleted, tree)
         was_deleted = None if row is None else row[1]
