@@ -15,11 +15,12 @@ from typing import Any
 
 from flask import Response, request
 
+from ..design import filters
 from ..errors import BadRequest, DatabaseGone
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
-from .http import flag, integer, json_body, json_param, settings, stream
+from .http import flag, integer, json_body, json_param, server, settings, stream
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _parse(db: Database) -> _Feed:
     style = request.args.get("style", "main_only")
     if style not in ("main_only", "all_docs"):
         raise BadRequest("style must be main_only or all_docs", error="query_parse_error")
-    doc_ids, predicate = _filter(body)
+    doc_ids, predicate = _filter(body, db)
     cap = settings().couchdb.changes_timeout_ms
     timeout = min(integer("timeout", cap) or 0, cap) / 1000
     heartbeat = request.args.get("heartbeat")
@@ -105,7 +106,7 @@ def _parse(db: Database) -> _Feed:
                  flag("include_docs"), doc_ids, predicate, timeout, beat or None)
 
 
-def _filter(body: dict) -> tuple[list[str] | None, Any]:
+def _filter(body: dict, db: Database) -> tuple[list[str] | None, Any]:
     name = request.args.get("filter")
     if name is None:
         return None, None
@@ -120,7 +121,18 @@ def _filter(body: dict) -> tuple[list[str] | None, Any]:
         return None, compile_selector(body["selector"])
     if name == "_design":
         return None, lambda doc: str(doc.get("_id", "")).startswith("_design/")
-    raise BadRequest(f"filter {name[:60]!r} is not supported here: use _doc_ids, _selector or _design")
+    return None, _design_filter(name, db)
+
+
+# -- filter functions of design documents (#18): sync_server/design/filters.py ------------------
+
+def _design_filter(name: str, db: Database) -> Any:
+    """``filter=ddoc/name`` or ``filter=_view``: the design document's JavaScript decides."""
+    query = request.args.to_dict()
+    raw = request.get_data(as_text=True) if request.method == "POST" else None
+    return filters.predicate(db, name, query, lambda: filters.request_object(
+        db, request.method, [p for p in request.path.split("/") if p], query, dict(request.headers), raw,
+        request.remote_addr, server().uuid))
 
 
 def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[str]:
