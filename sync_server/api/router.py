@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from flask import Response, request
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import app_static, bulk, changes, database, document, pairing, server
+from . import app_static, bulk, changes, database, document, pairing, server, views
 
 Handler = Callable[..., Response]
 
@@ -38,6 +38,7 @@ _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_security": {"GET": database.security, "PUT": database.security},
     "_revs_limit": {"GET": database.revs_limit, "PUT": database.revs_limit},
     "_compact": {"POST": database.compact},
+    "_view_cleanup": {"POST": views.view_cleanup},
 }
 _DOCUMENT: dict[str, Handler] = {
     "GET": document.get, "PUT": document.put, "DELETE": document.delete, "HEAD": document.head,
@@ -118,6 +119,8 @@ def _pairing_route(rest: list[str]) -> tuple[Handler, list[str]]:
 def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
     if doc_id.startswith("_local/"):
         return _pick(_LOCAL), [db, "/".join([doc_id[7:], *att])]
+    if doc_id.startswith("_design/") and len(att) == 2 and att[0] == "_view":  # #18: views
+        return _pick({"GET": views.view, "POST": views.view}), [db, doc_id[8:], att[1]]
     if att:
         return _pick(_ATTACHMENT), [db, doc_id, "/".join(att)]
     return _pick(_DOCUMENT), [db, doc_id]

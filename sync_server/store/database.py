@@ -7,6 +7,7 @@ before the call returns. Knows nothing of HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -269,6 +270,17 @@ class Database:
     def closed(self) -> bool:
         """Whether the database was closed (deleted, or the server stopped)."""
         return self._closed
+
+    @contextlib.contextmanager
+    def index_writer(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection, in one durable transaction under the write lock, for secondary
+        indexes (view rows, store/viewindex.py); keep the work inside short, documents wait for it."""
+        with self._write_lock, transaction(self._writer) as conn:
+            yield conn
+
+    def reader(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A read connection for the ``with`` block (secondary indexes read through it)."""
+        return self._readers.borrow()
 
     def _one(self, sql: str, args: tuple | list = ()) -> Any:
         """One row of a read, on a borrowed connection."""

@@ -6,6 +6,7 @@ sequences and other per-server values are normalised before comparing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +24,7 @@ def normalise(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: ("<seq>" if k in ("seq", "last_seq", "update_seq") and v is not None else
                     "<rev>" if k in ("rev", "_rev") and isinstance(v, str) and _REV.match(v) else normalise(v))
-                for k, v in value.items()}
+                for k, v in value.items() if k != "ref"}  # CouchDB tags some 400s with a log reference
     if isinstance(value, list):
         return [normalise(v) for v in value]
     return value
@@ -49,6 +50,9 @@ class Twin:
         """Send to both; assert the same status and normalised JSON body; return CouchDB's body."""
         couch, ours = self.both(method, path, auth, **kwargs)
         cb, ob = normalise(_json(couch)), normalise(_json(ours))
+        keys = (kwargs.get("params") or {}).get("keys") or json.dumps((kwargs.get("json") or {}).get("keys", []))
+        if len(json.loads(keys)) > 1 and isinstance(cb, dict) and isinstance(ob, dict):
+            cb.pop("offset", None), ob.pop("offset", None)  # a cluster's multi-key offset is an artefact of its shards
         assert (ours.status_code, ob) == (couch.status_code, cb), f"{method} {path}: CouchDB {couch.status_code} {cb} / ours {ours.status_code} {ob}"
         if status is not None:
             assert couch.status_code == status, cb
