@@ -19,7 +19,8 @@ def view(name: str, ddoc: str, view_name: str) -> Response:
 
     def load_doc(doc_id: str, rev: str | None) -> dict | None:
         try:
-            return db.get(doc_id, rev, conflicts=bool(params.get("conflicts")))
+            return db.get(doc_id, rev, conflicts=bool(params.get("conflicts")),
+                          attachments_=bool(params.get("attachments")))
         except NotFound:
             return None
 

@@ -128,6 +128,8 @@ function __compile(path) {
   }
   if (typeof src !== 'string') { throw ['error', 'not_found', 'missing function ' + path]; }
   var f;
+  // couchjs accepts a trailing semicolon and surrounding blanks (it normalises the source first).
+  src = src.replace(/^\s+/, '').replace(/[\s;]+$/, '');
   try { f = (0, eval)('(' + src + '\n)'); } catch (e) {
     throw ['error', 'compilation_error', 'Expression does not eval to a function. (' + src.slice(0, 200) + ')'];
   }
@@ -156,9 +158,13 @@ var __ops = {
     __emitted = null;
     return out;
   },
-  reduce: function (cmd) {
+  reduce: function (cmd) {  // an error in a reduce function makes its value null (couchjs views.js)
     var f = __compile(cmd.fn);
-    return f.call(__ddoc, cmd.rereduce ? null : cmd.keys, cmd.values, !!cmd.rereduce);
+    try { return f.call(__ddoc, cmd.rereduce ? null : cmd.keys, cmd.values, !!cmd.rereduce); } catch (e) {
+      if (e === null || (e && e.name === 'InternalError')) { throw e; }
+      log('function raised exception ' + __errstr(e));
+      return null;
+    }
   },
   filter: function (cmd) {
     var f = __compile(cmd.fn), out = [];

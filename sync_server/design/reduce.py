@@ -47,20 +47,23 @@ def _sum(values: list[Any]) -> Any:
 
 
 def _add(a: Any, b: Any) -> Any:
+    """CouchDB's _sum of two values: numbers, lists of numbers (a number counts as a list of one), objects."""
     if _is_number(a) and _is_number(b):
         return a + b
-    if isinstance(a, list) and isinstance(b, list) and all(map(_is_number, a + b)):
+    if isinstance(a, (list, int, float)) and isinstance(b, (list, int, float)) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        a, b = (a if isinstance(a, list) else [a]), (b if isinstance(b, list) else [b])
+        if not all(map(_is_number, a + b)):
+            raise BuiltinReduceError(caused_by=b)
         longer, shorter = (a, b) if len(a) >= len(b) else (b, a)
         return [x + (shorter[i] if i < len(shorter) else 0) for i, x in enumerate(longer)]
-    if _is_number(a) and a == 0 and (isinstance(b, (list, dict))):
-        return _add(b, [] if isinstance(b, list) else {})
-    if isinstance(a, list) and _is_number(b) and all(map(_is_number, a)):
-        return _add(a, [b])
     if isinstance(a, dict) and isinstance(b, dict):
         out = dict(a)
         for key, value in b.items():
-            out[key] = _add(out[key], value) if key in out else _add(0, value) if _is_number(value) else _check(value)
+            out[key] = _add(out[key], value) if key in out else _check(value)
         return out
+    if _is_number(a) and a == 0 and isinstance(b, dict):
+        return _check(b)
     raise BuiltinReduceError(caused_by=b)
 
 
@@ -119,6 +122,9 @@ def reduce_rows(source: str, ddoc: dict, path: str, rows: list[tuple[Any, str, A
 
 def _reduce(source: str, ddoc: dict, path: str, rows: list[tuple[Any, str, Any, bytes]]) -> Any:
     name = source.strip()
+    for builtin in BUILTINS:  # CouchDB reads a built-in by its prefix ("_sum\n garbage" is _sum)
+        if name.startswith(builtin):
+            name = builtin
     if name == "_count":
         return len(rows)
     if name == "_sum":

@@ -62,7 +62,7 @@ def update(db: Database, ddoc: dict) -> int:
         if seq is not None and seq >= end:
             return seq
         batch: list[Any] = []
-        for change in db.changes(seq or 0, until=end, include_docs=True):
+        for change in db.changes(seq or 0, until=end, include_docs=True, all_leaves=True):
             batch.append(change)
             if len(batch) >= BATCH:
                 _index(db, ddoc, sig, names, batch, int(change.seq.split("-", 1)[0]))
@@ -73,7 +73,7 @@ def update(db: Database, ddoc: dict) -> int:
 
 def _index(db: Database, ddoc: dict, sig: str, names: list[str], changes: list[Any], seq: int) -> None:
     include_design = bool((ddoc.get("options") or {}).get("include_design"))
-    docs = [json.loads(c.doc_json) for c in changes
+    docs = [_map_input(db, c) for c in changes
             if not c.deleted and c.doc_json is not None and (include_design or not c.id.startswith("_design/"))]
     emitted = engine().call(ddoc, {"op": "map", "fns": [f"views.{n}.map" for n in names], "docs": docs}) if docs and names else []
     rows: list[viewindex.Row] = []
@@ -81,10 +81,24 @@ def _index(db: Database, ddoc: dict, sig: str, names: list[str], changes: list[A
         doc_id = doc["_id"]
         id_key = collation.encode(doc_id)
         for name, pairs in zip(names, per_view):
-            for n, (key, value) in enumerate(pairs):
-                rows.append((name, collation.encode(key), id_key, n, doc_id,
+            # A document's rows under one key sort by value, whatever the direction (CouchDB keeps them
+            # as one B-tree entry of sorted duplicates).
+            encoded = sorted(((collation.encode(k), collation.encode(v), k, v) for k, v in pairs), key=lambda t: t[:2])
+            for n, (key_bytes, _, key, value) in enumerate(encoded):
+                rows.append((name, key_bytes, id_key, n, doc_id,
                              json.dumps(key, ensure_ascii=False), json.dumps(value, ensure_ascii=False)))
     viewindex.apply(db, sig, seq, [c.id for c in changes], rows)
+
+
+def _map_input(db: Database, change: Any) -> dict:
+    """The document a map function sees: the winner, with ``_conflicts`` when it has any (as CouchDB)."""
+    doc = json.loads(change.doc_json)
+    if len(change.revs) > 1:
+        try:
+            doc = db.get(change.id, conflicts=True)
+        except NotFound:
+            pass
+    return doc
 
 
 # -- queries ------------------------------------------------------------------------------------

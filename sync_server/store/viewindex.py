@@ -92,15 +92,12 @@ def scan(db: Database, sig: str, view: str, start: tuple[bytes, bytes] | None, e
     """
     lo, hi = (">", "<") if not descending else ("<", ">")
     order = "DESC" if descending else "ASC"
+    bounds = [(bound, op) for bound, op in ((start, lo + "="), (end, hi + ("=" if inclusive_end else "")))
+              if bound is not None]
     after: tuple[bytes, bytes, int] | None = None
     while True:
-        where, args = ["sig = ?", "view = ?"], [sig, view]
-        if start is not None:
-            where.append(f"(key, id_key) {lo}= (?, ?)")
-            args.extend(start)
-        if end is not None:
-            where.append(f"(key, id_key) {hi}{'=' if inclusive_end else ''} (?, ?)")
-            args.extend(end)
+        where = ["sig = ?", "view = ?"] + [f"(key, id_key) {op} (?, ?)" for _, op in bounds]
+        args: list[Any] = [sig, view] + [part for bound, _ in bounds for part in bound]
         if after is not None:  # rows of one document under one key keep their emit order both ways
             where.append(f"((key, id_key) {lo} (?, ?) OR (key = ? AND id_key = ? AND n > ?))")
             args.extend([after[0], after[1], *after])

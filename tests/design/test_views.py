@@ -23,6 +23,13 @@ DDOC = {
         "multi": {"map": "function (doc) { if (doc.t) { emit(doc.t, 1); emit(doc.t, 2); emit(null, doc._id); } }"},
         "lib": {"util": "exports.double = function (x) { return 2 * x; };"},
         "required": {"map": "function (doc) { if (doc.t) { emit(require('views/lib/util').double(doc.n), null); } }"},
+        "semicolon": {"map": " function (doc) { if (doc.t) { emit(doc.t, null); } };\n"},
+        "garbage": {"map": "function (doc) { if (doc.t) { emit(doc.t, doc.n); } }", "reduce": "_sum\n \r\nandothergarbage"},
+        "lists": {"map": "function (doc) { if ('l' in doc) { emit(null, doc.l); } }", "reduce": "_sum"},
+        "throws": {"map": "function (doc) { if (doc.t) { emit(doc.t, null); } }",
+                   "reduce": "function (keys) { return keys[0].foo.bar; }"},
+        "dups": {"map": "function (doc) { if (doc.t) { emit(doc.t, 'z'); emit(doc.t, 'a'); emit(doc.t, null); } }"},
+        "conflicts": {"map": "function (doc) { if (doc._conflicts) { emit(doc._conflicts, null); } }"},
     },
 }
 QUERIES = [
@@ -42,6 +49,8 @@ QUERIES = [
     ("distinct", {}), ("js", {"group": "true"}), ("js", {}),
     ("linked", {"include_docs": "true"}), ("all", {"include_docs": "true", "limit": "3"}),
     ("multi", {}), ("multi", {"descending": "true"}), ("multi", {"key": '"x"'}), ("required", {}),
+    ("semicolon", {"limit": "2"}), ("garbage", {"group": "true"}), ("lists", {}), ("throws", {"group": "true"}),
+    ("dups", {"descending": "true", "limit": "7"}), ("dups", {"key": '"x"'}),
     # errors
     ("all", {"group": "true"}), ("all", {"reduce": "true"}), ("typed", {"include_docs": "true"}),
     ("typed", {"keys": '[["x", 1]]'}), ("all", {"startkey": '"b"', "endkey": '"a"'}), ("all", {"limit": "-1"}),
@@ -55,6 +64,7 @@ def _fill(twin: Twin) -> None:
     docs += [{"_id": "k99", "k": 1, "i": 99}]  # a second row under key 1: ordered by doc id
     docs += [{"_id": f"t{n}", "t": "xy"[n % 2], "n": n} for n in range(7)]
     docs += [{"_id": "l1", "ref": "t3"}, {"_id": "l2", "ref": "missing"}]
+    docs += [{"_id": f"s{i}", "l": v} for i, v in enumerate([2, [1, 2, 3, 4], [3, 4], 1])]
     twin.same("POST", "/{db}/_bulk_docs", json={"docs": docs}, status=201)
 
 
@@ -91,3 +101,10 @@ def test_a_changed_design_document_rebuilds_its_views(twin: Twin) -> None:
         assert client.put(f"/{twin.db}/_design/app", json=ddoc, auth=("admin", "secret")).status_code == 201
     twin.same("GET", "/{db}/_design/app/_view/count", params={"group": "true"})
     twin.same("GET", "/{db}/_design/missing/_view/count")
+
+
+def test_map_functions_see_conflicts(twin: Twin) -> None:
+    _fill(twin)
+    rivals = [{"_id": "c", "_rev": f"1-{h * 32}", "v": h} for h in "ab"]
+    twin.same("POST", "/{db}/_bulk_docs", json={"docs": rivals, "new_edits": False}, status=201)
+    twin.same("GET", "/{db}/_design/app/_view/conflicts", params={"include_docs": "true", "conflicts": "true"})
