@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from flask import Response, request
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import app_static, bulk, changes, database, document, pairing, server, views
+from . import app_static, bulk, changes, database, document, find, pairing, server, views
 
 Handler = Callable[..., Response]
 
@@ -39,6 +39,9 @@ _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_revs_limit": {"GET": database.revs_limit, "PUT": database.revs_limit},
     "_compact": {"POST": database.compact},
     "_view_cleanup": {"POST": views.view_cleanup},
+    "_find": {"POST": find.find},
+    "_explain": {"POST": find.explain},
+    "_index": {"GET": find.index, "POST": find.index},
 }
 _DOCUMENT: dict[str, Handler] = {
     "GET": document.get, "PUT": document.put, "DELETE": document.delete, "HEAD": document.head,
@@ -95,6 +98,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
     first = rest[0]
     if first in _DB_SPECIAL and len(rest) == 1:
         return _pick(_DB_SPECIAL[first]), [head]
+    if first == "_index" and len(rest) in (4, 5) and rest[-2] == "json":  # #18: DELETE a Mango index
+        return _pick({"DELETE": find.index_delete}), [head, "/".join(rest[1:-2]), rest[-1]]
     if first in ("_design", "_local") and len(rest) >= 2:
         return _named(head, f"{first}/{rest[1]}", rest[2:])
     if first.startswith(("_design/", "_local/")):
