@@ -98,13 +98,17 @@ def create_index(db: Database, body: dict) -> dict:
     fields = [{f: d} for f, d in _fields(index["fields"])]
     if not fields:
         raise MangoError("Index fields cannot be empty", error="invalid_index_fields")
+    if len({d for item in fields for d in item.values()}) > 1:
+        raise MangoError("Sorts currently only support a single direction for all fields.", error="unsupported_mixed_sort")
     definition: dict[str, Any] = {"fields": fields}
     if "partial_filter_selector" in index:
         compile_selector(index["partial_filter_selector"])
         definition["partial_filter_selector"] = index["partial_filter_selector"]
     digest = hashlib.sha1(json.dumps(definition, sort_keys=True).encode()).hexdigest()
     name = body.get("name") or digest
-    ddoc_id = "_design/" + (body.get("ddoc") or digest).removeprefix("_design/")
+    # Two indexes on the same fields under different names go to different design documents.
+    ddoc_digest = hashlib.sha1(json.dumps([definition, name], sort_keys=True).encode()).hexdigest()
+    ddoc_id = "_design/" + (body.get("ddoc") or ddoc_digest).removeprefix("_design/")
     view = {"map": {"fields": {f: d for item in fields for f, d in item.items()},
                     **({"partial_filter_selector": definition["partial_filter_selector"]}
                        if "partial_filter_selector" in definition else {})},
@@ -113,6 +117,9 @@ def create_index(db: Database, body: dict) -> dict:
         ddoc = db.get(ddoc_id)
     except NotFound:
         ddoc = {"_id": ddoc_id, "language": "query", "views": {}}
+    if ddoc.get("language") != "query":
+        raise MangoError(f"Existing design doc has an invalid language: {json.dumps(ddoc.get('language', False))}",
+                         error="invalid_ddoc_lang")
     if ddoc.get("views", {}).get(name) == view:
         return {"result": "exists", "id": ddoc_id, "name": name}
     ddoc.setdefault("views", {})[name] = view
