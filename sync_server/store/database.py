@@ -523,8 +523,8 @@ class Database:
         except (CouchError, RecursionError) as exc:
             err = exc if isinstance(exc, CouchError) else BadRequest("Document nests too deeply")
             row = {"id": doc_id if isinstance(doc_id, str) else None}
-            if not new_edits and isinstance(doc, dict) and isinstance(doc.get("_rev"), str):
-                row["rev"] = doc["_rev"]  # CouchDB names the refused revision of a replicated write
+            if not new_edits and err.status in (401, 403) and isinstance(doc, dict) and isinstance(doc.get("_rev"), str):
+                row["rev"] = doc["_rev"]  # CouchDB names the revision a validation refused in a replicated write
             return {**row, **err.to_json()}
         if new_edits:
             return {"ok": True, "id": doc["_id"], "rev": rev}

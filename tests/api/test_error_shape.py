@@ -298,7 +298,7 @@ CASES: list[Case] = [
     Case("changes-limit-abc", "GET", f"/{DB}/_changes?limit=abc", 400),
     Case("changes-limit-negative", "GET", f"/{DB}/_changes?limit=-5", 400),
     Case("changes-unknown-style", "GET", f"/{DB}/_changes?style=bogus", 400),
-    Case("changes-unknown-filter", "GET", f"/{DB}/_changes?filter=nosuch/filter", 400),
+    Case("changes-unknown-filter", "GET", f"/{DB}/_changes?filter=nosuch/filter", 404),  # as CouchDB: no such design doc
     Case("changes-doc-ids-not-list", "POST", f"/{DB}/_changes?filter=_doc_ids", 400, json={"doc_ids": "seed"}),
     Case("changes-doc-ids-bad-json", "GET", f"/{DB}/_changes?filter=_doc_ids&doc_ids=[seed", 400),
     # invalid selectors
