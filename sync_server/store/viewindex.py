@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS view_rows (
   doc_id TEXT NOT NULL, key_json TEXT NOT NULL, value_json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS view_rows_order ON view_rows (sig, view, key, id_key, n);
 CREATE INDEX IF NOT EXISTS view_rows_doc ON view_rows (sig, doc_id);
+CREATE TABLE IF NOT EXISTS view_counts (sig TEXT NOT NULL, view TEXT NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (sig, view));
 """
 # Rows fetched per query while streaming a view: bounds memory.
 PAGE = 500
@@ -42,13 +44,24 @@ def built_seq(db: Database, sig: str) -> int | None:
 
 def apply(db: Database, sig: str, seq: int, doc_ids: Iterable[str], rows: Iterable[Row]) -> None:
     """Replace the rows of ``doc_ids`` by ``rows`` and record ``seq``, in one transaction."""
+    ids, rows = list(doc_ids), list(rows)
+    delta: dict[str, int] = {}
+    for row in rows:
+        delta[row[0]] = delta.get(row[0], 0) + 1
     with db.index_writer() as conn:
         if not _has_schema(conn):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-        conn.executemany("DELETE FROM view_rows WHERE sig = ? AND doc_id = ?", [(sig, d) for d in doc_ids])
+        for start in range(0, len(ids), PAGE):  # rows leaving, counted per view (total_rows is kept, not counted)
+            chunk = ids[start:start + PAGE]
+            for view, gone in conn.execute(f"SELECT view, count(*) FROM view_rows WHERE sig = ? AND doc_id IN "
+                                           f"({','.join('?' * len(chunk))}) GROUP BY view", (sig, *chunk)):
+                delta[view] = delta.get(view, 0) - gone
+        conn.executemany("DELETE FROM view_rows WHERE sig = ? AND doc_id = ?", [(sig, d) for d in ids])
         conn.executemany("INSERT INTO view_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(sig, *r) for r in rows])
+        conn.executemany("INSERT INTO view_counts VALUES (?, ?, ?) ON CONFLICT (sig, view) DO UPDATE SET n = n + excluded.n",
+                         [(sig, view, n) for view, n in delta.items()])
         conn.execute("INSERT OR REPLACE INTO view_state VALUES (?, ?)", (sig, seq))
 
 
@@ -63,15 +76,16 @@ def drop_others(db: Database, keep: set[str]) -> int:
             return 0
         old = [s for (s,) in conn.execute("SELECT sig FROM view_state") if s not in keep]
         for sig in old:
-            conn.execute("DELETE FROM view_rows WHERE sig = ?", (sig,))
-            conn.execute("DELETE FROM view_state WHERE sig = ?", (sig,))
+            for table in ("view_rows", "view_counts", "view_state"):
+                conn.execute(f"DELETE FROM {table} WHERE sig = ?", (sig,))
         return len(old)
 
 
 def count(db: Database, sig: str, view: str) -> int:
-    """Rows of one view (``total_rows``)."""
+    """Rows of one view (``total_rows``), kept up to date by :func:`apply`."""
     with db.reader() as conn:
-        return conn.execute("SELECT count(*) FROM view_rows WHERE sig = ? AND view = ?", (sig, view)).fetchone()[0]
+        row = conn.execute("SELECT n FROM view_counts WHERE sig = ? AND view = ?", (sig, view)).fetchone()
+    return row[0] if row else 0
 
 
 def count_before(db: Database, sig: str, view: str, bound: tuple[bytes, bytes] | None, descending: bool) -> int:
