@@ -131,7 +131,7 @@ function __compile(path) {
   // couchjs accepts a trailing semicolon and surrounding blanks (it normalises the source first).
   src = src.replace(/^\s+/, '').replace(/[\s;]+$/, '');
   try { f = (0, eval)('(' + src + '\n)'); } catch (e) {
-    throw ['error', 'compilation_error', 'Expression does not eval to a function. (' + src.slice(0, 200) + ')'];
+    throw ['error', 'compilation_error', __errstr(e) + ' (' + src + ')'];
   }
   if (typeof f !== 'function') {
     throw ['error', 'compilation_error', 'Expression does not eval to a function. (' + src.slice(0, 200) + ')'];

@@ -32,10 +32,8 @@ SCAN_WARNING = ("The number of documents examined is high in proportion to the n
                 "Consider adding a more specific index to improve this.")
 
 
-class MangoError(CouchError):
-    """A Mango request CouchDB refuses with a named error (400)."""
-
-    status = 400
+class MangoError(BadRequest):
+    """A Mango request CouchDB refuses with a named error (400; the name is given where raised)."""
 
 
 def _path(name: str) -> list[str]:

@@ -75,6 +75,52 @@ class DesignValidator:
             raise refusal(answer.get("thrown") if isinstance(answer, dict) else answer)
 
 
+class InvalidDesignDoc(CouchError):
+    status, error, reason = 400, "invalid_design_doc", "Invalid design document."
+
+
+BUILTIN_REDUCES = ("_sum", "_count", "_stats", "_approx_count_distinct")
+
+
+def check_design_doc(body: dict) -> None:
+    """Refuse a design document whose views CouchDB would refuse (couch_mrview:validate/2).
+
+    Map and reduce functions must compile; built-in reduces must exist. Other functions
+    (filters, validate_doc_update) are compiled when first used, as in CouchDB.
+    :raises InvalidDesignDoc, CompilationError: 400, with CouchDB's reasons.
+    """
+    if body.get("language", "javascript") != "javascript" or "views" not in body:
+        return
+    views = body["views"]
+    if not isinstance(views, dict):
+        raise InvalidDesignDoc("`views` is not an object")
+    paths = []
+    for name, view in views.items():
+        if name == "lib":
+            continue
+        if not isinstance(view, dict):
+            raise InvalidDesignDoc(f"View `{name}` must be an object")
+        if "map" not in view:
+            raise InvalidDesignDoc(f"View `{name}` must contain map function")
+        if not isinstance(view["map"], str):
+            raise InvalidDesignDoc(f"`views.{name}.map` field must have string type")
+        paths.append(("map", name))
+        reduce = view.get("reduce")
+        if reduce is not None:
+            if not isinstance(reduce, str):
+                raise InvalidDesignDoc(f"`views.{name}.reduce` field must have string type")
+            if reduce.startswith("_"):
+                if not any(reduce.startswith(b) for b in BUILTIN_REDUCES):
+                    raise InvalidDesignDoc(f"`{reduce}` is not a supported reduce function.")
+            else:
+                paths.append(("reduce", name))
+    for kind, name in paths:
+        try:
+            engine().call({"views": views}, {"op": "compile", "fns": [f"views.{name}.{kind}"]})
+        except CompilationError as exc:
+            raise CompilationError(f"Compilation of the {kind} function in the '{name}' view failed: {exc.reason}") from None
+
+
 def refusal(thrown: Any) -> CouchError:
     """The error CouchDB answers for a value a validate_doc_update function threw."""
     if isinstance(thrown, dict) and len(thrown) == 1:
@@ -92,4 +138,4 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-__all__ = ["CompilationError", "DesignValidator", "refusal", "user_ctx"]
+__all__ = ["CompilationError", "DesignValidator", "check_design_doc", "refusal", "user_ctx"]

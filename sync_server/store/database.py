@@ -50,6 +50,8 @@ class StoreOptions:
     # security() -> the _security object)
     # for every write of a non-design document, only while the database has design documents.
     validate_design: Any = None
+    # Checks a design document before it is written (its views compile...): raises CouchError.
+    check_design: Any = None
 
 
 @dataclass
@@ -558,6 +560,8 @@ class Database:
                 body = {k: v for k, v in changed.items() if k not in ("_id", "_deleted")}
         if self.options.validate_design is not None and not doc_id.startswith("_design/"):
             self._validate_design(conn, doc_id, doc, body, deleted, chain, tree, new_edits)
+        if self.options.check_design is not None and doc_id.startswith("_design/") and not deleted:
+            self.options.check_design(body)
         if new_edits:
             chain[0] = self._hash_rev(chain, body, deleted)
             if chain[0] in tree:

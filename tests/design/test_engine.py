@@ -61,3 +61,14 @@ def test_a_database_without_design_documents_never_calls_the_validator(tmp_path:
     assert calls == []  # design documents themselves are not validated
     db.bulk_docs([{"_id": "d"}])
     assert [c[1] for c in calls] == [[("_design/x", db.get("_design/x")["_rev"])]]
+
+
+def test_error_rows_map_back_to_their_classes() -> None:
+    """A refusal that travels as a _bulk_docs row comes back with its own status (not a subclass's)."""
+    import sync_server.design.mango  # noqa: F401 (its error classes are loaded)
+    from sync_server.design.validate import refusal
+    from sync_server.errors import error_for
+
+    for thrown, status in (("a bare string", 500), ({"forbidden": "no"}, 403), ({"unauthorized": "who"}, 401)):
+        err = refusal(thrown)
+        assert error_for(err.error, err.reason).status == status

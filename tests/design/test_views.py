@@ -108,3 +108,17 @@ def test_map_functions_see_conflicts(twin: Twin) -> None:
     rivals = [{"_id": "c", "_rev": f"1-{h * 32}", "v": h} for h in "ab"]
     twin.same("POST", "/{db}/_bulk_docs", json={"docs": rivals, "new_edits": False}, status=201)
     twin.same("GET", "/{db}/_design/app/_view/conflicts", params={"include_docs": "true", "conflicts": "true"})
+
+
+@pytest.mark.parametrize("views", [
+    {"v": {"map": "function(doc) { emit(1"}}, {"v": {"map": 5}}, {"v": {"reduce": "_sum"}},
+    {"v": {"map": "function(doc){}", "reduce": "_nope"}}, {"v": {"map": "function(doc){}", "reduce": "_sum\n junk"}},
+    {"v": {"map": "function(doc){}", "reduce": "function(k, v) { return sum(v) "}},
+])
+def test_design_documents_with_broken_views_are_refused(twin: Twin, views: dict) -> None:
+    couch, ours = twin.both("PUT", "/{db}/_design/broken", json={"views": views})
+    assert ours.status_code == couch.status_code
+    if couch.status_code >= 400:
+        # QuickJS versions word syntax errors differently: compare up to the engine's own message.
+        cut = lambda body: {**body, "reason": body["reason"].split(" failed: ")[0]}  # noqa: E731
+        assert cut(ours.json()) == cut(couch.json())
