@@ -8,10 +8,12 @@ checks it on every import, including those inside functions):
 3. ``store/``: the SQLite document store: base;
 4. ``security/``: accounts, PINs, pairing, TLS, keys, signatures, audit: base;
 5. ``replication/`` (top-level): the replication protocol over a Peer: base and store;
-6. ``handbook/``: the handbook's documents, rules and reports: base, schemas, store, security;
-7. ``api/`` with ``app.py`` (HTTP), and ``jobs/`` (scheduled and command work): siblings that never
+6. ``design/``: design documents' JavaScript (QuickJS), validate_doc_update, filters, views:
+   base, store, security;
+7. ``handbook/``: the handbook's documents, rules and reports: base, schemas, store, security, design;
+8. ``api/`` with ``app.py`` (HTTP), and ``jobs/`` (scheduled and command work): siblings that never
    import each other; jobs may use replication, api may not;
-8. ``cli/``: anything.
+9. ``cli/``: anything.
 """
 
 __version__ = "0.1.0"

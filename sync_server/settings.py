@@ -107,6 +107,13 @@ class ProvinceSettings:
 
 
 @dataclass(frozen=True)
+class DesignSettings:
+    js_time_limit_ms: int = _setting(5000, "CPU time one call of a design-document function (view, filter, validate_doc_update) may take, in ms (CouchDB's os_process_timeout).",
+                                     minimum=1)
+    js_memory_limit_mb: int = _setting(64, "Memory of one design document's JavaScript sandbox, in MB.", minimum=1)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     couchdb: CouchSettings = field(default_factory=CouchSettings)
@@ -114,6 +121,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     province: ProvinceSettings = field(default_factory=ProvinceSettings)
+    design: DesignSettings = field(default_factory=DesignSettings)
 
     def replace(self, section: str, **changes: Any) -> "Settings":
         """A copy with some keys of one section changed (command-line overrides)."""

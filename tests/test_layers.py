@@ -16,12 +16,13 @@ ALLOWED = {
     "store": {"base"},
     "security": {"base"},
     "replication": {"base", "store"},
-    "handbook": {"base", "schemas", "store", "security"},
-    "api": {"base", "store", "security", "handbook"},
-    "jobs": {"base", "schemas", "store", "security", "replication", "handbook"},
-    "cli": {"base", "schemas", "store", "security", "replication", "handbook", "api", "jobs"},
+    "design": {"base", "store", "security"},
+    "handbook": {"base", "schemas", "store", "security", "design"},
+    "api": {"base", "store", "security", "design", "handbook"},
+    "jobs": {"base", "schemas", "store", "security", "replication", "design", "handbook"},
+    "cli": {"base", "schemas", "store", "security", "replication", "design", "handbook", "api", "jobs"},
 }
-SUBPACKAGES = ("store", "security", "handbook", "api", "jobs", "cli")
+SUBPACKAGES = ("store", "security", "design", "handbook", "api", "jobs", "cli")
 
 
 def layer(module: str) -> str:

@@ -18,12 +18,12 @@ from typing import Any
 
 from flask import Response, request
 
+from ..design import filters
 from ..errors import BadRequest, DatabaseGone
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
-from .design import design_function
-from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, settings, stream
+from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, server, settings, stream
 
 
 @dataclass
@@ -129,18 +129,18 @@ def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
         return None, compile_selector(body["selector"])
     if name == "_design":
         return None, lambda doc: str(doc.get("_id", "")).startswith("_design/")
-    if name == "_view":
-        view = request.args.get("view")
-        if view is None:
-            raise BadRequest("`view` filter parameter is not provided.")
-        design_function(db, view, "views", "`view` must be of the form `designname/viewname`")
-    elif name.startswith("_"):
-        raise BadRequest("unknown builtin filter name")
-    else:
-        design_function(db, name, "filters", "`filter` must be of the form `designname/filtername`")
-    raise BadRequest(f"filter {name[:60]!r} needs JavaScript, which this server does not run: "
-                     "use _doc_ids, _selector or _design")
+    return None, _design_filter(name, db)
 
+
+# -- filter functions of design documents (#18): sync_server/design/filters.py ------------------
+
+def _design_filter(name: str, db: Database) -> Any:
+    """``filter=ddoc/name`` or ``filter=_view``: the design document's JavaScript decides."""
+    query = request.args.to_dict()
+    raw = request.get_data(as_text=True) if request.method == "POST" else None
+    return filters.predicate(db, name, query, lambda: filters.request_object(
+        db, request.method, [p for p in request.path.split("/") if p], query, dict(request.headers), raw,
+        request.remote_addr, server().uuid))
 
 
 def _document(feed: _Feed, scan: _Scan, first: str | None = None) -> Iterator[str]:

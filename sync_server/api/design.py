@@ -1,7 +1,8 @@
-"""Design-document functions (views, shows, lists, updates): CouchDB's answers when they are missing.
+"""Shows, lists and updates of design documents: CouchDB's answers when they are missing.
 
-The kiosk runs no JavaScript (a separate issue), so a function that exists is
-answered with a 400 that says so; one that is missing gets the 404 CouchDB gives.
+Views, filters and validate_doc_update run in QuickJS (sync_server/design); shows, lists and
+updates do not, so one that exists is answered with a 400 that says so, one that is missing
+gets the 404 CouchDB gives.
 """
 
 from __future__ import annotations
@@ -30,14 +31,6 @@ def design_function(db: Database, name: str, kind: str, form: str) -> None:
         raise NotFound(f"missing json key: {kind}")
     if function not in functions:
         raise NotFound(f"missing json key: {function}")
-
-
-def view(name: str, design: str, view_name: str) -> Response:
-    """``GET/POST /{db}/_design/{d}/_view/{v}``: 404 ``missing`` or ``missing_named_view``, else 400."""
-    views = open_db(name).get("_design/" + design).get("views")
-    if not isinstance(views, dict) or view_name not in views:
-        raise NotFound("missing_named_view")
-    raise BadRequest(f"view {design}/{view_name} needs JavaScript, which this server does not run")
 
 
 def function(name: str, design: str, segment: str, function_name: str) -> Response:

@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 from flask import Response, request
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import app_static, bulk, changes, database, design, document, pairing, server
+from . import app_static, bulk, changes, database, design, document, find, pairing, server, views
 from . import members as members_api
 
 Handler = Callable[..., Response]
@@ -39,6 +39,10 @@ _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_security": {"GET": database.security, "PUT": database.security},
     "_revs_limit": {"GET": database.revs_limit, "PUT": database.revs_limit},
     "_compact": {"POST": database.compact},
+    "_view_cleanup": {"POST": views.view_cleanup},
+    "_find": {"POST": find.find},
+    "_explain": {"POST": find.explain},
+    "_index": {"GET": find.index, "POST": find.index},
 }
 _DOCUMENT: dict[str, Handler] = {
     "GET": document.get, "PUT": document.put, "DELETE": document.delete, "HEAD": document.head,
@@ -98,11 +102,11 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
     first = rest[0]
     if first in _DB_SPECIAL and len(rest) == 1:
         return _pick(_DB_SPECIAL[first]), [head]
-    if first == "_design" and len(rest) >= 4 and rest[2] == "_view":
-        return _pick({"GET": design.view, "POST": design.view}), [head, rest[1], "/".join(rest[3:])]
     if first == "_design" and len(rest) >= 4 and rest[2] in design.KINDS:
         return _pick({"GET": design.function, "POST": design.function, "PUT": design.function}), \
             [head, rest[1], rest[2], "/".join(rest[3:])]
+    if first == "_index" and len(rest) in (4, 5) and rest[-2] == "json":  # #18: DELETE a Mango index
+        return _pick({"DELETE": find.index_delete}), [head, "/".join(rest[1:-2]), rest[-1]]
     if first in ("_design", "_local") and len(rest) >= 2:
         return _named(head, f"{first}/{rest[1]}", rest[2:])
     if first.startswith(("_design/", "_local/")):
@@ -144,6 +148,8 @@ def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
         if att:
             raise BadRequest("_local documents do not accept attachments.")
         return _pick(_LOCAL), [db, doc_id[7:]]
+    if doc_id.startswith("_design/") and len(att) == 2 and att[0] == "_view":  # #18: views
+        return _pick({"GET": views.view, "POST": views.view}), [db, doc_id[8:], att[1]]
     if att:
         return _pick(_ATTACHMENT), [db, doc_id, "/".join(att)]
     return _pick(_DOCUMENT), [db, doc_id]

@@ -22,6 +22,8 @@ from ..security.auth import USER_PREFIX, current_name, current_roles
 from ..errors import BadRequest, Forbidden, StartupError
 from ..security.secrets_source import read_passphrase
 from ..store import Server, StoreOptions, crypto
+from ..design import engine as design_engine
+from ..design.validate import DesignValidator, check_design_doc
 from ..store.crypto import Cipher
 
 log = logging.getLogger(__name__)
@@ -140,7 +142,8 @@ def open_store(settings: Any) -> Server:
     server = Server(settings.server.data_dir, StoreOptions(
         max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,
         synchronous=settings.storage.synchronous, validate=policy, cipher=store_cipher(settings),
-        security_for=security))
+        security_for=security, validate_design=DesignValidator(), check_design=check_design_doc))
+    design_engine.configure(settings.design.js_time_limit_ms, settings.design.js_memory_limit_mb)
     policy.server = server
     for name in (settings.sync.cell_db, settings.sync.handbook_db):
         if name and server.exists(name):

@@ -7,6 +7,7 @@ before the call returns. Knows nothing of HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -47,6 +48,13 @@ class StoreOptions:
     cipher: Cipher | None = None
     # Called with a new database's name: the _security it starts with, or None (empty: admins only by default).
     security_for: Any = None
+    # Runs the validate_doc_update functions of the database's design documents (sync_server/design):
+    # called as (db name, [(ddoc id, rev)], load(id, rev) -> body, new doc, load_old() -> doc or None,
+    # security() -> the _security object)
+    # for every write of a non-design document, only while the database has design documents.
+    validate_design: Any = None
+    # Checks a design document before it is written (its views compile...): raises CouchError.
+    check_design: Any = None
 
 
 @dataclass
@@ -83,6 +91,7 @@ class Database:
         self._changed = threading.Condition()
         self._listeners: list[Any] = []  # called after each committed write and at close (see on_change)
         self._batch: dict[str, Any] = {}  # rows of the batch being written, by id (under the write lock)
+        self._design_revs: list[tuple[str, str]] | None = None  # live design documents (under the write lock)
         with transaction(self._writer):
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('revs_limit', ?)", (str(options.revs_limit),))
@@ -165,6 +174,14 @@ class Database:
             counts = f"{live} {dead}"
         self._docs, self._dels = (int(n) for n in counts.split())
         self.revs_limit = int(self._meta("revs_limit") or DEFAULT_REVS_LIMIT)
+        self._design_revs = None
+
+    def _design_docs(self, conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        """(id, winning rev) of the live design documents, read once per write batch (one index seek)."""
+        if self._design_revs is None:
+            self._design_revs = [tuple(r) for r in conn.execute(
+                "SELECT id, winner FROM docs WHERE id >= '_design/' AND id < '_design0' AND deleted = 0 ORDER BY id")]
+        return self._design_revs
 
     def _save_counters(self) -> None:
         self._writer.execute("INSERT OR REPLACE INTO meta VALUES ('counts', ?)", (f"{self._docs} {self._dels}",))
@@ -260,6 +277,17 @@ class Database:
     def closed(self) -> bool:
         """Whether the database was closed (deleted, or the server stopped)."""
         return self._closed
+
+    @contextlib.contextmanager
+    def index_writer(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection, in one durable transaction under the write lock, for secondary
+        indexes (view rows, store/viewindex.py); keep the work inside short, documents wait for it."""
+        with self._write_lock, transaction(self._writer) as conn:
+            yield conn
+
+    def reader(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A read connection for the ``with`` block (secondary indexes read through it)."""
+        return self._readers.borrow()
 
     def _one(self, sql: str, args: tuple | list = ()) -> Any:
         """One row of a read, on a borrowed connection."""
@@ -516,7 +544,10 @@ class Database:
             err = exc if isinstance(exc, CouchError) else BadRequest("Document nests too deeply")
             if strict and not (isinstance(err, (Conflict, Forbidden, Unauthorized)) or getattr(err, "refusal", False)):
                 raise err from None
-            return {"id": doc_id if isinstance(doc_id, str) else None, **err.to_json()}
+            row = {"id": doc_id if isinstance(doc_id, str) else None}
+            if not new_edits and err.status in (401, 403) and isinstance(doc, dict) and isinstance(doc.get("_rev"), str):
+                row["rev"] = doc["_rev"]  # CouchDB names the revision a validation refused in a replicated write
+            return {**row, **err.to_json()}
         if new_edits:
             return {"ok": True, "id": doc["_id"], "rev": rev}
         return None
@@ -549,6 +580,10 @@ class Database:
                 raise
             if changed is not None:  # the policy rewrote the body (a _users password becomes its hash)
                 body = {k: v for k, v in changed.items() if k not in ("_id", "_deleted")}
+        if self.options.validate_design is not None and not doc_id.startswith("_design/"):
+            self._validate_design(conn, doc_id, doc, body, deleted, chain, tree, new_edits)
+        if self.options.check_design is not None and doc_id.startswith("_design/") and not deleted:
+            self.options.check_design(body)
         if new_edits:
             chain[0] = self._hash_rev(chain, body, deleted)
             if chain[0] in tree:
@@ -613,6 +648,45 @@ class Database:
         bodies = {r: json.loads(self._open(b, doc_id, r)).get("_attachments", {}) for r, b in rows}
         return chain, [bodies[r] for r in known if r in bodies]
 
+    def _validate_design(self, conn: sqlite3.Connection, doc_id: str, doc: dict, body: dict, deleted: bool,
+                         chain: list[str], tree: revtree.Tree, new_edits: bool) -> None:
+        """Hand the write to the design documents' validate_doc_update functions, as CouchDB does.
+
+        newDoc carries the ``_rev`` the client sent (the new one when replicated) and
+        ``_revisions``; oldDoc is the revision being edited (null for a new document,
+        also one written over a deleted one without ``_rev``), or for a replicated
+        revision the nearest ancestor whose body is stored (couch_db.erl).
+        """
+        ddocs = self._design_docs(conn)
+        if not ddocs:
+            return
+        new_doc: dict[str, Any] = {"_id": doc_id}
+        if new_edits:
+            known = chain[1:] if isinstance(doc.get("_rev"), str) else []
+        else:
+            known = chain
+        if known:
+            new_doc["_rev"] = known[0]
+            new_doc["_revisions"] = {"start": revtree.pos(known[0]), "ids": [r.split("-", 1)[1] for r in known]}
+        new_doc.update(body)
+        if deleted:
+            new_doc["_deleted"] = True
+        if new_edits:
+            old_revs = [doc["_rev"]] if isinstance(doc.get("_rev"), str) else []
+        else:
+            old_revs = [r for r in chain[1:] if r in tree]
+
+        def load_old() -> dict | None:
+            for rev in old_revs:
+                old = self._body(doc_id, rev, conn)
+                if old is not None:
+                    return {**assemble(doc_id, rev, bool(tree[rev][1]), old),
+                            "_revisions": revtree.revisions(tree, rev)}
+            return None
+
+        self.options.validate_design(self.name, ddocs, lambda i, r: self._body(i, r, conn), new_doc, load_old,
+                                     self.get_security)
+
     def _hash_rev(self, chain: list[str], body: dict, deleted: bool) -> str:
         generation = int(chain[0].rstrip("-"))
         old_pos, old_hash = (revtree.pos(chain[1]), chain[1].split("-", 1)[1]) if len(chain) > 1 else (0, None)
@@ -632,6 +706,8 @@ class Database:
         self._seq += 1
         conn.execute("INSERT OR REPLACE INTO docs (id, seq, winner, deleted, tree) VALUES (?, ?, ?, ?, ?)",
                      (doc_id, self._seq, winner, int(deleted), dumps(tree)))
+        if doc_id.startswith("_design/"):
+            self._design_revs = None  # read again, this write included
         if doc_id in self._batch:
             self._batch[doc_id] = (winner, deleted, tree)
         was_deleted = None if row is None else row[1]

@@ -1,0 +1,37 @@
+"""``/{db}/_design/{ddoc}/_view/{view}`` (GET, POST) and ``/{db}/_view_cleanup``: sync_server/design/views.py answers."""
+
+from __future__ import annotations
+
+from flask import Response, request
+
+from ..design import views
+from ..errors import NotFound
+from ..store import viewindex
+from .access import open_db
+from .http import json_body, respond
+
+
+def view(name: str, ddoc: str, view_name: str) -> Response:
+    """Query a view; a POST body may carry ``keys`` and any query parameter."""
+    db = open_db(name)
+    body = json_body() if request.method == "POST" else None
+    params = views.parse_params(request.args.to_dict(), body)
+
+    def load_doc(doc_id: str, rev: str | None) -> dict | None:
+        try:
+            return db.get(doc_id, rev, conflicts=bool(params.get("conflicts")),
+                          attachments_=bool(params.get("attachments")))
+        except NotFound:
+            return None
+
+    return respond(views.query(db, ddoc, view_name, params, load_doc))
+
+
+def view_cleanup(name: str) -> Response:
+    """Drop the index rows no live design document uses (202, as CouchDB)."""
+    db = open_db(name, design_write=True)
+    keep = set()
+    for row in db.all_docs(start="_design/", end="_design0", include_docs=True):
+        keep.add(views.signature(row["doc"]))
+    viewindex.drop_others(db, keep)
+    return respond({"ok": True}, 202)
