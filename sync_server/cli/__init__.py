@@ -10,13 +10,30 @@ from typing import Any
 
 import click
 
-from ..errors import StartupError
+from ..errors import CouchError, StartupError, SyncError
 from ..settings import Settings, load
 
 LOOPBACK = "127.0.0.1"
 
 
-@click.group()
+class _Commands(click.Group):
+    """The one error path of the command line: a library error is one plain line, exit 1.
+
+    Commands raise the library's errors (sync_server/errors.py) and never catch them to
+    reword: a refusal from a peer reads ``refused: <error>: <reason>``, any other error its
+    message. Nested groups run inside this ``invoke``, so they are covered too.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CouchError as exc:
+            raise click.ClickException(f"refused: {exc.error}: {exc.reason}") from None
+        except SyncError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Offline-first sync for party cells: a CouchDB-compatible kiosk replica."""
 
@@ -31,11 +48,8 @@ def main() -> None:
 def serve(data_dir: str | None, host: str | None, port: int | None, config_path: str | None,
           admin: str | None, sample: bool) -> None:
     """Start the server (uvicorn in front of the Flask app; see sync_server/api/serving.py)."""
-    try:
-        settings = _serve_settings(config_path, data_dir, host, port, admin or os.environ.get("SYNC_SERVER_ADMIN"))
-        _run(settings, sample)
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = _serve_settings(config_path, data_dir, host, port, admin or os.environ.get("SYNC_SERVER_ADMIN"))
+    _run(settings, sample)
 
 
 def _serve_settings(config_path: str | None, data_dir: str | None, host: str | None, port: int | None,
@@ -130,12 +144,9 @@ def replicate(source: str, target: str, data_dir: str | None, selector: str | No
     """
     from .replicate import run_replication
 
-    try:
-        settings = load(config_path).replace("server", data_dir=data_dir)
-        use_store = data_dir is not None or config_path is not None
-        result = run_replication(settings, source, target, use_store, selector, doc_ids, continuous, batch_size)
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = load(config_path).replace("server", data_dir=data_dir)
+    use_store = data_dir is not None or config_path is not None
+    result = run_replication(settings, source, target, use_store, selector, doc_ids, continuous, batch_size)
     if not result.ok:
         raise click.ClickException(f"replication stopped: {result.error}")
 
@@ -148,11 +159,8 @@ def sync(once: bool, config_path: str | None, data_dir: str | None) -> None:
     """Sync this kiosk with the hub: push the cell's records, pull them and the handbook."""
     from .replicate import run_sync_once
 
-    try:
-        settings = load(config_path).replace("server", data_dir=data_dir)
-        ok = run_sync_once(settings)
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = load(config_path).replace("server", data_dir=data_dir)
+    ok = run_sync_once(settings)
     if not ok:
         raise SystemExit(1)
 
@@ -165,10 +173,7 @@ def status(config_path: str | None, data_dir: str | None, as_json: bool) -> None
     """Show the sync status: last push and pull, what waits to go up, refusals, bytes today."""
     from .replicate import show_status
 
-    try:
-        show_status(load(config_path).replace("server", data_dir=data_dir), as_json)
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    show_status(load(config_path).replace("server", data_dir=data_dir), as_json)
 
 
 @main.group()
@@ -183,10 +188,7 @@ def keys_create(directory: str, key_id: str) -> None:
     """Create a signing key; print the public key to list in config.yaml."""
     from ..security import signing
 
-    try:
-        path, public = signing.create_key(directory, key_id)
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    path, public = signing.create_key(directory, key_id)
     click.echo(f"created {path} (keep it secret)")
     click.echo(f"add to config.yaml of every kiosk:\nsigning:\n  public_keys:\n    {key_id}: {public}")
 
@@ -199,11 +201,8 @@ def keys_list(directory: str) -> None:
 
     from ..security import signing
 
-    try:
-        for path in sorted(Path(directory).glob("*.pem")):
-            click.echo(f"{path.stem}: {signing.public_text(signing.load_key(path))}")
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    for path in sorted(Path(directory).glob("*.pem")):
+        click.echo(f"{path.stem}: {signing.public_text(signing.load_key(path))}")
 
 
 @main.command()
@@ -224,19 +223,12 @@ def publish(article: str, hub_url: str, key_path: str | None, key_id: str | None
 def _put_signed(hub_url: str, build: Any) -> tuple[str, str]:
     """Build a signed document with ``sync_server.jobs.publish`` and put it on the hub: (id, rev).
 
-    A refusal, here or at the hub, is one plain line.
+    A refusal, here or at the hub, is one plain line (``_Commands``).
     """
     from sync_server.jobs import publish as publishing
 
-    from ..errors import CouchError
-
-    try:
-        doc = build(publishing)
-        return doc["_id"], publishing.publish(doc, hub_url)
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
-    except CouchError as exc:
-        raise click.ClickException(f"refused: {exc.reason}") from None
+    doc = build(publishing)
+    return doc["_id"], publishing.publish(doc, hub_url)
 
 
 @main.command()
@@ -271,22 +263,15 @@ def provision(hub_url: str, hierarchy_path: str, credentials: str, enrolment_dir
 
     from schemas.hierarchy import load_hierarchy
 
-    from ..errors import CouchError, PeerUnavailable
+    keys = load(config_path).signing.public_keys
+    if enrolment_dir and not keys:
+        raise StartupError("--enrolment-dir needs the province's signing.public_keys (--config): "
+                           "a kiosk enrolled without them would accept unsigned articles")
+    report = run(hub_url, load_hierarchy(hierarchy_path), credentials)
+    if enrolment_dir and report.accounts_created:
+        from sync_server.jobs.enrol import write_enrolments
 
-    try:
-        keys = load(config_path).signing.public_keys
-        if enrolment_dir and not keys:
-            raise StartupError("--enrolment-dir needs the province's signing.public_keys (--config): "
-                               "a kiosk enrolled without them would accept unsigned articles")
-        report = run(hub_url, load_hierarchy(hierarchy_path), credentials)
-        if enrolment_dir and report.accounts_created:
-            from sync_server.jobs.enrol import write_enrolments
-
-            write_enrolments(enrolment_dir, kiosk_hub_url or hub_url, report.accounts_created, keys)
-    except (StartupError, PeerUnavailable) as exc:
-        raise click.ClickException(str(exc)) from None
-    except CouchError as exc:
-        raise click.ClickException(f"the hub refused: {exc.error}: {exc.reason}") from None
+        write_enrolments(enrolment_dir, kiosk_hub_url or hub_url, report.accounts_created, keys)
     click.echo(f"provisioned: {report.created_dbs} databases created, {report.security_set} access rules set, "
                f"{report.design_docs} validation documents, {report.units_written} units, "
                f"{len(report.accounts_created)} kiosk accounts"
@@ -303,20 +288,16 @@ def report(now: bool, month: str | None, config_path: str | None, data_dir: str 
     """The province's nightly job: pull every cell from the hub, then write the month's reports."""
     from sync_server.jobs.nightly import run_nightly
 
-    from ..errors import PeerUnavailable
     from ..handbook.policy import open_store
 
+    settings = load(config_path).replace("server", data_dir=data_dir)
+    if month is not None and not _is_month(month):
+        raise StartupError(f"--month must be YYYY-MM, not {month!r}")
+    server = open_store(settings)
     try:
-        settings = load(config_path).replace("server", data_dir=data_dir)
-        if month is not None and not _is_month(month):
-            raise StartupError(f"--month must be YYYY-MM, not {month!r}")
-        server = open_store(settings)
-        try:
-            done = run_nightly(settings, server, month)
-        finally:
-            server.close()
-    except (StartupError, PeerUnavailable) as exc:
-        raise click.ClickException(str(exc)) from None
+        done = run_nightly(settings, server, month)
+    finally:
+        server.close()
     province = done.report.province
     click.echo(f"pulled {done.cells} cells ({done.cells_changed} changed, {done.docs_written} documents) "
                f"in {done.seconds:.1f} s; reports in {done.files['report.html'].parent}")
@@ -356,10 +337,7 @@ def audit_verify(config_path: str | None, data_dir: str | None) -> None:
     """Check that no line of the audit log was edited, removed or cut off."""
     from ..security.audit import verify
 
-    try:
-        settings = load(config_path).replace("server", data_dir=data_dir)
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = load(config_path).replace("server", data_dir=data_dir)
     intact, count, problem = verify(settings.server.data_dir)
     if not intact:
         raise click.ClickException(f"audit log tampered with: {problem} ({count} entries check out before it)")
@@ -380,15 +358,12 @@ def encryption_passphrase(new_spec: str, config_path: str | None, data_dir: str 
     from ..security.secrets_source import read_passphrase
     from ..store import crypto
 
-    try:
-        settings = load(config_path).replace("server", data_dir=data_dir)
-        where = settings.server.data_dir
-        if settings.storage.encryption_key is None:
-            raise StartupError("set storage.encryption_key to the current passphrase first")
-        old = read_passphrase(settings.storage.encryption_key, f"the data directory {where}")
-        crypto.change_passphrase(where, old, read_passphrase(new_spec, "the data directory (new)"))
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = load(config_path).replace("server", data_dir=data_dir)
+    where = settings.server.data_dir
+    if settings.storage.encryption_key is None:
+        raise StartupError("set storage.encryption_key to the current passphrase first")
+    old = read_passphrase(settings.storage.encryption_key, f"the data directory {where}")
+    crypto.change_passphrase(where, old, read_passphrase(new_spec, "the data directory (new)"))
     click.echo(f"passphrase changed for {where}; set storage.encryption_key to the new one")
 
 
