@@ -175,8 +175,8 @@ def child_replicate(argv: list[str]) -> int:
     """
     import click
 
-    from sync_server.cli import replicate as replicate_cli
     from sync_server.cli import main as cli_main
+    from sync_server.cli import replicate as replicate_cli
 
     captured: dict[str, Any] = {}
     original = replicate_cli.run_replication

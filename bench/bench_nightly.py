@@ -98,13 +98,13 @@ ROOT = BENCH.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sync_server.jobs import nightly as province_module  # noqa: E402
 from replication.http_peer import HttpPeer  # noqa: E402
 from schemas.hierarchy import cell_db_name  # noqa: E402
-from sync_server.handbook import reports  # noqa: E402
 from sync_server.errors import PeerUnavailable  # noqa: E402
+from sync_server.handbook import reports  # noqa: E402
 from sync_server.handbook.generate import generate  # noqa: E402
 from sync_server.handbook.policy import open_store  # noqa: E402
+from sync_server.jobs import nightly as province_module  # noqa: E402
 from sync_server.settings import Settings  # noqa: E402
 
 HOST = "127.0.0.1"

@@ -283,7 +283,7 @@ def _export_leg(source: Peer, route: Route) -> dict | None:
         known = (known_doc.get("by_source") or {}).get(route.target, {})
         recorder = _Recorder(source)
         writer = BundleWriter(route.target, _bare(acknowledged) if acknowledged else None, known)
-        result = Replicator(recorder, writer, Options(selector=route.selector)).run()  # type: ignore[arg-type]
+        result = Replicator(recorder, writer, Options(selector=route.selector)).run()
         if not result.ok:
             raise BundleError(f"cannot read {route.source_db} to the end: {result.error}")
         _prune_known(source, known_doc, route.target, {row["id"] for row in recorder.rows})
@@ -307,7 +307,7 @@ def check(legs: list[dict], acks: list[dict], incoming: list[Route], outgoing: l
     """
     takes = {r.rep_id: r for r in incoming}
     for leg in legs:
-        route = takes.get(leg.get("rep_id"))
+        route = takes.get(str(leg.get("rep_id")))
         if route is None or (leg.get("source"), leg.get("target")) != (route.source, route.target):
             raise BundleError(f"bundle carries a replication this replica does not take from its sender "
                               f"({leg.get('source')} -> {leg.get('target')})")
@@ -352,7 +352,7 @@ def _adopt(rep_id: str, reader: BundleReader, target: Peer, result: Result) -> N
     current = target.get_local(rep_id)
     if not session or any(h.get("session_id") == session for h in (current or {}).get("history", [])):
         return
-    checkpointer = Checkpointer(rep_id, reader, target, session_id=session)  # type: ignore[arg-type]
+    checkpointer = Checkpointer(rep_id, reader, target, session_id=session)
     checkpointer.read()
     checkpointer.write(reader.leg["last_seq"], result.stats(), final=True)
 

@@ -125,6 +125,7 @@ class HttpPeer:
         self._relay = _Relay()
         self._gate = _Gate()
         self._exists = False
+        self._owns_client = True  # False for a sibling, which shares this peer's connection
         self._uuid: str | None = None
         self._count_lock = threading.Lock()
         self._client = httpx.Client(
@@ -280,7 +281,7 @@ class HttpPeer:
         if wait > 0:
             # no heartbeat: in CouchDB a heartbeat overrides the timeout and the poll never ends
             params.update(feed="longpoll", timeout=int(wait * 1000))
-        body = None
+        body: dict[str, Any] | None = None
         if doc_ids is not None:
             params["filter"], body = "_doc_ids", {"doc_ids": doc_ids}
         elif selector is not None and self._server_selector:
@@ -472,7 +473,7 @@ class HttpPeer:
         return other
 
     def close(self) -> None:
-        if getattr(self, "_owns_client", True):
+        if self._owns_client:
             self._client.close()
 
 

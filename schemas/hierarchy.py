@@ -214,17 +214,17 @@ def parse_hierarchy(data: str | bytes, source: str = "<hierarchy>") -> Hierarchy
 
 def _lines(data: str | bytes, source: str) -> Iterator[tuple[int, str]]:
     """(line number, text) of every line, decoding UTF-8 line by line."""
-    raw = data.split(b"\n") if isinstance(data, bytes) else data.split("\n")
-    for number, line in enumerate(raw, start=1):
-        if isinstance(line, bytes):
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
+    raw: list[str] | list[bytes] = data.split(b"\n") if isinstance(data, bytes) else data.split("\n")
+    for number, item in enumerate(raw, start=1):
+        if isinstance(item, bytes):
+            if number == 1 and item.startswith(b"\xef\xbb\xbf"):
+                item = item[3:]
             try:
-                line = line.decode("utf-8")
+                line = item.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise HierarchyError(source, number, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        elif number == 1:
-            line = line.removeprefix("\ufeff")
+        else:
+            line = str(item).removeprefix("\ufeff") if number == 1 else str(item)
         yield number, line.removesuffix("\r")
 
 

@@ -16,13 +16,13 @@ from werkzeug.routing import BaseConverter
 from .api import router
 from .api.http import compress_response, respond
 from .api.server import set_session_cookie
-from .security.audit import audit_for
-from .security.auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, User, current_name, current_roles
 from .errors import CouchError, NotFound, RequestTooLarge, Unauthorized
-from .settings import Settings
-from .security.pairing import Pairing
 from .handbook.policy import open_store
 from .handbook.usage import Usage
+from .security.audit import audit_for
+from .security.auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, User, current_name, current_roles
+from .security.pairing import Pairing
+from .settings import Settings
 from .store import Server
 
 log = logging.getLogger(__name__)

@@ -159,8 +159,8 @@ def error_for(error: str, reason: str, status: int | None = None) -> CouchError:
     return err
 
 
-def _subclasses(cls: type) -> list[type]:
-    found = []
+def _subclasses(cls: type[CouchError]) -> list[type[CouchError]]:
+    found: list[type[CouchError]] = []
     for sub in cls.__subclasses__():
         found.append(sub)
         found.extend(_subclasses(sub))

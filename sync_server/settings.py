@@ -123,7 +123,7 @@ class Settings:
     province: ProvinceSettings = field(default_factory=ProvinceSettings)
     design: DesignSettings = field(default_factory=DesignSettings)
 
-    def replace(self, section: str, **changes: Any) -> "Settings":
+    def replace(self, section: str, **changes: Any) -> Settings:
         """A copy with some keys of one section changed (command-line overrides)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         checked = _section(section, type(getattr(self, section)), {**dataclasses.asdict(getattr(self, section)), **changes})
@@ -134,7 +134,7 @@ def documented() -> list[tuple[str, str]]:
     """(dotted key, help) of every setting."""
     out = []
     for section in dataclasses.fields(Settings):
-        for item in dataclasses.fields(section.default_factory()):  # type: ignore[misc]
+        for item in dataclasses.fields(_section_class(section)):
             out.append((f"{section.name}.{item.name}", item.metadata["help"]))
     return out
 
@@ -158,10 +158,17 @@ def load(path: str | Path | None = None) -> Settings:
         if name not in sections:
             raise StartupError(f"{path}: unknown section '{name}' (known: {', '.join(sections)})")
         try:
-            values[name] = _section(name, type(sections[name].default_factory()), content or {})  # type: ignore[misc]
+            values[name] = _section(name, _section_class(sections[name]), content or {})
         except StartupError as exc:
             raise StartupError(f"{path}: {exc}") from None
     return Settings(**values)
+
+
+def _section_class(field: dataclasses.Field[Any]) -> type:
+    """The dataclass of one section of Settings (each section field has a default factory)."""
+    factory = field.default_factory
+    assert callable(factory)
+    return type(factory())
 
 
 def _section(name: str, cls: type, content: Any) -> Any:
@@ -186,7 +193,7 @@ def _check(key: str, item: dataclasses.Field, value: Any) -> None:
     if choices and value not in choices:
         raise StartupError(f"'{key}' must be one of {', '.join(choices)}, not {value!r}")
     pattern = item.metadata.get("pattern")
-    if pattern and not re.fullmatch(pattern, value):
+    if pattern and not re.fullmatch(str(pattern), str(value)):
         raise StartupError(f"'{key}' must look like {item.metadata['example']}, not {value!r}")
     if minimum is not None and value < minimum:
         raise StartupError(f"'{key}' must be at least {minimum}, not {value}")

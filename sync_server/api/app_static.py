@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Response, current_app, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..errors import NotFound
 from ..handbook.ownership import HANDBOOK_DB, cell_of_db
@@ -27,7 +28,7 @@ TYPES = {
 PREFIX = "/_app/"
 
 
-def root() -> Response:
+def root() -> BaseResponse:
     """``GET /``: a browser (preferring HTML) goes to the app; CouchDB clients get the welcome JSON."""
     if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html" \
             and request.accept_mimetypes["text/html"] > request.accept_mimetypes["application/json"]:
@@ -35,7 +36,7 @@ def root() -> Response:
     return couch_root()
 
 
-def serve(rest: list[str]) -> Response:
+def serve(rest: list[str]) -> BaseResponse:
     """``GET /_app/<path>``: a file of the app; ``/_app`` itself redirects so relative URLs work."""
     if not rest and not request.path.endswith("/"):
         return redirect(PREFIX, 301)

@@ -84,7 +84,7 @@ def _bulk_get_one(db: Database, item: Any, options: dict) -> dict:
     atts_since = item.get("atts_since")
     try:
         if rev is None:
-            found = [{"ok": db.get(doc_id, revs=options["revs"], attachments_=options["attachments_"],
+            found: list[dict[str, Any]] = [{"ok": db.get(doc_id, revs=options["revs"], attachments_=options["attachments_"],
                                    atts_since=atts_since)}]
         else:
             found = db.open_revs(doc_id, [rev], **options, atts_since=atts_since)

@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 from flask import Response, g, request
 
-from ..security.auth import require_admin, require_db_admin
 from ..errors import BadRequest
+from ..security.auth import require_admin, require_db_admin
 from .access import open_db
 from .document import batch_write, write_result
 from .http import doc_read_options, flag, integer, json_body, json_param, respond, server, stream
@@ -103,7 +103,7 @@ def all_docs(name: str) -> Response:
     body = json_body() if request.method == "POST" else {}
     keys = body.get("keys", json_param("keys"))
     include_docs, doc_options = flag("include_docs"), doc_read_options()
-    head = {"total_rows": db.doc_count}
+    head: dict[str, Any] = {"total_rows": db.doc_count}
     if flag("update_seq"):
         head["update_seq"] = db.seq_string(db.update_seq)
     options = _range_options()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 from typing import Any
-import logging
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from flask import Response, request

@@ -8,15 +8,17 @@ URI on ``/`` first and decode each segment after, as CouchDB does.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_plus
 
-from flask import Response, request
+from flask import request
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
 from . import app_static, bulk, changes, database, design, document, find, pairing, server, views
 from . import members as members_api
 
-Handler = Callable[..., Response]
+Handler = Callable[..., BaseResponse]
 
 _SERVER: dict[str, dict[str, Handler]] = {
     "": {"GET": app_static.root},
@@ -67,7 +69,7 @@ def segments() -> list[str]:
     return parts or [""]
 
 
-def dispatch() -> Response:
+def dispatch() -> BaseResponse:
     """Find and call the endpoint for this request."""
     parts = segments()
     handler, args = _resolve(parts)
@@ -81,7 +83,7 @@ def _pick(table: dict[str, Handler]) -> Handler:
     return table[method]
 
 
-def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
+def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
     head, rest = parts[0], parts[1:]
     if parts == ["_sync", "status"]:
         return _pick({"GET": server.sync_status}), []
@@ -94,7 +96,7 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[str]]:
     if head == "" or (head.startswith("_") and not rest and head in _SERVER):
         return _pick(_SERVER.get(head) or {}), []
     if head.startswith("_") and head not in ("_users", "_replicator", "_global_changes"):
-        raise NotFound(f"Database does not exist.") if rest else BadRequest(
+        raise NotFound("Database does not exist.") if rest else BadRequest(
             f"Name: '{head[:80]}'. Only lowercase characters (a-z), digits (0-9), and any of the characters "
             "_, $, (, ), +, -, and / are allowed. Must begin with a letter.", error="illegal_database_name")
     if not rest:

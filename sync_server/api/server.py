@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 from flask import Response, current_app, g, request
 
 from .. import __version__
-from ..security.auth import require_admin
 from ..errors import BadRequest, Unauthorized
+from ..security.auth import require_admin
 from .http import integer, parse_json, raw_body, respond, server
 
 # The CouchDB API version whose behaviour this server follows.

@@ -117,16 +117,19 @@ class Connections:
 
 def protocol_class(connections: Connections, limits: Limits) -> type:
     """uvicorn's HTTP/1.1 protocol (httptools' C parser, else h11), counting connections, timing heads out."""
+    Base: type[Any]
     try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        Base = HttpToolsProtocol
     except ImportError:  # pragma: no cover - httptools is a dependency; h11 is uvicorn's own fallback
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+        Base = H11Protocol
 
-    class Protocol(Base):  # type: ignore[valid-type,misc]
+    class Protocol(Base):
         _head_timer: asyncio.TimerHandle | None = None
         _who = ""
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._who = self.client[0] if self.client else "?"
             connections.opened(self._who)
@@ -266,7 +269,7 @@ class WsgiBridge:
         # Phones' sign-ins queue among themselves; the kiosk's own screen never waits behind them.
         signing_in = scope["method"] == "POST" and scope["path"] in SIGN_IN_PATHS and client not in SELF
         pool = self.sign_in_pool if signing_in else self.pool
-        await self._respond(scope, receive, send, _environ(scope, body, complete), pool)
+        await self._respond(scope, receive, send, _environ(scope, body, bool(complete)), pool)
 
     async def _read_body(self, receive: Callable) -> tuple[Any, bool | None]:
         """The body in a spooled file (at most max_body + 1 bytes kept), and whether all of it was read.
@@ -365,7 +368,8 @@ class WsgiBridge:
 
 def _pull(iterator: Any) -> tuple[list[bytes], Any]:
     """Chunks of the response up to CHUNK_BUDGET bytes; then what stopped it: _End, a FeedWait, or None (more)."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     for chunk in iterator:
         if isinstance(chunk, FeedWait):
             return chunks, chunk
@@ -495,7 +499,7 @@ class Serving:
                                  settings.couchdb.max_request_size)
         protocol = protocol_class(self.connections, self.limits)
         self._uvicorn = uvicorn
-        self._common = {"http": protocol, "lifespan": "off", "access_log": False, "log_config": None,
+        self._common: dict[str, Any] = {"http": protocol, "lifespan": "off", "access_log": False, "log_config": None,
                         "server_header": False, "timeout_keep_alive": int(self.limits.keepalive_timeout),
                         "timeout_graceful_shutdown": 5, "interface": "asgi3"}
         self.servers: list[tuple[Any, socket.socket]] = []

@@ -259,9 +259,8 @@ def retract(article_id: str, hub_url: str, key_path: str, key_id: str | None, co
 def provision(hub_url: str, hierarchy_path: str, credentials: str, enrolment_dir: str | None,
               kiosk_hub_url: str | None, config_path: str | None) -> None:
     """Set the hub up: handbook, one database per cell with its access rules, kiosk accounts."""
-    from sync_server.jobs.provision import provision as run
-
     from schemas.hierarchy import load_hierarchy
+    from sync_server.jobs.provision import provision as run
 
     keys = load(config_path).signing.public_keys
     if enrolment_dir and not keys:

@@ -47,8 +47,8 @@ def _context(config_path: str | None, data_dir: str | None, url: str | None) -> 
     """(settings, key store, side) for one command; every error becomes one line."""
     from replication.bundle import Side
 
-    from ..security.bundle_crypto import KeyStore
     from ..handbook.policy import open_store
+    from ..security.bundle_crypto import KeyStore
 
     server = None
     try:

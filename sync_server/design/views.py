@@ -17,8 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import BadRequest, NotFound
-from ..store import Database
-from ..store import viewindex
+from ..store import Database, viewindex
 from . import collation
 from .engine import engine
 from .reduce import reduce_rows
@@ -158,7 +157,7 @@ def query(db: Database, ddoc_name: str, view_name: str, params: dict,
     :raises NotFound: missing design document or view; QueryParseError for bad combinations.
     """
     ddoc = db.get(f"_design/{ddoc_name}")
-    views = ddoc.get("views") if isinstance(ddoc.get("views"), dict) else {}
+    views: dict[str, Any] = ddoc["views"] if isinstance(ddoc.get("views"), dict) else {}
     if view_name not in map_views(ddoc):
         raise NotFound("missing_named_view")
     reduce_src = views[view_name].get("reduce")
@@ -226,6 +225,7 @@ def _mapped(db: Database, sig: str, view: str, params: dict, load_doc: Callable[
     skip, limit = params.get("skip", 0), params.get("limit")
     total = viewindex.count(db, sig, view)
     if "keys" in params:
+        selected: list[tuple[str, str, str]]
         found: list[tuple[str, str, str]] = []
         for key in params["keys"]:
             rows = viewindex.rows_for_key(db, sig, view, collation.encode(key))
@@ -237,7 +237,7 @@ def _mapped(db: Database, sig: str, view: str, params: dict, load_doc: Callable[
     else:
         start, end, inclusive_end = _bounds(params)
         _check_range(params, start, end)
-        selected: list[tuple[str, str, str]] = []
+        selected = []
         skipped = 0
         for doc_id, key_json, value_json, _key in viewindex.scan(db, sig, view, start, end, inclusive_end, descending):
             if skipped < skip:

@@ -45,8 +45,8 @@ def _compile(schema: Any, regex: Any, formats: dict[str, Any]) -> Check:
         return lambda v: True
     if not isinstance(schema, dict):
         raise Unsupported(str(schema))
-    checks = [_keyword(k, v, schema, regex, formats) for k, v in schema.items() if k not in _ANNOTATIONS]
-    checks = [c for c in checks if c is not None]
+    found = [_keyword(k, v, schema, regex, formats) for k, v in schema.items() if k not in _ANNOTATIONS]
+    checks = [c for c in found if c is not None]
     return lambda v: all(check(v) for check in checks)
 
 

@@ -20,6 +20,7 @@ sign-in form reads it.
 
 from __future__ import annotations
 
+import builtins
 import csv
 import io
 import re
@@ -29,12 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import validation
-from .ownership import MEMBER_ROLE, SECRETARY_ROLE, cell_role, check, member_account, rules_for
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, error_for
 from ..security.audit import AuditLog
 from ..security.auth import USER_PREFIX
 from ..store import Server
+from . import validation
+from .ownership import MEMBER_ROLE, SECRETARY_ROLE, cell_role, check, member_account, rules_for
 
 PIN_DIGITS = 6
 NUMBER_WIDTH = 4
@@ -145,7 +146,7 @@ class Desk:
         return sorted(out, key=lambda m: (_sort_name(m["name"]), m["member_no"]))
 
     # --- writing -----------------------------------------------------------------------
-    def _write(self, db: Any, docs: list[dict]) -> list[dict]:
+    def _write(self, db: Any, docs: builtins.list[dict]) -> builtins.list[dict]:
         """Write documents checked beforehand: all of them, or (on a refusal) the first refusal raised."""
         for doc in docs:
             self._check(db.name, doc)
@@ -206,7 +207,9 @@ class Desk:
         """
         rows, problems = _read_register(text)
         db = self._db()
-        docs, seen, added = [], {}, 0
+        docs: builtins.list[dict] = []
+        seen: dict[str, int] = {}
+        added = 0
         for line, fields in rows:
             try:
                 doc = self._new_doc(fields)
@@ -235,7 +238,7 @@ class Desk:
         self.audit.record("members_imported", cell=self.cell, added=added, updated=len(docs) - added, by=self.by)
         return {"ok": True, "added": added, "updated": len(docs) - added}
 
-    def give_pin(self, number: str, pin: str | None = None) -> dict[str, str]:
+    def give_pin(self, number: str, pin: str | None = None) -> dict[str, Any]:
         """Give an active member a new PIN (a new account if needed): returned once, never kept in clear.
 
         A new PIN revokes the account's sessions (a new salt) and lifts its lockout.
@@ -308,7 +311,7 @@ def _sort_name(name: str) -> tuple[str, str]:
     return (parts[-1] if parts else "", folded)
 
 
-def _read_register(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+def _read_register(text: str) -> tuple[builtins.list[tuple[int, dict[str, Any]]], builtins.list[str]]:
     """The rows of a register CSV (line number, fields), and what is wrong with it."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:

@@ -15,16 +15,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import ownership, validation
+from ..design import engine as design_engine
+from ..design.validate import DesignValidator, check_design_doc
+from ..errors import BadRequest, Forbidden, StartupError
 from ..security import passwords, signing
 from ..security.audit import audit_for
 from ..security.auth import USER_PREFIX, current_name, current_roles
-from ..errors import BadRequest, Forbidden, StartupError
 from ..security.secrets_source import read_passphrase
 from ..store import Server, StoreOptions, crypto
-from ..design import engine as design_engine
-from ..design.validate import DesignValidator, check_design_doc
 from ..store.crypto import Cipher
+from . import ownership, validation
 
 log = logging.getLogger(__name__)
 

@@ -153,8 +153,8 @@ def chart_share_using(report: Report, rows: list[Row]) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="share-title share-desc" '
            f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" class="chart" id="chart-share">',
            f'<title id="share-title">{_e(title)}</title>', f'<desc id="share-desc">{_e(desc)}</desc>',
-           f'<text x="0" y="18" font-size="14" font-weight="bold" fill="#1f2328">Tỷ lệ chi bộ sử dụng Sổ tay '
-           f'<tspan fill="#57606a" font-weight="normal">(share of cells using the handbook)</tspan></text>']
+           '<text x="0" y="18" font-size="14" font-weight="bold" fill="#1f2328">Tỷ lệ chi bộ sử dụng Sổ tay '
+           '<tspan fill="#57606a" font-weight="normal">(share of cells using the handbook)</tspan></text>']
     out += _axis(label_w, plot_w, top - 8, bottom, 1.0, 0.2)
     for i, row in enumerate(rows):
         y = top + i * row_h
@@ -211,8 +211,8 @@ def chart_install(report: Report, rows: list[Row]) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="install-title install-desc" '
            f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" class="chart" id="chart-install">',
            f'<title id="install-title">{_e(title)}</title>', f'<desc id="install-desc">{_e(desc)}</desc>',
-           f'<text x="0" y="18" font-size="14" font-weight="bold" fill="#1f2328">Tỷ lệ cài đặt '
-           f'<tspan fill="#57606a" font-weight="normal">(installation rate)</tspan></text>']
+           '<text x="0" y="18" font-size="14" font-weight="bold" fill="#1f2328">Tỷ lệ cài đặt '
+           '<tspan fill="#57606a" font-weight="normal">(installation rate)</tspan></text>']
     out += _axis(label_w, plot_w, top - 8, bottom, maximum, 0.2)
     x100 = label_w + plot_w / maximum
     out.append(f'<line x1="{x100:.1f}" y1="{top - 8}" x2="{x100:.1f}" y2="{bottom}" stroke="#57606a" '
@@ -359,28 +359,28 @@ def render(report: Report) -> str:
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
         "img-src data:\">",
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>",
-        f'<h1>Báo cáo sử dụng Sổ tay đảng viên điện tử <span class="en">(Party-member handbook report)</span></h1>',
+        '<h1>Báo cáo sử dụng Sổ tay đảng viên điện tử <span class="en">(Party-member handbook report)</span></h1>',
         f'<p class="sub">{_e(p.name)} · {_e(month)} · lập lúc (generated) {_e(report.generated_at)}</p>',
         _missing(report),
         _cards(report),
-        f'<h2 id="using">Sử dụng trong sinh hoạt chi bộ <span class="en">(Use in cell activities)</span></h2>',
+        '<h2 id="using">Sử dụng trong sinh hoạt chi bộ <span class="en">(Use in cell activities)</span></h2>',
         f'<figure aria-describedby="district-table">{chart_share_using(report, districts)}'
         f"<figcaption>Đường nét đứt: mục tiêu {pct_whole(report.goal)} chi bộ sử dụng Sổ tay "
         f"(dashed line: the goal of {pct_whole(report.goal)} of cells). Số liệu: bảng theo huyện bên dưới "
         "(numbers: the district table below).</figcaption></figure>",
-        f'<h2 id="install">Cài đặt ứng dụng <span class="en">(Installation)</span></h2>',
+        '<h2 id="install">Cài đặt ứng dụng <span class="en">(Installation)</span></h2>',
         f'<figure aria-describedby="district-table">{chart_install(report, districts)}'
         "<figcaption>Đường dọc đậm: 100% (solid line: 100%). Tỷ lệ trên đối tượng có thể vượt 100% "
         "(the rate against the target group can exceed 100%).</figcaption></figure>",
-        f'<h2 id="districts">Theo huyện, thành phố <span class="en">(By district)</span></h2>',
+        '<h2 id="districts">Theo huyện, thành phố <span class="en">(By district)</span></h2>',
         _table(f"Số liệu theo huyện, {month} (Figures by district)", districts, p, report.goal, "district-table"),
-        f'<h2 id="communes">Theo xã, phường, thị trấn <span class="en">(By commune)</span></h2>',
+        '<h2 id="communes">Theo xã, phường, thị trấn <span class="en">(By commune)</span></h2>',
     ]
     for district in districts:
         communes = report.children(district.code)
         parts.append(_table(f"{district.name}: các xã, phường, thị trấn (communes)", communes, district,
                             report.goal))
-    parts.append(f'<h2 id="cells">Theo chi bộ <span class="en">(By cell)</span></h2>')
+    parts.append('<h2 id="cells">Theo chi bộ <span class="en">(By cell)</span></h2>')
     for district in districts:
         parts.append(f"<details><summary>{_e(district.name)}: {fmt_int(district.cells)} chi bộ (cells), "
                      f"{fmt_int(district.cells_using)} sử dụng (using)</summary>")

@@ -211,7 +211,7 @@ def compute(db: Any, hierarchy: Hierarchy, month: str, *, goal: float = GOAL,
         kind = doc.get("type")
         if kind not in COUNTED_TYPES:
             continue
-        row = cells.get(doc.get("cell"))  # type: ignore[arg-type]
+        row = cells.get(doc.get("cell"))
         if row is None:
             unattributed[kind] = unattributed.get(kind, 0) + 1
             continue
@@ -223,7 +223,7 @@ def compute(db: Any, hierarchy: Hierarchy, month: str, *, goal: float = GOAL,
                 row.registered += doc.get("registered") is True
                 row.active += str(doc.get("last_active") or "")[:7] == month
         elif kind == "attendance":
-            counts = attendance.get(doc.get("meeting"))  # type: ignore[arg-type]
+            counts = attendance.get(doc.get("meeting"))
             if counts is None:
                 counts = attendance[str(doc.get("meeting"))] = [0, 0]
             counts[0] += doc.get("status") == "present"

@@ -12,7 +12,7 @@ from .ownership import KIOSK_ADMIN_ROLE, MEMBER_ROLE, SECRETARY_ROLE, cell_role,
 from .policy import secure
 
 CELL = "TQ.NH.KH.C01"
-SAMPLE_DOCS = [
+SAMPLE_DOCS: list[dict[str, Any]] = [
     {"_id": "unit:TQ", "type": "unit", "code": "TQ", "name": "Tuyên Quang", "level": "province", "parent": None},
     {"_id": "unit:TQ.NH", "type": "unit", "code": "TQ.NH", "name": "Na Hang", "level": "district", "parent": "TQ"},
     {"_id": "article:dieu-le-dang", "type": "article", "title": "Điều lệ Đảng", "category": "charter",
@@ -46,7 +46,8 @@ def ensure_sample(server: Server, name: str) -> bool:
 # --- the sample province (issue #7): what `serve --sample` opens in the web app ---------
 # A handbook with articles in every screen's category (one with a PDF), one cell's
 # database with meetings and minutes, and three accounts whose PINs are printed here on
-# purpose (a member, the secretary, and the kiosk admin who pairs phones on the kiosk screen): they exist only in a data directory made with --sample, and the server
+# purpose (a member, the secretary, and the kiosk admin who pairs phones on the kiosk screen):
+# they exist only in a data directory made with --sample, and the server
 # offers them to the app (GET /_app/sample.json) only while it runs with --sample.
 CELL_DB = "cell-tq-nh-kh-c01"
 HANDBOOK_DB = "handbook"
@@ -90,7 +91,7 @@ def _article(slug: str, title: str, category: str, day: int, summary: str, body:
             "summary": summary, "body": body}
 
 
-HANDBOOK_DOCS = [
+HANDBOOK_DOCS: list[dict[str, Any]] = [
     {"_id": "unit:TQ", "type": "unit", "code": "TQ", "name": "Tuyên Quang", "level": "province", "parent": None},
     {"_id": "unit:TQ.NH", "type": "unit", "code": "TQ.NH", "name": "Na Hang", "level": "district", "parent": "TQ"},
     {"_id": "unit:TQ.NH.KH", "type": "unit", "code": "TQ.NH.KH", "name": "Khâu Tinh", "level": "commune",
@@ -132,7 +133,7 @@ def _member(no: str, name: str, born: int, gender: str) -> dict:
             "registered": True}
 
 
-CELL_DOCS = [
+CELL_DOCS: list[dict[str, Any]] = [
     _member("0003", "Hoàng Văn Thắng", 1949, "male"),
     _member("0012", "Ma Thị Lụa", 1968, "female"),
     _member("0013", "Đặng Thị Hoà", 1968, "female"),

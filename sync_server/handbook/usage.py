@@ -24,11 +24,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from .members import cell_db_name
-from .ownership import MEMBER_ROLE
 from ..errors import NotFound
 from ..security.auth import User, current_name, current_roles
 from ..store import Server
+from .members import cell_db_name
+from .ownership import MEMBER_ROLE
 
 Clock = Callable[[], datetime]
 

@@ -76,7 +76,7 @@ def _is_date(value: object) -> bool:
     if not isinstance(value, str):
         return True  # formats only constrain strings
     match = _DATE.fullmatch(value)
-    return bool(match) and _is_day(*match.groups())
+    return match is not None and _is_day(*match.groups())
 
 
 @FORMAT_CHECKER.checks("date-time")
@@ -183,7 +183,7 @@ def load_schema(name: str) -> dict[str, Any]:
 def _registry() -> referencing.Registry[Any]:
     """Our schemas by ``$id``; with no ``retrieve`` function, any other ``$ref`` fails instead of fetching."""
     resources = [referencing.jsonschema.DRAFT202012.create_resource(load_schema(name)) for name in SCHEMA_NAMES]
-    return referencing.Registry().with_resources((res.id(), res) for res in resources)
+    return referencing.Registry().with_resources((str(res.id()), res) for res in resources)
 
 
 @functools.cache

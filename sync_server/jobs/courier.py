@@ -26,11 +26,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_server.security.bundle_crypto import Card, KeyStore, fingerprint
-from sync_server.errors import BundleError
-
 from replication.bundle import Route, Side, apply, collect, routes_for
 from replication.replicator import Result
+from sync_server.errors import BundleError
+from sync_server.security.bundle_crypto import Card, KeyStore, fingerprint
 
 # Version of the payload inside the sealed file.
 PAYLOAD_FORMAT = 1

@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 import yaml
 
+from replication.http_peer import HttpPeer, split_url
 from schemas.hierarchy import cell_db_name, check_code, kiosk_account
 from sync_server.errors import CouchError, NotFound, PeerUnavailable, StartupError
 from sync_server.handbook.members import new_pin
@@ -53,8 +54,6 @@ from sync_server.security.auth import USER_PREFIX, current_name, current_roles
 from sync_server.security.secrets_source import with_credentials
 from sync_server.settings import Settings, load
 from sync_server.store import Server
-
-from replication.http_peer import HttpPeer, split_url
 
 FORMAT = "party-handbook-kiosk-enrolment/1"
 CREDENTIALS_FILE = "hub-credentials"

@@ -15,16 +15,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from replication.http_peer import HttpPeer, split_url
+from replication.local_peer import LocalPeer
+from replication.replicator import Options, Progress, Replicator, Result
+from sync_server.jobs.local_dbs import ensure_local_dbs
 from sync_server.security.audit import audit_for
 from sync_server.security.secrets_source import read_secret, with_credentials
 from sync_server.settings import Settings
 from sync_server.store import Server
-from sync_server.jobs.local_dbs import ensure_local_dbs
 from sync_server.sync_status import SyncStatus, add_bytes, add_refused
-
-from replication.http_peer import HttpPeer, split_url
-from replication.local_peer import LocalPeer
-from replication.replicator import Options, Progress, Replicator, Result
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemas.hierarchy import cell_db_name, load_hierarchy
-from sync_server.handbook import reports
-from sync_server.errors import PeerUnavailable, StartupError
-from sync_server.settings import Settings
-from sync_server.store import Server
-
 from replication.http_peer import HttpPeer
 from replication.local_peer import LocalPeer
 from replication.replicator import Replicator
+from schemas.hierarchy import cell_db_name, load_hierarchy
+from sync_server.errors import PeerUnavailable, StartupError
+from sync_server.handbook import reports
+from sync_server.settings import Settings
+from sync_server.store import Server
 
 
 @dataclass

@@ -21,11 +21,10 @@ from typing import Any
 
 import httpx
 
-from schemas.hierarchy import Hierarchy, cell_db_name, kiosk_account
-from sync_server.handbook import ownership
-from sync_server.errors import Conflict, NotFound
-
 from replication.http_peer import HttpPeer, db_path, doc_path
+from schemas.hierarchy import Hierarchy, cell_db_name, kiosk_account
+from sync_server.errors import Conflict, NotFound
+from sync_server.handbook import ownership
 
 KIOSK_ROLE = "kiosk"
 

@@ -8,11 +8,10 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
-from sync_server.security import signing
-from sync_server.handbook import validation
-from sync_server.errors import CouchError, Forbidden, NotFound, StartupError
-
 from replication.http_peer import HttpPeer, doc_path
+from sync_server.errors import CouchError, Forbidden, NotFound, StartupError
+from sync_server.handbook import validation
+from sync_server.security import signing
 
 
 def read_article(path: str | Path) -> dict[str, Any]:

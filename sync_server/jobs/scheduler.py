@@ -15,10 +15,10 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from replication import backoff
 from sync_server.settings import Settings
 from sync_server.store import Server
 
-from replication import backoff
 from .kiosk_sync import Syncer
 
 log = logging.getLogger(__name__)

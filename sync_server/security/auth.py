@@ -18,8 +18,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import passwords
 from ..errors import Forbidden, Unauthorized
+from . import passwords
 
 # The roles of the user whose request is being served; None outside any request
 # (the server's own work, such as the replication it runs). Set per request by the app.
@@ -125,7 +125,8 @@ class Authenticator:
 
     def __init__(self, admin: str | None, secret: str, session_timeout: int,
                  users: Callable[[str], dict[str, Any] | None] | None = None) -> None:
-        self.admin_name, self.admin_password = (admin.split(":", 1) if admin else (None, None))
+        self.admin_name: str | None = admin.split(":", 1)[0] if admin else None
+        self.admin_password: str | None = admin.split(":", 1)[1] if admin else None
         self._secret = secret.encode()
         self.session_timeout = session_timeout
         self._users = users or (lambda name: None)

@@ -96,7 +96,8 @@ def check(doc: dict[str, Any], password: str) -> bool:
         return False
     if doc.get("password_scheme") == "scrypt":
         n, r, p = doc.get("scrypt_n"), doc.get("scrypt_r"), doc.get("scrypt_p")
-        if not all(isinstance(v, int) and 0 < v <= 2**20 for v in (n, r, p)):
+        if not (isinstance(n, int) and isinstance(r, int) and isinstance(p, int)) \
+                or not all(0 < v <= 2**20 for v in (n, r, p)):
             return False
         return hmac.compare_digest(_scrypt(password, doc["salt"], n, r, p), str(doc.get("derived_key", "")))
     if doc.get("password_scheme") != "pbkdf2":

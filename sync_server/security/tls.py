@@ -67,7 +67,7 @@ def load(cert_path: str | Path, key_path: str | Path) -> Certificate:
 
 def ensure(data_dir: str | Path, host: str, now: datetime.datetime | None = None) -> Certificate:
     """The kiosk's own certificate in ``DATA_DIR/tls``, generated when missing or about to expire."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     folder = Path(data_dir) / TLS_DIR
     cert_path, key_path = folder / CERT_NAME, folder / KEY_NAME
     if cert_path.exists() and key_path.exists():

@@ -17,8 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import (BadRequest, Conflict, CouchError, DatabaseGone, DocumentTooLarge, Forbidden, NotFound,
-                      StartupError, Unauthorized)
+from ..errors import BadRequest, Conflict, CouchError, DatabaseGone, DocumentTooLarge, Forbidden, NotFound, StartupError, Unauthorized
 from . import attachments, revtree
 from .connection import Readers, connect, create_schema, transaction
 from .crypto import Cipher
@@ -142,14 +141,16 @@ class Database:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # A stored value is bound to where it lives: (doc id, rev) for a body, ("_local", id) for a _local doc.
-    def _aad(self, where: tuple[str, str]) -> bytes:
+    def _aad(self, where: tuple[str, ...]) -> bytes:
         return "\0".join((self.name, *where)).encode()
 
     def _seal(self, text: str, *where: str) -> str | bytes:
         return text if self._cipher is None else self._cipher.seal_text(text, self._aad(where))
 
     def _open(self, stored: str | bytes, *where: str) -> str:
-        return stored if self._cipher is None else self._cipher.open_text(stored, self._aad(where))
+        if self._cipher is None:
+            return stored if isinstance(stored, str) else stored.decode()
+        return self._cipher.open_text(stored if isinstance(stored, bytes) else stored.encode(), self._aad(where))
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -440,7 +441,7 @@ class Database:
             return [{"missing": rev}]
         tree = row[2]
         targets = revtree.descendant_leaves(tree, rev) if latest else [rev]
-        out = []
+        out: list[dict[str, Any]] = []
         for target in targets:
             try:
                 doc = self._assemble(conn, doc_id, target, tree, with_atts, atts_since)
@@ -639,7 +640,7 @@ class Database:
         revisions = doc.get("_revisions")
         rev = doc.get("_rev") if revisions is None else f"{revisions['start']}-{(revisions['ids'] or [''])[0]}"
         revtree.parse_rev(rev)
-        chain = revtree.path_from_revisions(rev, doc.get("_revisions"))
+        chain = revtree.path_from_revisions(str(rev), doc.get("_revisions"))
         if chain[0] in tree or "_attachments" not in doc:
             return chain, []
         known = [r for r in chain[1:] if r in tree] + revtree.leaves(tree)
@@ -751,7 +752,7 @@ class Database:
 
     def changes(self, since: int = 0, *, until: int | None = None, limit: int | None = None, descending: bool = False,
                 all_leaves: bool = False, include_docs: bool = False, doc_ids: Iterable[str] | None = None,
-                predicate: Any = None, doc_options: dict[str, bool] | None = None) -> Iterator[Change]:
+                predicate: Any = None, doc_options: dict[str, Any] | None = None) -> Iterator[Change]:
         """Each changed document once, at its latest sequence, in sequence order.
 
         Reads in pages and stops at the sequence current when it started, so
@@ -782,7 +783,7 @@ class Database:
                      with_body: Any) -> list[tuple]:
         cols = "d.id, d.seq, d.winner, d.deleted, d.tree, " + ("r.body" if with_body else "NULL")
         join = " JOIN revs r ON r.doc_id = d.id AND r.rev = d.winner" if with_body else ""
-        where, args = ["d.seq <= ?"], [end]
+        where, args = ["d.seq <= ?"], list[Any]([end])
         if after is not None:
             where.append("d.seq > ?")
             args.append(after)
@@ -803,7 +804,7 @@ class Database:
 
     def all_docs(self, *, start: str | None = None, end: str | None = None, inclusive_end: bool = True,
                  descending: bool = False, limit: int | None = None, skip: int = 0,
-                 include_docs: bool = False, doc_options: dict[str, bool] | None = None) -> Iterator[dict]:
+                 include_docs: bool = False, doc_options: dict[str, Any] | None = None) -> Iterator[dict]:
         """Live documents by id (byte order, as CouchDB's raw collation), in pages.
 
         :param doc_options: as for :meth:`changes`.
@@ -843,7 +844,7 @@ class Database:
         return self._all(sql, args)
 
     def _all_docs_row(self, doc_id: str, winner: str, deleted: bool, body: str | None, include_docs: bool,
-                      doc_options: dict[str, bool] | None = None) -> dict:
+                      doc_options: dict[str, Any] | None = None) -> dict:
         value: dict[str, Any] = {"rev": winner}
         if deleted:
             value["deleted"] = True
@@ -852,13 +853,13 @@ class Database:
             row["doc"] = None
         elif include_docs and doc_options:
             row["doc"] = self.get(doc_id, winner, **doc_options)
-        elif include_docs:
+        elif include_docs and body is not None:
             row["doc"] = json.loads(splice(doc_id, winner, False, self._open(body, doc_id, winner)))
         return row
 
     def all_docs_keys(self, keys: list[Any], include_docs: bool = False, *, descending: bool = False,
                       skip: int = 0, limit: int | None = None,
-                      doc_options: dict[str, bool] | None = None) -> Iterator[dict]:
+                      doc_options: dict[str, Any] | None = None) -> Iterator[dict]:
         """``_all_docs`` with ``keys``: one row per key, in the order asked (reversed when descending).
 
         ``skip`` and ``limit`` count rows, missing keys included, as CouchDB does.
@@ -936,7 +937,7 @@ class Database:
                                  [(doc_id, r) for r in stored if r not in keep])
                 if removed:
                     conn.execute("UPDATE docs SET tree = ? WHERE id = ?", (dumps(tree), doc_id))
-            used = set()
+            used: set[str] = set()
             # In clear, SQL skips bodies without attachments; encrypted, every body is opened.
             where = "" if self._cipher else " WHERE body LIKE '%\"_attachments\"%'"
             for doc_id, rev, stored in conn.execute("SELECT doc_id, rev, body FROM revs" + where):

@@ -121,7 +121,7 @@ def scan(db: Database, sig: str, view: str, start: tuple[bytes, bytes] | None, e
             rows = conn.execute(sql, args).fetchall()
         if not rows:
             return
-        for doc_id, key_json, value_json, key, id_key, n in rows:
+        for doc_id, key_json, value_json, key, _id_key, _n in rows:
             yield doc_id, key_json, value_json, key
         after = rows[-1][3:6]
         if len(rows) < PAGE:

@@ -15,11 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import ADMIN, Kiosk, free_port
 from differential import Pair, new_db_name
 
 from sync_server.api import multipart
-
-from conftest import ADMIN, Kiosk, free_port
 
 pytestmark = pytest.mark.peers
 

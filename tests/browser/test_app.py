@@ -664,7 +664,6 @@ def test_the_shared_kiosk_screen_shows_who_is_signed_in_and_signs_them_out(
 
 
 def walk_the_shared_screen(browser: Browser, kiosk: SampleKiosk, shots: Path) -> None:
-    cell = DEMO_MEMBER["member"].split(":")[1]
     texts = {lang: json.loads((STATIC / "i18n" / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
     vi = texts["vi"]
     page = browser.new_context(viewport=KIOSK_SCREEN, timezone_id="Asia/Ho_Chi_Minh").new_page()

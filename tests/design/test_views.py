@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from twin import Twin, twin  # noqa: F401 (the fixture)
 
 KEYS = [None, False, True, -2, 0, 1, 1.5, 10, "", "a", "A", "aa", "ab", "b", "B", "é", "e", "f", "~", "_", "1",

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from sync_server.cli import main
 from sync_server.handbook.policy import open_store
-from sync_server.security.auth import Authenticator, USER_PREFIX
+from sync_server.security.auth import USER_PREFIX, Authenticator
 from sync_server.settings import Settings
 
 CELL, DB = "TQ.NH.KH.C01", "cell-tq-nh-kh-c01"

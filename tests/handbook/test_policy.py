@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from replication import replicate
 from replication.local_peer import LocalPeer
-from sync_server.security import signing
 from sync_server.app import create_app
+from sync_server.security import signing
 from sync_server.settings import Settings
 from sync_server.store import Server
 

@@ -25,9 +25,9 @@ import yaml
 from conftest import free_port
 from province_ca import make_ca
 
-from sync_server.jobs.kiosk_sync import Syncer
 from schemas.hierarchy import cell_db_name
 from sync_server.handbook.generate import generate
+from sync_server.jobs.kiosk_sync import Syncer
 from sync_server.settings import load
 from sync_server.store import Server
 

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from sync_server.jobs.provision import HANDBOOK_SECURITY
 from sync_server.handbook import ownership
+from sync_server.jobs.provision import HANDBOOK_SECURITY
 
 pytestmark = pytest.mark.peers
 CELL = "TQ.NH.KH.C01"

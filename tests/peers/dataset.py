@@ -17,7 +17,7 @@ Doc = dict[str, Any]
 # Bytes that survive no text encoding: every byte value, then UTF-8 non-ASCII.
 BINARY = bytes(range(256)) + "ünïcødé ид 日本".encode()
 OCTETS = "application/octet-stream"
-TEXT = "Hello, kiosk!\nCell minutes attached.\n".encode()
+TEXT = b"Hello, kiosk!\nCell minutes attached.\n"
 
 
 def rev_hash(label: str) -> str:

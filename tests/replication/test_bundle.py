@@ -14,11 +14,11 @@ import pytest
 
 from replication import Options, replicate
 from replication.bundle import ACK_PREFIX, Side, routes_for
-from sync_server.jobs.courier import export_bundle, import_bundle
 from replication.local_peer import LocalPeer
-from sync_server.security.bundle_crypto import HEADER_BYTES, KeyStore
 from sync_server.errors import BundleError
 from sync_server.handbook.policy import open_store
+from sync_server.jobs.courier import export_bundle, import_bundle
+from sync_server.security.bundle_crypto import HEADER_BYTES, KeyStore
 from sync_server.settings import Settings
 from sync_server.store import Server
 
@@ -341,8 +341,8 @@ def test_month_of_a_cells_records_is_under_100_kb(pair: Pair) -> None:
 
 
 def test_card_pushing_outside_its_cell_is_not_trusted(pair: Pair) -> None:
-    from sync_server.security.bundle_crypto import Card
     from sync_server.errors import StartupError
+    from sync_server.security.bundle_crypto import Card
 
     card = pair.kiosk.keys.card(pair.kiosk.side.root, CELL, [[CELL, "cell-other", "push", None]])
     with pytest.raises(StartupError, match=f"the card of cell {CELL} pushes into cell-other"):

@@ -362,7 +362,8 @@ def test_null_sequences_and_replayed_changes_are_applied_once(sides, monkeypatch
     hub.server.create("cell").bulk_docs([{"_id": f"d{i}"} for i in range(30)])
     db = hub.db()
     real = db.parse_since
-    monkeypatch.setattr(db, "parse_since", lambda since: real(since[6:] if isinstance(since, str) and since.startswith("g1AAAA") else since))
+    monkeypatch.setattr(db, "parse_since",
+                        lambda since: real(since[6:] if isinstance(since, str) and since.startswith("g1AAAA") else since))
     source = hub.peer("http", wrap=ClusteredFeed)
     result = replicate(source, kiosk.peer("local"), Options(batch_size=7))
     assert result.ok, result.error

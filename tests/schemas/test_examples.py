@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sync_server.handbook import validation
 from sync_server.errors import Forbidden
+from sync_server.handbook import validation
 
 EXAMPLES = validation.SCHEMA_DIR / "examples"
 FILES = sorted(EXAMPLES.glob("*/*.json"))

@@ -15,8 +15,8 @@ import referencing.exceptions
 from jsonschema.exceptions import best_match
 from jsonschema.validators import extend, validator_for
 
-from sync_server.handbook import validation
 from sync_server.errors import Forbidden
+from sync_server.handbook import validation
 from sync_server.handbook.validation import load_schema, validate
 
 CELL = "TQ.NH.KH.C01"

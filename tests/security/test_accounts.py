@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
+from sync_server.app import create_app
 from sync_server.handbook import ownership
 from sync_server.jobs.provision import HANDBOOK_SECURITY, security_of_cell
-from sync_server.app import create_app
 from sync_server.settings import Settings
 
 CELL = "TQ.NH.KH.C01"

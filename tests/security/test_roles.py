@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from sync_server.security import auth
 from sync_server.app import create_app
+from sync_server.security import auth
 from sync_server.settings import Settings
 
 CELL, OTHER = "TQ.NH.KH.C01", "TQ.NH.KH.C02"

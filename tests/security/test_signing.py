@@ -6,8 +6,8 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sync_server.security import signing
 from sync_server.errors import Forbidden
+from sync_server.security import signing
 
 
 def test_canonical_matches_rfc8785_example():

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import ROOT, Kiosk, free_port
 
 from sync_server.settings import Settings
 from sync_server.store import Server, StoreOptions, crypto
 from sync_server.store.crypto import Cipher
-
-from conftest import ROOT, Kiosk, free_port
 
 PASS_ENV = "SYNC_TEST_PASSPHRASE"
 CELL = "TQ.NH.KH.C01"
