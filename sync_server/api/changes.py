@@ -23,6 +23,7 @@ from ..errors import BadRequest, DatabaseGone
 from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
+from .design import design_function
 from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, server, settings, stream
 
 
@@ -129,6 +130,16 @@ def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
         return None, compile_selector(body["selector"])
     if name == "_design":
         return None, lambda doc: str(doc.get("_id", "")).startswith("_design/")
+    # CouchDB's answers for a malformed or missing filter come first (api/design.py), then QuickJS runs it.
+    if name == "_view":
+        view = request.args.get("view")
+        if view is None:
+            raise BadRequest("`view` filter parameter is not provided.")
+        design_function(db, view, "views", "`view` must be of the form `designname/viewname`")
+    elif name.startswith("_"):
+        raise BadRequest("unknown builtin filter name")
+    else:
+        design_function(db, name, "filters", "`filter` must be of the form `designname/filtername`")
     return None, _design_filter(name, db)
 
 
