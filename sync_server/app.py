@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -24,6 +27,7 @@ from .security.auth import ADMIN_PARTY, ANONYMOUS, USER_PREFIX, Authenticator, U
 from .security.pairing import Pairing
 from .settings import Settings
 from .store import Server
+from .store.database import CROSS_PROCESS_POLL
 
 log = logging.getLogger(__name__)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "COPY", "OPTIONS", "PATCH"]
@@ -40,7 +44,7 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
     app.extensions["sync_server"] = store
     app.extensions["audit"] = audit_for(store.data_dir)
     app.extensions["pairing"] = Pairing(store.data_dir)
-    app.extensions["usage"] = Usage(store)
+    app.extensions["usage"] = Usage(store, delay=settings.server.usage_delay)
     app.extensions["authenticator"] = Authenticator(settings.server.admin, store.secret,
                                                     settings.couchdb.session_timeout, _user_lookup(store))
     app.add_url_rule("/", "couch", router.dispatch, methods=_METHODS)
@@ -57,15 +61,54 @@ def create_app(settings: Settings, server: Server | None = None) -> Flask:
 
 
 def _user_lookup(store: Server) -> Callable[[str], dict | None]:
-    """Find an account document in ``_users``."""
+    """Find an account document in ``_users``: a request with a session cookie (every request of a
+    syncing phone) needs it, so accounts are kept in memory while ``_users`` does not change.
+
+    A write to ``_users`` by this process (a new PIN, a deleted account) empties the cache at once;
+    one by another process (``sync-server members``) is seen within ``CROSS_PROCESS_POLL`` seconds,
+    by one look at its sequence. Callers must not change the document they get.
+    """
+    cache: dict[str, dict | None] = {}
+    state: dict[str, Any] = {"db": None, "seq": -1, "checked": 0.0, "generation": 0}
+    lock = threading.Lock()
+
+    def forget(_db: object = None) -> None:
+        with lock:
+            cache.clear()
+            state["checked"] = 0.0
+            state["generation"] += 1
 
     def lookup(name: str) -> dict | None:
-        if not store.exists("_users"):
-            return None
         try:
-            return store.get("_users").get(USER_PREFIX + name)
+            db = store.get("_users") if store.exists("_users") else None
         except NotFound:
+            db = None
+        if db is None:
             return None
+        with lock:
+            fresh = state["db"] is db and time.monotonic() - state["checked"] < CROSS_PROCESS_POLL
+            if fresh and name in cache:
+                return cache[name]
+        if not fresh:
+            seq = db.update_seq
+            with lock:
+                if state["db"] is not db:
+                    db.on_change(forget)
+                if state["db"] is not db or state["seq"] != seq:
+                    cache.clear()
+                    state["generation"] += 1
+                state.update(db=db, seq=seq, checked=time.monotonic())
+        generation = state["generation"]
+        try:
+            doc: dict | None = db.get(USER_PREFIX + name)
+        except NotFound:
+            doc = None
+        with lock:
+            if state["generation"] == generation:  # no write came between: what was read is current
+                if len(cache) > 10_000:
+                    cache.clear()
+                cache[name] = doc
+        return doc
 
     return lookup
 
@@ -133,10 +176,18 @@ def _bad_auth() -> None:
     raise Unauthorized("Authorization header is not valid base64 of name:password")
 
 
+_request_ids = itertools.count(int.from_bytes(secrets.token_bytes(5), "big"))
+
+
+def _request_id() -> str:
+    """10 hex digits, as CouchDB's; a counter from a random start (one system call per process, not per request)."""
+    return f"{next(_request_ids) & 0xFFFFFFFFFF:010x}"
+
+
 def _finish(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "must-revalidate")
     response.headers["Server"] = "party-handbook-sync (CouchDB 3 API)"
-    response.headers["X-Couch-Request-ID"] = secrets.token_hex(5)  # as CouchDB: one per request, for logs
+    response.headers["X-Couch-Request-ID"] = _request_id()  # as CouchDB: one per request, for logs
     response.headers["X-CouchDB-Body-Time"] = "0"
     if g.get("refresh_cookie") and g.user.name:
         set_session_cookie(response, g.user.name)

@@ -46,6 +46,8 @@ class ServerSettings:
                                       pattern=r"https?://[^/\s]+/?", example="https://192.168.50.1:6984/")
     screen_idle_seconds: int = _setting(90, "On the kiosk's shared screen (/_app/?screen=shared), sign the member out after this many idle seconds.",
                                         minimum=15)
+    usage_delay: int = _setting(60, "Seconds a member's first-of-the-day activity mark waits for others: the sign-ins of a meeting's arrivals are one write the phones pull once, not one each. 0: at once.",
+                                minimum=0)
 
 
 @dataclass(frozen=True)

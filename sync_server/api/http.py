@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
 from flask import Response, current_app, g, request
 
 from ..errors import BadContentType, BadRequest, RequestTooLarge
@@ -153,10 +154,19 @@ def json_param(name: str, default: Any = None) -> Any:
         raise BadRequest(f"Invalid JSON in query parameter {name}", error="query_parse_error") from None
 
 
+def encode(obj: Any) -> bytes:
+    """Compact UTF-8 JSON and a newline, as CouchDB answers: orjson (C, several times faster than the
+    standard library, which a kiosk serving a cell at once is short of), or the standard library for
+    what orjson refuses (integers beyond 64 bits, lone surrogates read from a client's escapes)."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return (json.dumps(obj, separators=(",", ":")) + "\n").encode()  # ASCII: a lone surrogate stays an escape
+
+
 def respond(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response."""
-    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
-    return Response(body, status=status, headers=headers, content_type=JSON_TYPE)
+    return Response(encode(obj), status=status, headers=headers, content_type=JSON_TYPE)
 
 
 def wants_gzip() -> bool:

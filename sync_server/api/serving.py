@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import io
 import json
 import logging
 import resource
@@ -127,6 +128,7 @@ def protocol_class(connections: Connections, limits: Limits) -> type:
 
     class Protocol(Base):
         _head_timer: asyncio.TimerHandle | None = None
+        _stall_timer: asyncio.TimerHandle | None = None
         _who = ""
 
         def connection_made(self, transport: asyncio.Transport) -> None:
@@ -140,7 +142,29 @@ def protocol_class(connections: Connections, limits: Limits) -> type:
                 connections.closed(self._who)
                 self._who = ""
             self._stop_head_timer()
+            self._stop_stall_timer()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            """The client reads less than the kiosk sends: it has ``io_timeout`` seconds to catch up."""
+            super().pause_writing()
+            if self._stall_timer is None:
+                self._stall_timer = self.loop.call_later(limits.io_timeout, self._stalled)
+
+        def resume_writing(self) -> None:
+            self._stop_stall_timer()
+            super().resume_writing()
+
+        def _stop_stall_timer(self) -> None:
+            if self._stall_timer is not None:
+                self._stall_timer.cancel()
+                self._stall_timer = None
+
+        def _stalled(self) -> None:
+            """A response has waited ``io_timeout`` seconds for the client to read: drop the connection
+            (its waiting send returns, and the request ends as when a client leaves)."""
+            self._stall_timer = None
+            self.transport.abort()
 
         def data_received(self, data: bytes) -> None:
             cycle = self.cycle
@@ -261,7 +285,7 @@ class WsgiBridge:
             log.warning("refused a request: %s", why)
             await _refuse(send, Unavailable(f"The kiosk is busy ({why}); try again in {RETRY_AFTER_SECONDS} s."))
             return
-        body, complete = await self._read_body(receive)
+        body, complete = await self._read_body(scope, receive)
         if body is None:  # the client left, or stalled sending its body
             if complete is False:
                 await _refuse(send, RequestTimeout())
@@ -271,11 +295,17 @@ class WsgiBridge:
         pool = self.sign_in_pool if signing_in else self.pool
         await self._respond(scope, receive, send, _environ(scope, body, bool(complete)), pool)
 
-    async def _read_body(self, receive: Callable) -> tuple[Any, bool | None]:
+    async def _read_body(self, scope: dict, receive: Callable) -> tuple[Any, bool | None]:
         """The body in a spooled file (at most max_body + 1 bytes kept), and whether all of it was read.
 
         (None, None): the client left; (None, False): it stalled longer than io_timeout.
+        A request that announces no body (most: GET, HEAD) has it already: nothing to wait for.
         """
+        if not any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"]):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None, None
+            return io.BytesIO(message.get("body", b"")), True
         body = tempfile.SpooledTemporaryFile(max_size=BODY_IN_MEMORY)  # noqa: SIM115 (closed with the environ)
         size = 0
         while True:
@@ -324,42 +354,46 @@ class WsgiBridge:
                 headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in state["headers"]]
                 if environ.get("sync_server.body_unread"):
                     headers.append((b"connection", b"close"))
-                await self._send(send, {"type": "http.response.start", "status": state["status"], "headers": headers})
+                await send({"type": "http.response.start", "status": state["status"], "headers": headers})
 
         gone: asyncio.Future = loop.create_future()
-        listener: asyncio.Task | None = None  # watches for the client leaving, once a feed waits
+        listener: asyncio.Task | None = None  # watches for the client leaving, once an answer streams
         result = None
+        after: Any = None
         try:
             result, chunks, (iterator, after) = await loop.run_in_executor(pool, call)
+            if after is _End:  # the whole answer at once (most requests): one trip to the client
+                await begin()
+                await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": False})
+                return
+            listener = loop.create_task(_until_disconnect(receive, gone))
             while True:
                 data = b"".join(chunks)
                 if data:
                     await begin()
-                    await self._send(send, {"type": "http.response.body", "body": data, "more_body": True})
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                if gone.done():
+                    return  # the client left (or stalled past io_timeout): the generator is closed below
                 if after is _End:
                     break
                 if isinstance(after, FeedWait):
                     await begin()  # the client sees the answer has started before it waits
-                    if listener is None:
-                        listener = loop.create_task(_until_disconnect(receive, gone))
                     changed = await self.waiter().wait(after, gone)
                     if changed is None:
-                        return  # the client left: the generator is closed below
+                        return
                     after.changed = changed
                 chunks, after = await loop.run_in_executor(pool, _pull, iterator)
             await begin()
-            await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if listener is not None:
                 listener.cancel()
             if result is not None and hasattr(result, "close"):
-                await loop.run_in_executor(pool, result.close)
+                if after is _End:  # exhausted: closing it runs no more of the app
+                    result.close()
+                else:
+                    await loop.run_in_executor(pool, result.close)
             environ["wsgi.input"].close()
-
-    async def _send(self, send: Callable, message: dict) -> None:
-        """Send, giving up on a client that has read nothing for io_timeout seconds."""
-        async with asyncio.timeout(self.limits.io_timeout):
-            await send(message)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

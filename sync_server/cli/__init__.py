@@ -108,6 +108,7 @@ def _run(settings: Settings, sample: bool) -> None:
                f"(data in {os.path.abspath(settings.server.data_dir)})")
     sys.stdout.flush()
     served.run()
+    app.extensions["usage"].flush()  # activity marks still waiting
 
 
 def _add_https(settings: Settings, app: object, served: object) -> None:

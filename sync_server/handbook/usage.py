@@ -19,7 +19,9 @@ and whose member record exists locally are counted; nothing else is written.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -31,6 +33,7 @@ from .members import cell_db_name
 from .ownership import MEMBER_ROLE
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -54,10 +57,13 @@ def member_of(user: User | None) -> tuple[str, str] | None:
 class Usage:
     """Writes the usage records of one store."""
 
-    def __init__(self, server: Server, clock: Clock = _now) -> None:
-        self.server, self.clock = server, clock
+    def __init__(self, server: Server, clock: Clock = _now, delay: float = 0.0) -> None:
+        self.server, self.clock, self.delay = server, clock, delay
         self._seen: dict[str, str] = {}  # account -> the day its activity was last written
+        self._pending: dict[tuple[str, str], str] = {}  # (cell, member no) -> when, waiting for the next flush
+        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._day, self._day_ends = "", 0.0  # today, and until when (time.time()) that holds
 
     def _as_server(self, db: Any, docs: list[dict]) -> list[dict]:
         """Write as the server itself, whoever's request this runs in."""
@@ -79,23 +85,65 @@ class Usage:
             return None
 
     def active(self, user: User | None) -> None:
-        """A request of ``user``: registered (first time) and last_active (once a day)."""
+        """A request of ``user``: registered (first time) and last_active (once a day).
+
+        With ``delay`` the mark waits that many seconds for others, so a meeting's burst of
+        sign-ins is one write to the cell's database (which every live phone then pulls once),
+        not one per member; ``flush`` writes what waits (the server calls it when it stops).
+        """
         found = member_of(user)
         if found is None:
             return
+        if self.clock is _now and time.time() < self._day_ends and self._seen.get(user.name or "") == self._day:  # type: ignore[union-attr]
+            return  # the common case, every request of an active member: no clock, no lock
         now = self.clock()
         day = now.date().isoformat()
         with self._lock:
+            self._day, self._day_ends = day, time.time() + 60  # at most a minute of yesterday after midnight
             if self._seen.get(user.name or "") == day:  # type: ignore[union-attr]
                 return
             self._seen[user.name or ""] = day  # type: ignore[union-attr]
-        opened = self._member_doc(*found)
-        if opened is None:
+            self._pending[found] = _stamp(now)
+            if self.delay > 0:
+                if self._timer is None:
+                    self._timer = threading.Timer(self.delay, self.flush)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the waiting marks: one write per cell database."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        by_cell: dict[str, dict[str, str]] = {}
+        for (cell, number), stamp in pending.items():
+            by_cell.setdefault(cell, {})[number] = stamp
+        for cell, marks in by_cell.items():
+            try:
+                self._write_marks(cell, marks)
+            except Exception:  # usage is counted, never a reason to fail: the next day marks again
+                log.exception("usage of cell %s not recorded", cell)
+
+    def _write_marks(self, cell: str, marks: dict[str, str]) -> None:
+        db_name = cell_db_name(cell)
+        if not self.server.exists(db_name):
             return
-        db, member = opened
-        if member.get("registered") is True and str(member.get("last_active") or "")[:10] == day:
-            return
-        self._as_server(db, [{**member, "registered": True, "last_active": _stamp(now)}])
+        db = self.server.get(db_name)
+        updates = []
+        for number, stamp in marks.items():
+            try:
+                member = db.get(f"member:{cell}:{number}")
+            except NotFound:
+                continue
+            if member.get("registered") is True and str(member.get("last_active") or "")[:10] == stamp[:10]:
+                continue
+            updates.append({**member, "registered": True, "last_active": stamp})
+        if updates:
+            self._as_server(db, updates)
 
     def paired(self, user: User | None, device_id: str, label: str) -> None:
         """A phone was paired for ``user``: its device record, and the member is installed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -34,7 +35,7 @@ class Clock:
 
 @pytest.fixture
 def kiosk(tmp_path):
-    app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
+    app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret", usage_delay=0))
     clock = Clock()
     app.extensions["usage"].clock = clock
     c = app.test_client()
@@ -90,6 +91,33 @@ def test_first_sign_in_registers_and_activity_is_written_once_a_day(kiosk):
     assert member(c, "0012")["registered"] is False
     assert c.get("/_members", headers=KIOSK_ADMIN).status_code == 200
     assert c.get(f"/{DB}/member:{CELL}:kiosk", headers=ADMIN).status_code == 404
+
+
+def test_a_burst_of_sign_ins_is_one_write_after_the_delay(kiosk):
+    """At a meeting everyone signs in at once: their marks wait ``usage_delay`` and go in one write,
+    so the live phones pull one change instead of one per member (issue 14)."""
+    app, c, clock, pins = kiosk
+    usage = app.extensions["usage"]
+    usage.delay = 0.5
+    db = app.extensions["sync_server"].get(DB)
+    before = db.update_seq
+    for number in ("0003", "0012"):
+        assert c.post("/_session", json={"name": f"{CELL}.{number}", "password": pins[number]}).status_code == 200
+    assert member(c, "0003")["registered"] is False and db.update_seq == before  # waiting, nothing written yet
+    deadline = time.monotonic() + 10
+    while db.update_seq == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert member(c, "0003")["registered"] is True and member(c, "0012")["registered"] is True
+    rows = c.get(f"/{DB}/_changes", query_string={"since": before}, headers=ADMIN).json["results"]
+    assert sorted(r["id"] for r in rows) == [f"member:{CELL}:0003", f"member:{CELL}:0012"]
+    assert db.update_seq == before + 2  # one bulk write of both, no other
+    # what is still waiting when the server stops is written by flush (the server calls it on its way out)
+    usage.delay = 3600
+    clock.now += timedelta(days=1)
+    assert c.get(f"/{DB}/_changes", headers=basic(f"{CELL}.0003", pins["0003"])).status_code == 200
+    assert member(c, "0003")["last_active"].startswith("2026-12-03")
+    usage.flush()
+    assert member(c, "0003")["last_active"] == "2026-12-04T19:30:00+07:00"
 
 
 def test_pairing_writes_a_device_record_and_revoking_marks_it(kiosk):

@@ -13,6 +13,7 @@ No test asserts a duration: each bound below is "answered at all" within a gener
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import socket
@@ -188,3 +189,32 @@ def test_a_too_large_body_is_refused_and_a_stalled_body_times_out(kiosk_with: Ca
     answer = raw_request(kiosk.port, b"PUT /db HTTP/1.1\r\nHost: kiosk\r\nContent-Length: 100\r\n\r\n{")
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert httpx.get(kiosk.base + "/", timeout=GENEROUS).status_code == 200
+
+
+def test_a_client_that_stops_reading_a_large_answer_is_dropped_after_io_timeout(kiosk_with: Callable[..., Kiosk]) -> None:
+    """A response the client does not read waits at most ``io_timeout`` in the kiosk's send buffers, then the
+    connection is dropped; the kiosk goes on serving the others."""
+    kiosk = kiosk_with("server:\n  io_timeout: 2\n")
+    with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as admin:
+        assert admin.put("/big").status_code == 201
+        filler = "x" * 1_000_000
+        docs = [{"_id": f"d{i}", "text": filler} for i in range(16)]  # more than the kernel's buffers hold
+        assert admin.post("/big/_bulk_docs", json={"docs": docs}).status_code == 201
+    auth = "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()
+    sock = socket.create_connection(("127.0.0.1", kiosk.port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET /big/_all_docs?include_docs=true HTTP/1.1\r\nHost: kiosk\r\n"
+                     b"Authorization: " + auth.encode() + b"\r\n\r\n")
+        time.sleep(6)  # reads nothing for three times io_timeout
+        assert httpx.get(kiosk.base + "/", timeout=GENEROUS).status_code == 200
+        received = 0
+        sock.settimeout(GENEROUS)
+        try:
+            while chunk := sock.recv(65536):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert received < 16_000_000, f"the whole answer ({received} bytes) waited for a client that read nothing"
+    finally:
+        sock.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
@@ -143,6 +144,30 @@ def test_a_new_pin_or_a_deleted_account_revokes_the_members_sessions(client):
     assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 200
     rev = client.get(f"/_users/org.couchdb.user:{CELL}.002", headers=ADMIN).json["_rev"]
     assert client.delete(f"/_users/org.couchdb.user:{CELL}.002?rev={rev}", headers=ADMIN).status_code == 200
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 401
+
+
+def test_a_pin_changed_by_another_process_ends_the_sessions_within_a_second(client, tmp_path):
+    """Accounts are kept in memory between requests (a syncing phone sends dozens a minute); a new PIN
+    written by another process (``sync-server members`` beside the running kiosk) still ends the
+    member's sessions, once the kiosk has looked at ``_users`` again (at most a second later)."""
+    from sync_server.store import Server
+    from sync_server.store.database import CROSS_PROCESS_POLL
+
+    signed_in = client.post("/_session", json={"name": f"{CELL}.001", "password": "2468"})
+    cookie = {"Cookie": "AuthSession=" + signed_in.headers["Set-Cookie"].split("AuthSession=")[1].split(";")[0]}
+    assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 200  # the account is now cached
+    other = Server(str(tmp_path))  # another process's view of the same files
+    try:
+        users = other.get("_users")
+        doc = users.get(f"org.couchdb.user:{CELL}.001")
+        assert "ok" in users.bulk_docs([{**doc, "derived_key": "0" * 64, "salt": "another"}])[0]  # a new secret: a new salt
+    finally:
+        other.close()
+    deadline = time.monotonic() + CROSS_PROCESS_POLL + 5
+    while client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 200:
+        assert time.monotonic() < deadline, "the old session still works"
+        time.sleep(0.1)
     assert client.get(f"/{DB}/{MEETING_ID}", headers=cookie).status_code == 401
 
 
