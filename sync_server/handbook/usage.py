@@ -8,10 +8,11 @@ them):
   member ``installed``; revoking it marks the record ``revoked`` (with ``revoked_at``) and
   the member is ``installed`` only while one of their devices is live;
 - a member's first sign-in (a PIN checked, or a paired phone's token) marks them
-  ``registered``;
+  ``registered``, with ``registered_at`` (when);
 - any request of a signed-in member (sign-in, sync, a check-in, reading the handbook)
-  sets the member's ``last_active`` to now, at most once a day per member (kept in
-  memory, so a busy phone costs one write a day, not one per request).
+  sets the member's ``last_active`` to now and adds the month to ``active_months`` (the
+  last ``ACTIVE_MONTHS_KEPT``), at most once a day per member (kept in memory, so a busy
+  phone costs one write a day, not one per request).
 
 Only accounts that are members of a cell (``<cell>.<member no>`` with the ``member`` role)
 and whose member record exists locally are counted; nothing else is written.
@@ -31,6 +32,7 @@ from .members import cell_db_name
 from .ownership import MEMBER_ROLE
 
 Clock = Callable[[], datetime]
+ACTIVE_MONTHS_KEPT = 24  # months of activity a member record keeps (the report's trend reads them)
 
 
 def _now() -> datetime:
@@ -49,6 +51,14 @@ def member_of(user: User | None) -> tuple[str, str] | None:
     if len(cells) != 1 or not user.name.startswith(cells[0] + "."):
         return None
     return cells[0], user.name[len(cells[0]) + 1:]
+
+
+def _registered(member: dict, now: datetime) -> dict:
+    """The member record, registered; the first registration also says when (``registered_at``).
+    A member registered before the kiosk kept the date gets none: the report counts them for every month."""
+    if member.get("registered") is True:
+        return dict(member)
+    return {**member, "registered": True, "registered_at": _stamp(now)}
 
 
 class Usage:
@@ -93,9 +103,13 @@ class Usage:
         if opened is None:
             return
         db, member = opened
-        if member.get("registered") is True and str(member.get("last_active") or "")[:10] == day:
+        months = [m for m in member.get("active_months") or [] if isinstance(m, str)]
+        if member.get("registered") is True and str(member.get("last_active") or "")[:10] == day \
+                and day[:7] in months:
             return
-        self._as_server(db, [{**member, "registered": True, "last_active": _stamp(now)}])
+        changed = {**_registered(member, now), "last_active": _stamp(now),
+                   "active_months": sorted({*months, day[:7]})[-ACTIVE_MONTHS_KEPT:]}
+        self._as_server(db, [changed])
 
     def paired(self, user: User | None, device_id: str, label: str) -> None:
         """A phone was paired for ``user``: its device record, and the member is installed."""
@@ -107,7 +121,7 @@ class Usage:
         db, member = opened
         device = {"_id": f"device:{cell}:{device_id}", "type": "device", "cell": cell, "member": member["_id"],
                   "paired_at": _stamp(self.clock()), "label": (label or "phone")[:200], "revoked": False}
-        self._as_server(db, [device, {**member, "installed": True, "registered": True}])
+        self._as_server(db, [device, {**_registered(member, self.clock()), "installed": True}])
 
     def revoked(self, cell: str, device_id: str) -> None:
         """A device was revoked: its record says so; the member stays installed only with another live device."""
@@ -131,3 +145,34 @@ class Usage:
         if member is not None and not live and member.get("installed") is not False:
             changes.append({**member, "installed": False})
         self._as_server(db, changes)
+
+    def read(self, user: User | None, reads: dict[str, dict[str, int]]) -> int:
+        """Article reads a member's app counted (date -> article id -> times), added to the cell's
+        ``reading:<cell>:<date>:<kiosk>`` documents. Only the counts are kept: no document says who read.
+        Returns how many reads were added; nothing is written for an account that is not a cell member."""
+        found = member_of(user)
+        if found is None:
+            return 0
+        cell = found[0]
+        db_name = cell_db_name(cell)
+        if not self.server.exists(db_name):
+            return 0
+        db = self.server.get(db_name)
+        kiosk = self.server.uuid[:16].lower()
+        added = 0
+        with self._lock:  # one writer per document: read, add, write without a conflict
+            changes = []
+            for date, counts in sorted(reads.items()):
+                doc_id = f"reading:{cell}:{date}:{kiosk}"
+                try:
+                    doc = db.get(doc_id)
+                except NotFound:
+                    doc = {"_id": doc_id, "type": "reading", "cell": cell, "date": date, "counts": {}}
+                merged = dict(doc.get("counts") or {})
+                for article, times in counts.items():
+                    merged[article] = merged.get(article, 0) + times
+                    added += times
+                changes.append({**doc, "counts": dict(sorted(merged.items()))})
+            if changes:
+                self._as_server(db, changes)
+        return added
