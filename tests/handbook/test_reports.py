@@ -404,6 +404,13 @@ def test_write_reports(november: Report, tmp_path: Path) -> None:
     assert "Huyện Bắc Sơn" in html and "Chi bộ bản Phiêng Mỏ" in html
     assert NO_DATA in html and 'class="n nodata">không có dữ liệu (no data)</td>' in html
     assert "50%" in html and "125%" in html  # the province's headline rates
+    helped = html.split('id="help"', 1)[1].split('id="reading"', 1)[0]
+    assert re.findall(r'<tr data-code="([^"]+)">', helped) == [C2, C3]
+    assert "installed but inactive" in helped and "nobody installed" in helped and "(by age band)" in helped
+    trend = html.split('id="trend-table"', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'data-month="([^"]+)"', trend) == november.months
+    top = html.split('id="top-articles"', 1)[1].split("</table>", 1)[0]
+    assert top.index("Điều lệ Đảng") < top.index(NGHI_QUYET)
     lowered = html.lower()
     for fetching in ("<script", "<link", "src=", "href=", "url(", "@import", "<iframe", "<img"):
         assert fetching not in lowered, fetching
@@ -414,7 +421,8 @@ def test_no_data_is_never_printed_as_zero(db: Database, hierarchy: Hierarchy) ->
     headline = html.split('<section class="cards"', 1)[1].split("</section>", 1)[0]
     assert headline.count(NO_DATA) == 3  # share using, whether the goal is met, attendance rate
     values = re.findall(r'<div class="value[^"]*">([^<]*)</div>', headline)
-    assert values == ["50%", "125%", NO_DATA, NO_DATA, "0"]  # the last: minutes recorded, a count
+    # then counts: minutes recorded, members active, cells to help (nobody recorded a meeting)
+    assert values == ["50%", "125%", NO_DATA, NO_DATA, "0", "0", "3"]
     chart = html.split('id="chart-share"', 1)[1].split("</svg>", 1)[0]
     assert "<rect" not in chart.split('class="legend"')[0]  # no bars, "no data" instead
     assert chart.count(f">{NO_DATA}</text>") == 2
