@@ -13,34 +13,48 @@ What it makes (``schemas/MODEL.md`` documents; ``_id`` and fields as the model s
   ``bản``), residential groups (``tổ dân phố``) and institutions (school, health station,
   commune military and police);
 * ``member`` documents with Vietnamese names (family, middle and given names, with
-  diacritics), birth year, gender, joining date and handbook status; besides the
-  counted (``active``) members there are a few ``moved`` and ``inactive`` ones, some of
-  them with the app, which the report's counting rules must leave out;
+  diacritics), birth year, gender, joining date; besides the counted (``active``) members
+  there are a few ``moved`` and ``inactive`` ones, some with a phone the kiosk revoked,
+  which the report's counting rules must leave out;
+* what members did, never a flag set: ``device`` records (phones paired, mostly in the year
+  before the first month, some at a training day in a month reported; a few lost and
+  revoked, a few replaced), first sign-ins (``registered_at``: a pairing, or the kiosk's
+  shared screen for members without a phone), and the months each was active in
+  (``active_months``, ``last_active``: checking in, reading). The ``installed`` and
+  ``registered`` flags are then written as the kiosk writes them;
 * per month asked: ``meeting`` documents (the regular monthly meeting, sometimes a
-  thematic one), one ``attendance`` document per active member per held meeting,
-  ``minutes`` for most held meetings, ``feedback`` from members;
+  thematic one), one ``attendance`` document per active member per held meeting (in the
+  cells using the handbook, members with a live phone check in through the app:
+  ``checked_in_at``; agendas and minutes link the article studied, ``article:<slug>``),
+  ``minutes`` for most held meetings, ``feedback`` from members, and ``reading`` documents
+  (reads per article, per cell and day);
 * ``article`` documents (handbook content: resolution, directive, charter, study and
   training material, news), without signatures.
 
 Sizes:
 
 * ``small`` (for tests): 1 district (Na Hang), 2 communes, 4 cells, 100 active members
-  (81 smartphone owners, 84 installed: 84% of all and 104% of the target group);
+  (81 smartphone owners, 84 with a live paired phone: 84% of all and 104% of the target
+  group; 90 registered);
 * ``full``: 7 districts, 136 communes, 2,000 cells, exactly 57,597 active members, of
-  whom 46,728 own a smartphone (the target group) and exactly 48,597 installed the app
-  (45,500 smartphone owners and 3,097 members outside the target group):
-  48,597 / 57,597 = 84% and 48,597 / 46,728 = 104%.
+  whom 46,728 own a smartphone (the target group) and exactly 48,597 have a live paired
+  phone at the end of the last month (45,500 smartphone owners and 3,097 members outside
+  the target group): 48,597 / 57,597 = 84% and 48,597 / 46,728 = 104%; 50,100 registered
+  (the installed, 420 who lost their phone, the rest at the kiosk's screen).
 
-``using_share`` (default 0.62) fixes the share of cells that hold at least one meeting
-in the software in each month: exactly ``round(using_share * cells)`` cells do (a
-float for every month, or a dict month -> share). The other cells record nothing
-that month, or a meeting left ``scheduled`` or ``cancelled``. Mountain districts and
-older members are less likely to own a smartphone or to use the handbook, so rates
-differ between districts while the province totals are exact.
+``using_share`` (default 0.62) fixes the share of cells that use the handbook in their
+activities in each month (a held meeting with check-ins through the app, or naming an
+article): exactly ``round(using_share * cells)`` cells do (a float for every month, or a
+dict month -> share). The other cells record nothing that month, a meeting left
+``scheduled`` or ``cancelled``, or a meeting held and recorded afterwards without the
+app. Mountain districts and older members are less likely to own a smartphone or to use
+the handbook, so rates differ between districts and age bands while the province totals
+are exact.
 
 ``Province.expected`` holds the numbers the generator knows (members, smartphone,
 installed, registered, cells, and per month cells_using, meetings_held, attendance
-records and present, minutes, feedback), so a report can be checked against them.
+records and present, checked_in, minutes, feedback, active, reads), so a report can be
+checked against them.
 
 The same seed gives the same documents on every machine (``random.Random`` only).
 """
