@@ -459,3 +459,36 @@ export async function resolve(id, chosen) {
   await localCell.bulkDocs([kept, ...others.map((o) => ({ _id: id, _rev: o._rev, _deleted: true }))]);
   refreshCounts();
 }
+
+// --- reading: counted per day and article, never who read (issue 13) ---------------------
+// Openings are kept in localStorage ({date: {article id: times}}) and sent to the kiosk
+// (POST /_reading) now or, when it is out of reach, with a later opening; the kiosk adds them
+// to the cell's count of the day. Only a cell member's openings are counted.
+const READS_KEY = 'phs.reads';
+const READS_KEPT_DAYS = 59; // the kiosk takes the last 60 days
+
+/** Count one opening of an article today and send what is waiting. */
+export async function countRead(articleId) {
+  if (!session()?.memberId) return;
+  const oldest = new Date(Date.now() - READS_KEPT_DAYS * 86400000).toLocaleDateString('sv');
+  const today = new Date().toLocaleDateString('sv'); // YYYY-MM-DD, local time
+  const reads = Object.fromEntries(Object.entries(JSON.parse(localStorage.getItem(READS_KEY) || '{}'))
+    .filter(([date]) => date >= oldest));
+  reads[today] = reads[today] || {};
+  reads[today][articleId] = Math.min(1000, (reads[today][articleId] || 0) + 1);
+  localStorage.setItem(READS_KEY, JSON.stringify(reads));
+  const response = await kioskFetch('/_reading', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ reads }),
+  });
+  if (response.ok || response.status === 400) { // counted, or never countable: not sent again
+    const left = JSON.parse(localStorage.getItem(READS_KEY) || '{}');
+    for (const [date, counts] of Object.entries(reads)) {
+      for (const [id, times] of Object.entries(counts)) {
+        const rest = ((left[date] || {})[id] || 0) - times;
+        if (rest > 0) left[date][id] = rest; else if (left[date]) delete left[date][id];
+      }
+      if (left[date] && !Object.keys(left[date]).length) delete left[date];
+    }
+    localStorage.setItem(READS_KEY, JSON.stringify(left));
+  }
+}

@@ -15,7 +15,7 @@ from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import app_static, bulk, changes, database, design, document, find, pairing, server, views
+from . import app_static, bulk, changes, database, design, document, find, pairing, reading, server, views
 from . import members as members_api
 
 Handler = Callable[..., BaseResponse]
@@ -26,6 +26,7 @@ _SERVER: dict[str, dict[str, Handler]] = {
     "_all_dbs": {"GET": server.all_dbs},
     "_uuids": {"GET": server.uuids},
     "_session": {"GET": server.session_get, "POST": server.session_post, "DELETE": server.session_delete},
+    "_reading": {"POST": reading.post},
 }
 _DATABASE: dict[str, Handler] = {
     "PUT": database.create, "DELETE": database.delete, "GET": database.info,

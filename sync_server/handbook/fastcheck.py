@@ -101,6 +101,8 @@ def _bounds(key: str, value: Any) -> Check | None:
         return lambda v: type(v) is not list or len(v) >= value
     if key == "maxItems":
         return lambda v: type(v) is not list or len(v) <= value
+    if key == "maxProperties":
+        return lambda v: type(v) is not dict or len(v) <= value
     if key == "minimum":
         return lambda v: type(v) not in (int, float) or v >= value
     if key == "maximum":

@@ -13,34 +13,48 @@ What it makes (``schemas/MODEL.md`` documents; ``_id`` and fields as the model s
   ``bản``), residential groups (``tổ dân phố``) and institutions (school, health station,
   commune military and police);
 * ``member`` documents with Vietnamese names (family, middle and given names, with
-  diacritics), birth year, gender, joining date and handbook status; besides the
-  counted (``active``) members there are a few ``moved`` and ``inactive`` ones, some of
-  them with the app, which the report's counting rules must leave out;
+  diacritics), birth year, gender, joining date; besides the counted (``active``) members
+  there are a few ``moved`` and ``inactive`` ones, some with a phone the kiosk revoked,
+  which the report's counting rules must leave out;
+* what members did, never a flag set: ``device`` records (phones paired, mostly in the year
+  before the first month, some at a training day in a month reported; a few lost and
+  revoked, a few replaced), first sign-ins (``registered_at``: a pairing, or the kiosk's
+  shared screen for members without a phone), and the months each was active in
+  (``active_months``, ``last_active``: checking in, reading). The ``installed`` and
+  ``registered`` flags are then written as the kiosk writes them;
 * per month asked: ``meeting`` documents (the regular monthly meeting, sometimes a
-  thematic one), one ``attendance`` document per active member per held meeting,
-  ``minutes`` for most held meetings, ``feedback`` from members;
+  thematic one), one ``attendance`` document per active member per held meeting (in the
+  cells using the handbook, members with a live phone check in through the app:
+  ``checked_in_at``; agendas and minutes link the article studied, ``article:<slug>``),
+  ``minutes`` for most held meetings, ``feedback`` from members, and ``reading`` documents
+  (reads per article, per cell and day);
 * ``article`` documents (handbook content: resolution, directive, charter, study and
   training material, news), without signatures.
 
 Sizes:
 
 * ``small`` (for tests): 1 district (Na Hang), 2 communes, 4 cells, 100 active members
-  (81 smartphone owners, 84 installed: 84% of all and 104% of the target group);
+  (81 smartphone owners, 84 with a live paired phone: 84% of all and 104% of the target
+  group; 90 registered);
 * ``full``: 7 districts, 136 communes, 2,000 cells, exactly 57,597 active members, of
-  whom 46,728 own a smartphone (the target group) and exactly 48,597 installed the app
-  (45,500 smartphone owners and 3,097 members outside the target group):
-  48,597 / 57,597 = 84% and 48,597 / 46,728 = 104%.
+  whom 46,728 own a smartphone (the target group) and exactly 48,597 have a live paired
+  phone at the end of the last month (45,500 smartphone owners and 3,097 members outside
+  the target group): 48,597 / 57,597 = 84% and 48,597 / 46,728 = 104%; 50,100 registered
+  (the installed, 420 who lost their phone, the rest at the kiosk's screen).
 
-``using_share`` (default 0.62) fixes the share of cells that hold at least one meeting
-in the software in each month: exactly ``round(using_share * cells)`` cells do (a
-float for every month, or a dict month -> share). The other cells record nothing
-that month, or a meeting left ``scheduled`` or ``cancelled``. Mountain districts and
-older members are less likely to own a smartphone or to use the handbook, so rates
-differ between districts while the province totals are exact.
+``using_share`` (default 0.62) fixes the share of cells that use the handbook in their
+activities in each month (a held meeting with check-ins through the app, or naming an
+article): exactly ``round(using_share * cells)`` cells do (a float for every month, or a
+dict month -> share). The other cells record nothing that month, a meeting left
+``scheduled`` or ``cancelled``, or a meeting held and recorded afterwards without the
+app. Mountain districts and older members are less likely to own a smartphone or to use
+the handbook, so rates differ between districts and age bands while the province totals
+are exact.
 
 ``Province.expected`` holds the numbers the generator knows (members, smartphone,
 installed, registered, cells, and per month cells_using, meetings_held, attendance
-records and present, minutes, feedback), so a report can be checked against them.
+records and present, checked_in, minutes, feedback, active, reads), so a report can be
+checked against them.
 
 The same seed gives the same documents on every machine (``random.Random`` only).
 """
@@ -159,15 +173,17 @@ class Spec:
     smartphone: int                     # the target group
     installed: int
     installed_in_target: int            # installed members who own a smartphone
-    registered: int                     # a subset of the installed members
+    registered: int                     # signed in at least once: every installed member (pairing is a
+    #                                     sign-in), those who lost their phone, and some at the kiosk's screen
+    lost: int = 0                       # smartphone owners whose only phone was revoked (not installed)
     moved: int = 0                      # extra members with status moved (not counted)
     inactive: int = 0                   # extra members with status inactive (not counted)
 
 
 SIZES: dict[str, Spec] = {
-    "small": Spec(("NH",), 2, 4, 100, 81, 84, 79, 78, moved=2, inactive=1),
-    "full": Spec(tuple(d[0] for d in DISTRICTS), None, 2000, 57_597, 46_728, 48_597, 45_500, 45_196,
-                 moved=412, inactive=187),
+    "small": Spec(("NH",), 2, 4, 100, 81, 84, 79, 90, lost=1, moved=2, inactive=1),
+    "full": Spec(tuple(d[0] for d in DISTRICTS), None, 2000, 57_597, 46_728, 48_597, 45_500, 50_100,
+                 lost=420, moved=412, inactive=187),
 }
 
 
@@ -226,8 +242,9 @@ def generate(size: str = "small", seed: int = 1, months: list[str] | tuple[str, 
     cells = [u for u in units if u.level == "cell"]
     gen = _Generator(rng, spec, units, cells, weights, months)
     gen.members()
-    for month in months:
+    for month in sorted(months):
         gen.month(month, shares[month])
+    gen.finish()
     province = Province(size, seed, months, format_csv(units, comment=_csv_comment(size, seed)),
                         [u.to_doc() for u in units], gen.cell_docs, _articles(rng, units, months), gen.expected)
     return province
@@ -417,27 +434,56 @@ def _days_in(month: str) -> int:
     return (datetime.date(nxt[0], nxt[1], 1) - datetime.date(year, mon, 1)).days
 
 
+def _shift(month: str, by: int) -> str:
+    """The month ``by`` months after ``month`` (before, when negative)."""
+    index = int(month[:4]) * 12 + int(month[5:]) - 1 + by
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+@dataclass
+class _Person:
+    """What one active member did, from which their records are written."""
+
+    doc: Doc
+    devices: list[Doc] = field(default_factory=list)
+    active: set[str] = field(default_factory=set)   # months they used the handbook in
+    last_day: dict[str, str] = field(default_factory=dict)  # month -> the time of their latest activity in it
+
+    def live_in(self, month: str) -> bool:
+        """A phone paired by the start of ``month``'s meetings and not revoked by then."""
+        return any(d["paired_at"][:7] <= month and (not d["revoked"] or d["revoked_at"][:7] > month)
+                   for d in self.devices)
+
+
 class _Generator:
-    """Members first (exact counts), then each month's meetings, attendance, minutes, feedback."""
+    """Members first (exact counts), what they did with the handbook, then each month's meetings,
+    attendance (with check-ins through the app), minutes, feedback and reading.
+
+    Nothing is set as a flag: a member is installed because a ``device`` record was paired
+    and not revoked, registered because they signed in (``registered_at``, or a pairing),
+    active in a month because they did something then (``active_months``, ``last_active``);
+    the ``installed``/``registered`` flags are then written as the kiosk would
+    (``sync_server/handbook/usage.py``)."""
 
     def __init__(self, rng: random.Random, spec: Spec, units: list[Unit], cells: list[Unit],
                  weights: dict[str, tuple[float, float]], months: list[str]) -> None:
-        self.rng, self.spec, self.cells, self.weights, self.months = rng, spec, cells, weights, months
+        self.rng, self.spec, self.cells, self.weights = rng, spec, cells, weights
+        self.months = sorted(months)
         self.names = {u.code: u.name for u in units}
         self.cell_docs: dict[str, list[Doc]] = {c.code: [] for c in cells}
-        self.active: dict[str, list[Doc]] = {}     # cell -> its active members
-        self.installed: dict[str, list[str]] = {}  # cell -> ids of active installed members
+        self.people: dict[str, list[_Person]] = {}    # cell -> its active members
         self.expected: dict[str, Any] = {"cells": len(cells), "members": spec.members,
                                          "smartphone": spec.smartphone, "installed": spec.installed,
                                          "registered": spec.registered}
         for key in ("cells_using", "meetings_held", "attendance_records", "attendance_present",
-                    "minutes_recorded", "feedback_received"):
+                    "minutes_recorded", "feedback_received", "reads", "active", "checked_in"):
             self.expected[key] = {}
 
     def members(self) -> None:
         rng, spec = self.rng, self.spec
         sizes = _apportion(spec.members, [rng.lognormvariate(0, 0.45) for _ in self.cells], 3)
-        first_month = min(self.months) if self.months else "2026-01"
+        first_month = self.months[0] if self.months else "2026-01"
+        last_month = self.months[-1] if self.months else first_month
         year = int(first_month[:4])
         # One row per active member: (cell index, born, gender).
         people: list[tuple[int, int, str]] = []
@@ -452,26 +498,49 @@ class _Generator:
         others = [i for i in all_ids if i not in smartphone]
         installed = _pick(rng, owners, [phone_w[i] for i in owners], spec.installed_in_target)
         installed |= _pick(rng, others, [phone_w[i] for i in others], spec.installed - spec.installed_in_target)
-        inst = sorted(installed)
-        registered = _pick(rng, inst, [1.0] * len(inst), spec.registered)
+        # Lost phones: members who paired one, had it revoked and never paired another (registered, not installed).
+        lost_pool = [i for i in owners if i not in installed]
+        lost = _pick(rng, lost_pool, [1.0] * len(lost_pool), spec.lost)
+        # Members who signed in only at the kiosk's shared screen (no phone of their own): older ones more.
+        rest = [i for i in all_ids if i not in installed and i not in lost]
+        kiosk_only = _pick(rng, rest, [2.0 if year - people[i][1] >= 55 else 1.0 for i in rest],
+                           spec.registered - spec.installed - spec.lost)
         extra = ["moved"] * spec.moved + ["inactive"] * spec.inactive
         extra_cells = [rng.randrange(len(self.cells)) for _ in extra]
         counters = [0] * len(self.cells)
         for i, (c, born, gender) in enumerate(people):
-            doc = self._member(c, counters, born, gender, "active", i in smartphone, i in installed,
-                               i in registered, first_month)
-            self.active.setdefault(self.cells[c].code, []).append(doc)
+            person = _Person(self._member(c, counters, born, gender, "active", i in smartphone, first_month))
+            code = self.cells[c].code
+            if i in installed:
+                if rng.random() < 0.04:  # an earlier phone, replaced: revoked when the new one was paired
+                    old = self._pairing_time(first_month, last_month, early=True)
+                    new = self._pairing_time(first_month, last_month)
+                    old, new = min(old, new), max(old, new)
+                    person.devices.append(self._device(code, person.doc, old, revoked=new))
+                    person.devices.append(self._device(code, person.doc, new))
+                else:
+                    person.devices.append(self._device(code, person.doc, self._pairing_time(first_month, last_month)))
+            elif i in lost:
+                paired = self._pairing_time(first_month, last_month, early=True)
+                person.devices.append(self._device(code, person.doc, paired,
+                                                   revoked=self._later(paired, last_month)))
+            if person.devices:
+                person.doc["registered_at"] = min(d["paired_at"] for d in person.devices)
+            elif i in kiosk_only:
+                person.doc["registered_at"] = self._pairing_time(first_month, last_month)
+            self.people.setdefault(code, []).append(person)
         for status, c in zip(extra, extra_cells):
             born = year - int(rng.triangular(22, 88, 50))
             phone = rng.random() < 0.5
-            self._member(c, counters, born, "female" if rng.random() < 0.3 else "male", status, phone,
-                         phone and rng.random() < 0.6, False, first_month)
-        for cell in self.cells:
-            members = self.active.get(cell.code, [])
-            self.installed[cell.code] = [m["_id"] for m in members if m["installed"]]
+            doc = self._member(c, counters, born, "female" if rng.random() < 0.3 else "male", status, phone,
+                               first_month)
+            if phone and rng.random() < 0.6:  # paired before they moved; the kiosk stopped their phone since
+                paired = self._pairing_time(first_month, first_month, early=True)
+                self._device(self.cells[c].code, doc, paired, revoked=self._later(paired, first_month))
+                doc["registered_at"] = paired
 
     def _member(self, c: int, counters: list[int], born: int, gender: str, status: str, smartphone: bool,
-                installed: bool, registered: bool, month: str) -> Doc:
+                month: str) -> Doc:
         rng = self.rng
         cell = self.cells[c].code
         counters[c] += 1
@@ -481,12 +550,45 @@ class _Generator:
         doc: Doc = {"_id": f"member:{cell}:{number}", "type": "member", "cell": cell, "member_no": number,
                     "name": name, "born": born, "gender": gender,
                     "joined": f"{joined_year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-                    "status": status, "smartphone": smartphone, "installed": installed,
-                    "registered": registered, "last_active": None}
-        if installed:
-            doc["last_active"] = _time(month, rng.randint(1, 28), rng.randint(6, 21), rng.randint(0, 59))
+                    "status": status, "smartphone": smartphone, "installed": False, "registered": False,
+                    "last_active": None}
         self.cell_docs[cell].append(doc)
         return doc
+
+    def _pairing_time(self, first: str, last: str, early: bool = False) -> str:
+        """When a phone was paired (or a member first signed in): mostly in the year before the first
+        month; some during the months reported, at the start of a month (a training day at the kiosk)."""
+        rng = self.rng
+        if early or rng.random() < 0.88:
+            return _time(_shift(first, -rng.randint(1, 12)), rng.randint(1, 28), rng.randint(7, 20), rng.randint(0, 59))
+        months = [m for m in self.months if first <= m <= last] or [first]
+        return _time(rng.choice(months), rng.randint(1, 2), rng.randint(7, 11), rng.randint(0, 59))
+
+    def _later(self, after: str, last: str) -> str:
+        """A time after ``after`` and before ``last`` ends."""
+        month = after[:7]
+        while month < last and self.rng.random() < 0.6:
+            month = _shift(month, 1)
+        days = _days_in(month)
+        if month != after[:7]:
+            return _time(month, self.rng.randint(1, days), self.rng.randint(7, 20))
+        day = self.rng.randint(min(int(after[8:10]) + 1, days), days)
+        return _time(month, day, 21, 30) if day == int(after[8:10]) else _time(month, day, self.rng.randint(7, 20))
+
+    def _device(self, cell: str, member: Doc, paired: str, revoked: str | None = None) -> Doc:
+        device: Doc = {"_id": f"device:{cell}:{_uid(self.rng)}", "type": "device", "cell": cell,
+                       "member": member["_id"], "paired_at": paired,
+                       "label": f"Điện thoại của {member['name'].split()[-1]}", "revoked": revoked is not None}
+        if revoked is not None:
+            device["revoked_at"] = revoked
+        self.cell_docs[cell].append(device)
+        return device
+
+    def _activity(self, person: _Person, moment: str) -> None:
+        month = moment[:7]
+        person.active.add(month)
+        if moment > person.last_day.get(month, ""):
+            person.last_day[month] = moment
 
     def month(self, month: str, share: float) -> None:
         rng, exp = self.rng, self.expected
@@ -495,30 +597,37 @@ class _Generator:
         using = _pick(rng, list(range(len(codes))), [self.weights[c][1] for c in codes], n_using)
         days = _days_in(month)
         totals = dict.fromkeys(("meetings_held", "attendance_records", "attendance_present",
-                                "minutes_recorded", "feedback_received"), 0)
+                                "minutes_recorded", "feedback_received", "reads", "checked_in"), 0)
         for index, code in enumerate(codes):
             docs = self.cell_docs[code]
-            members = self.active.get(code, [])
+            people = self.people.get(code, [])
             place = (f"Nhà văn hóa {self.names[code][len('Chi bộ '):]}" if "thôn" in self.names[code]
                      or "bản" in self.names[code] or "tổ dân phố" in self.names[code]
                      else "Hội trường Ủy ban nhân dân")
-            meetings: list[tuple[str, str]] = []  # (kind, status)
+            meetings: list[tuple[str, str, bool]] = []  # (kind, status, held with the handbook)
             if index in using:
-                meetings.append(("regular", "held"))
+                meetings.append(("regular", "held", True))
                 if rng.random() < 0.25:
-                    meetings.append(("thematic", "held" if rng.random() < 0.7 else "scheduled"))
+                    meetings.append(("thematic", "held" if rng.random() < 0.7 else "scheduled", True))
             else:
                 roll = rng.random()
-                if roll < 0.3:
-                    meetings.append(("regular", "scheduled"))
-                elif roll < 0.4:
-                    meetings.append(("regular", "cancelled"))
-            for kind, status in meetings:
-                day, hour = rng.randint(1, min(days, 10 if kind == "regular" else 28)), rng.choice((8, 14, 19))
+                if roll < 0.2:  # held, recorded afterwards by the secretary: no check-in, no article named
+                    meetings.append(("regular", "held", False))
+                elif roll < 0.45:
+                    meetings.append(("regular", "scheduled", False))
+                elif roll < 0.55:
+                    meetings.append(("regular", "cancelled", False))
+            for kind, status, with_app in meetings:
+                day = rng.randint(3, min(days, 10)) if kind == "regular" else rng.randint(3, 28)
+                hour = rng.choice((8, 14, 19))
                 meeting_id = f"meeting:{code}:{_uid(rng)}"
                 agenda = rng.sample(AGENDA, 3)
                 if kind == "thematic":
                     agenda = [f"Sinh hoạt chuyên đề: {rng.choice(THEMES)}"] + agenda[:1]
+                linked = with_app and rng.random() < 0.5
+                if linked:  # the secretary linked the article the cell studies
+                    slug, _, title = rng.choice(ARTICLES)
+                    agenda.append(f"Học tập: {title} (article:{slug})")
                 meeting: Doc = {"_id": meeting_id, "type": "meeting", "cell": code, "kind": kind,
                                 "scheduled": _time(month, day, hour, 30 if hour == 19 else 0), "place": place,
                                 "agenda": agenda, "status": status}
@@ -528,8 +637,11 @@ class _Generator:
                 meeting["held_at"] = _time(month, day, hour, 35 if hour == 19 else 5)
                 totals["meetings_held"] += 1
                 presence = rng.uniform(0.72, 0.98)
-                present = 0
-                for member in members:
+                present = checked = 0
+                check_in = _time(month, day, hour, 25 if hour == 19 else 0)
+                attendance: list[Doc] = []
+                for person in people:
+                    member = person.doc
                     roll = rng.random()
                     state = "present" if roll < presence else ("excused" if roll < presence + 0.6 * (1 - presence)
                                                                  else "absent")
@@ -537,27 +649,38 @@ class _Generator:
                                 "cell": code, "meeting": meeting_id, "member": member["_id"], "status": state}
                     if state == "present":
                         present += 1
-                        att["checked_in_at"] = _time(month, day, hour, 25 if hour == 19 else 0)
-                    docs.append(att)
-                totals["attendance_records"] += len(members)
+                        # with the handbook, members with a phone check in themselves; the secretary marks the rest
+                        if with_app and person.live_in(month) and rng.random() < 0.9:
+                            att["checked_in_at"] = check_in
+                            checked += 1
+                            self._activity(person, check_in)
+                    attendance.append(att)
+                if with_app and not checked and not linked:  # nobody could check in: the minutes name the article
+                    linked = True
+                docs += attendance
+                totals["attendance_records"] += len(people)
                 totals["attendance_present"] += present
-                if rng.random() < 0.85 and members:
-                    secretary = members[0]["_id"]
+                totals["checked_in"] += checked
+                if (rng.random() < 0.85 or linked and not any("article:" in a for a in agenda)) and people:
+                    secretary = people[0].doc["_id"]
+                    text = (f"{self.names[code]} tổ chức sinh hoạt {'chuyên đề' if kind == 'thematic' else 'định kỳ'} "
+                            f"tháng {int(month[5:])}/{month[:4]}. Có mặt {present}/{len(people)} đảng viên.")
+                    if with_app:
+                        slug, _, title = rng.choice(ARTICLES)
+                        text += f" Chi bộ đã quán triệt {title} trên Sổ tay đảng viên (article:{slug})."
                     docs.append({"_id": f"minutes:{meeting_id}", "type": "minutes", "cell": code,
-                                 "meeting": meeting_id, "secretary": secretary,
-                                 "text": (f"{self.names[code]} tổ chức sinh hoạt {'chuyên đề' if kind == 'thematic' else 'định kỳ'} "
-                                          f"tháng {int(month[5:])}/{month[:4]}. Có mặt {present}/{len(members)} "
-                                          "đảng viên. Chi bộ đã quán triệt các văn bản mới trên Sổ tay đảng viên."),
+                                 "meeting": meeting_id, "secretary": secretary, "text": text,
                                  "decisions": rng.sample(DECISIONS, 2),
                                  "written_at": _time(month, min(days, day + 1), 9)})
                     totals["minutes_recorded"] += 1
-            installed = self.installed.get(code, [])
-            for _ in range(_small_count(rng, 0.6 if installed else 0.0)):
+            totals["reads"] += self._reading(code, month, days, index in using)
+            with_phone = [p.doc["_id"] for p in people if p.devices]
+            for _ in range(_small_count(rng, 0.6 if with_phone else 0.0)):
                 about, text = rng.choice(FEEDBACK)
                 fb: Doc = {"_id": f"feedback:{code}:{_uid(rng)}", "type": "feedback", "cell": code, "about": about,
                            "text": text, "created_at": _time(month, rng.randint(1, days), rng.randint(6, 21),
                                                              rng.randint(0, 59)),
-                           "member": rng.choice(installed), "rating": rng.randint(2, 5)}
+                           "member": rng.choice(with_phone), "rating": rng.randint(2, 5)}
                 if about == "content":
                     fb["article"] = f"article:{rng.choice(ARTICLES)[0]}"
                 docs.append(fb)
@@ -565,6 +688,61 @@ class _Generator:
         exp["cells_using"][month] = n_using
         for key, value in totals.items():
             exp[key][month] = value
+
+    def _reading(self, code: str, month: str, days: int, using: bool) -> int:
+        """Members who use the handbook this month read articles on their phones or at the kiosk; the kiosk
+        counts the reads per cell and day (``reading`` documents: no person named). Returns the reads."""
+        rng = self.rng
+        per_day: dict[int, dict[str, int]] = {}
+        # reads gather on a few days (before a meeting, a training day at the kiosk): few documents a month
+        reading_days = rng.sample(range(1, days + 1), 4)
+        for person in self.people.get(code, []):
+            phone = person.live_in(month)
+            if not (phone or "registered_at" in person.doc):
+                continue
+            chance = (0.35 if phone else 0.15) * _use_factor(int(month[:4]) - person.doc["born"]) \
+                * (1.2 if using else 0.6)
+            if month not in person.active and rng.random() >= chance:
+                continue
+            for _ in range(1 + _small_count(rng, 0.8)):
+                day = rng.choice(reading_days)
+                slug = rng.choices(ARTICLES, weights=READ_WEIGHTS)[0][0]
+                counts = per_day.setdefault(day, {})
+                counts[f"article:{slug}"] = counts.get(f"article:{slug}", 0) + 1
+                self._activity(person, _time(month, day, rng.randint(6, 21), rng.randint(0, 59)))
+        for day, counts in sorted(per_day.items()):
+            date = f"{month}-{day:02d}"
+            self.cell_docs[code].append({"_id": f"reading:{code}:{date}:kiosk", "type": "reading", "cell": code,
+                                         "date": date, "counts": dict(sorted(counts.items()))})
+        return sum(sum(c.values()) for c in per_day.values())
+
+    def finish(self) -> None:
+        """Write what the members did into their records, as the kiosk would have."""
+        last = self.months[-1] if self.months else None
+        for people in self.people.values():
+            for person in people:
+                doc = person.doc
+                doc["installed"] = last is not None and any(not d["revoked"] for d in person.devices)
+                doc["registered"] = "registered_at" in doc
+                if person.active:
+                    latest = max(person.active)
+                    doc["active_months"] = sorted(person.active)
+                    doc["last_active"] = person.last_day[latest]
+        for month in self.months:
+            self.expected["active"][month] = sum(month in p.active for people in self.people.values()
+                                                 for p in people)
+        for cell in self.cell_docs.values():  # the moved and inactive members' records, too
+            for doc in cell:
+                if doc["type"] == "member" and doc["status"] != "active":
+                    doc["registered"] = "registered_at" in doc
+
+
+READ_WEIGHTS = [5, 3, 2, 3, 1, 2, 3, 1]  # how often each of ARTICLES is read
+
+
+def _use_factor(age: int) -> float:
+    """How much more likely than average a member of this age uses the handbook in a month."""
+    return 1.1 if age < 35 else 1.0 if age < 50 else 0.75 if age < 65 else 0.45
 
 
 def _age_factor(age: int) -> float:

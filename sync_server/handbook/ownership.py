@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-CELL_TYPES = ("member", "device", "meeting", "minutes", "attendance", "feedback")
+CELL_TYPES = ("member", "device", "meeting", "minutes", "attendance", "feedback", "reading")
 HANDBOOK_TYPES = ("article", "unit")
 PROVINCE_ROLE = "province"
 HANDBOOK_DB = "handbook"

@@ -254,7 +254,8 @@ HEADERS = [("Đơn vị", "Unit"), ("Đảng viên", "Members"), ("Có điện t
            ("Đã cài đặt", "Installed"), ("Đã đăng ký", "Registered"), ("Cài đặt / tổng số", "Install rate, all"),
            ("Cài đặt / đối tượng", "Install rate, target"), ("Chi bộ", "Cells"), ("Chi bộ sử dụng", "Cells using"),
            ("Tỷ lệ sử dụng", "Share using"), ("Mục tiêu 80%", "Goal 80%"), ("Buổi sinh hoạt", "Meetings held"),
-           ("Tỷ lệ dự họp", "Attendance rate"), ("Biên bản", "Minutes"), ("Góp ý", "Feedback")]
+           ("Tỷ lệ dự họp", "Attendance rate"), ("Biên bản", "Minutes"), ("Góp ý", "Feedback"),
+           ("Hoạt động trong tháng", "Active this month"), ("Lượt đọc", "Reads"), ("Chi bộ cần hỗ trợ", "Cells to help")]
 
 
 def _header(goal: float) -> str:
@@ -276,7 +277,8 @@ def _row_html(row: Row, css: str = "") -> str:
             f'{_rate_cell(row.share_using)}<td class="goal">{_goal_text(row)}</td>'
             f'<td class="n">{fmt_int(row.meetings_held)}</td>{_rate_cell(row.attendance_rate)}'
             f'<td class="n">{fmt_int(row.minutes_recorded)}</td><td class="n">{fmt_int(row.feedback_received)}</td>'
-            "</tr>")
+            f'<td class="n">{fmt_int(row.active)}</td><td class="n">{fmt_int(row.reads)}</td>'
+            f'<td class="n">{fmt_int(row.cells_to_help)}</td></tr>')
 
 
 def _table(caption: str, rows: list[Row], total: Row | None, goal: float, table_id: str = "") -> str:
@@ -304,6 +306,12 @@ def _cards(report: Report) -> str:
          f"{fmt_int(p.meetings_held)} buổi sinh hoạt (meetings held)", ""),
         ("Biên bản và góp ý", "minutes and feedback", fmt_int(p.minutes_recorded),
          f"biên bản (minutes recorded); {fmt_int(p.feedback_received)} góp ý (feedback received)", ""),
+        ("Đảng viên sử dụng trong tháng", "members active this month", fmt_int(p.active),
+         f"trên {fmt_int(p.installed)} đã cài đặt, {fmt_int(p.registered)} đã đăng ký "
+         f"(of {fmt_int(p.installed)} installed, {fmt_int(p.registered)} registered); "
+         f"{fmt_int(p.reads)} lượt đọc (reads)", ""),
+        ("Chi bộ cần hỗ trợ", "cells to help", fmt_int(p.cells_to_help),
+         f"trên {fmt_int(p.cells)} chi bộ (of {fmt_int(p.cells)} cells): danh sách bên dưới (list below)", ""),
     ]
     out = ['<section class="cards" aria-label="Số liệu chính (key figures)">']
     for i, (vi, en, value, detail, cls) in enumerate(cards):
@@ -322,10 +330,23 @@ def _definitions(goal: float) -> str:
         ("Cài đặt / đối tượng (install rate, target group)",
          "có thể vượt 100% vì đảng viên ngoài đối tượng cũng cài đặt; can exceed 100%: members outside the "
          "target group installed the app too."),
-        ("Chi bộ sử dụng (cells using the handbook)",
-         "chi bộ có ít nhất một buổi sinh hoạt trong tháng được ghi là đã tổ chức trên Sổ tay; a cell with at "
-         f"least one meeting scheduled in the month and marked held. Mục tiêu (goal): trên {pct_whole(goal)} "
-         f"(above {pct_whole(goal)})."),
+        ("Đã cài đặt, đã đăng ký, hoạt động (installed, registered, active)",
+         "theo việc đảng viên đã làm, không theo ô đánh dấu: cài đặt = có điện thoại đã ghép với nhà văn hoá và "
+         "chưa bị thu hồi vào cuối tháng; đăng ký = đã đăng nhập ít nhất một lần; hoạt động = đã dùng Sổ tay trong "
+         "tháng. From what members did, not from flags: installed = a phone paired with the kiosk and not revoked "
+         "by the end of the month; registered = signed in at least once; active = used the handbook in the month."),
+        ("Chi bộ sử dụng (cells using the handbook in activities)",
+         "chi bộ có buổi sinh hoạt trong tháng đã tổ chức, tại đó đảng viên điểm danh bằng ứng dụng, hoặc chương "
+         "trình hay biên bản dẫn bài viết của Sổ tay; a cell with a meeting in the month that was held, where "
+         "members checked in through the app, or whose agenda or minutes link a handbook article. "
+         f"Mục tiêu (goal): trên {pct_whole(goal)} (above {pct_whole(goal)})."),
+        ("Chi bộ cần hỗ trợ (cells to help)",
+         "chi bộ có đảng viên mà: chưa ai cài đặt, hoặc dưới một nửa số đã cài đặt có hoạt động, hoặc không ghi "
+         "buổi sinh hoạt nào, hoặc sinh hoạt không dùng Sổ tay; a cell with members where nobody installed the "
+         "app, or fewer than half of those who did used it, or no meeting was recorded, or its meetings did not "
+         "use the handbook."),
+        ("Lượt đọc (reads)", "số lần mở bài viết, nhà văn hoá đếm theo chi bộ và ngày, không ghi ai đọc; article "
+         "openings counted by the kiosk per cell and day, never who read."),
         ("Tỷ lệ dự họp (attendance rate)", "số lượt có mặt trên tổng số lượt điểm danh của các buổi đã tổ chức; "
          "present records over all attendance records of the month's held meetings."),
         (NO_DATA, "đơn vị chưa có số liệu trong tháng (không ghi 0%); the unit recorded nothing to compute the "
@@ -343,6 +364,131 @@ def _missing(report: Report) -> str:
     return (f'<p class="sub" role="alert"><strong>Thiếu dữ liệu của {fmt_int(len(missing))} chi bộ '
             f"(data of {len(missing)} cells could not be pulled tonight): {_e(', '.join(missing[:20]))}"
             f"{' …' if len(missing) > 20 else ''}</strong></p>")
+
+
+BAND_LABELS = {"under_35": "Dưới 35 tuổi (under 35)", "35_49": "35–49 tuổi", "50_64": "50–64 tuổi",
+               "65_plus": "Từ 65 tuổi (65 and over)", "unknown": "Chưa rõ năm sinh (birth year unknown)"}
+HELP_LABELS = {"no_app": "chưa ai cài đặt (nobody installed)",
+               "inactive": "đã cài đặt nhưng ít hoạt động (installed but inactive)",
+               "no_meeting": "không ghi buổi sinh hoạt (no meeting recorded)",
+               "not_using": "sinh hoạt không dùng Sổ tay (meetings without the handbook)"}
+
+
+def _th(vi: str, en: str) -> str:
+    return f'<th scope="col">{_e(vi)} <span class="en">({_e(en)})</span></th>'
+
+
+def _trend(report: Report) -> str:
+    """The trend: the province month by month, and each district's share of cells using the handbook."""
+    months = report.months
+    head = "".join(_th(vi, en) for vi, en in (
+        ("Tháng", "Month"), ("Đảng viên", "Members"), ("Có điện thoại thông minh", "Smartphone owners"),
+        ("Đã cài đặt", "Installed"), ("Đã đăng ký", "Registered"), ("Hoạt động", "Active"),
+        ("Cài đặt / đối tượng", "Install rate, target"), ("Chi bộ sử dụng", "Cells using"),
+        ("Tỷ lệ sử dụng", "Share using"), (f"Mục tiêu {pct_whole(report.goal)}", f"Goal {pct_whole(report.goal)}"),
+        ("Chi bộ cần hỗ trợ", "Cells to help"), ("Lượt đọc", "Reads")))
+    body = []
+    for month in months:
+        r = report.row(report.province.code, month)
+        body.append(f'<tr data-month="{month}"><th scope="row">{_e(_month_label(month))}</th>'
+                    f'<td class="n">{fmt_int(r.members)}</td><td class="n">{fmt_int(r.smartphone)}</td>'
+                    f'<td class="n">{fmt_int(r.installed)}</td><td class="n">{fmt_int(r.registered)}</td>'
+                    f'<td class="n">{fmt_int(r.active)}</td>{_rate_cell(r.install_rate_target)}'
+                    f'<td class="n">{fmt_int(r.cells_using)}</td>{_rate_cell(r.share_using)}'
+                    f'<td class="goal">{_goal_text(r)}</td><td class="n">{fmt_int(r.cells_to_help)}</td>'
+                    f'<td class="n">{fmt_int(r.reads)}</td></tr>')
+    province = (f'<div class="scroll"><table id="trend-table"><caption>{_e(report.province.name)}: '
+                f"theo tháng (month by month)</caption><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+                "</tbody></table></div>")
+    head = _th("Đơn vị", "Unit") + "".join(f'<th scope="col">{_e(m[5:])}/{_e(m[:4])}</th>' for m in months)
+    rows = []
+    for unit in [*report.level("district"), report.province]:
+        cells = "".join(_rate_cell(report.row(unit.code, m).share_using) for m in months)
+        rows.append(f'<tr data-code="{_e(unit.code)}"><th scope="row">{_e(unit.name)}</th>{cells}</tr>')
+    districts = (f'<div class="scroll"><table id="trend-share"><caption>Tỷ lệ chi bộ sử dụng Sổ tay theo tháng '
+                 f"(share of cells using the handbook, by month)</caption><thead><tr>{head}</tr></thead>"
+                 f"<tbody>{''.join(rows)}</tbody></table></div>")
+    return ('<h2 id="trend">Xu hướng <span class="en">(Trend)</span></h2>'
+            "<p>Cùng cách tính cho từng tháng (the same counting for each month); đảng viên là danh sách hiện "
+            "tại (members are today's list).</p>" + province + districts)
+
+
+def _bands_table(caption: str, row: Row, table_id: str = "") -> str:
+    ident = f' id="{table_id}"' if table_id else ""
+    head = "".join(_th(vi, en) for vi, en in (
+        ("Độ tuổi", "Age"), ("Đảng viên", "Members"), ("Đã cài đặt", "Installed"), ("Đã đăng ký", "Registered"),
+        ("Hoạt động", "Active"), ("Cài đặt / tổng số", "Install rate"), ("Hoạt động / đã cài đặt", "Active / installed")))
+    body = []
+    for band, label in BAND_LABELS.items():
+        members, installed, registered, active = row.bands[band]
+        if band == "unknown" and not members:
+            continue
+        body.append(f'<tr data-band="{band}"><th scope="row">{_e(label)}</th><td class="n">{fmt_int(members)}</td>'
+                    f'<td class="n">{fmt_int(installed)}</td><td class="n">{fmt_int(registered)}</td>'
+                    f'<td class="n">{fmt_int(active)}</td>'
+                    f"{_rate_cell(installed / members if members else None)}"
+                    f"{_rate_cell(active / installed if installed else None)}</tr>")
+    return (f'<div class="scroll"><table{ident}><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _band_cell(row: Row, band: str) -> str:
+    members, installed, registered, active = row.bands[band]
+    if not members:
+        return '<td class="n">–</td>'
+    return (f'<td class="n" title="{members} đảng viên, {installed} cài đặt, {registered} đăng ký, {active} hoạt động">'
+            f"{fmt_int(members)} / {fmt_int(installed)} / {fmt_int(registered)} / {fmt_int(active)}</td>")
+
+
+def _help(report: Report) -> str:
+    """The cells to help, per district, with why and their members by age band."""
+    cells = report.to_help()
+    bands = [b for b in BAND_LABELS if b != "unknown" or report.province.bands[b][0]]
+    head = "".join(_th(vi, en) for vi, en in (
+        ("Chi bộ", "Cell"), ("Xã", "Commune"), ("Lý do", "Why"), ("Đảng viên", "Members"),
+        ("Đã cài đặt", "Installed"), ("Hoạt động", "Active"), ("Buổi sinh hoạt", "Meetings held"))) + "".join(
+        _th(BAND_LABELS[b].split(" (")[0], "members / installed / registered / active") for b in bands)
+    names = {r.code: r.name for r in report.level("commune")}
+    parts = ['<h2 id="help">Chi bộ cần hỗ trợ <span class="en">(Cells to help)</span></h2>',
+             f"<p>{fmt_int(len(cells))} / {fmt_int(report.province.cells)} chi bộ (cells). Theo độ tuổi: đảng viên / "
+             "đã cài đặt / đã đăng ký / hoạt động (by age: members / installed / registered / active). Cũng trong "
+             "<code>help.csv</code>.</p>",
+             _bands_table(f"{report.province.name}: theo độ tuổi (by age band)", report.province, "bands-table")]
+    for district in report.level("district"):
+        mine = [c for c in cells if c.district == district.code]
+        if not mine:
+            continue
+        rows = "".join(
+            f'<tr data-code="{_e(c.code)}"><th scope="row">{_e(c.name)}</th><td>{_e(names.get(c.commune or "", ""))}'
+            f"</td><td>{_e('; '.join(HELP_LABELS[h] for h in c.help))}</td><td class=\"n\">{fmt_int(c.members)}</td>"
+            f'<td class="n">{fmt_int(c.installed)}</td><td class="n">{fmt_int(c.active)}</td>'
+            f'<td class="n">{fmt_int(c.meetings_held)}</td>' + "".join(_band_cell(c, b) for b in bands) + "</tr>"
+            for c in mine)
+        parts.append(f'<details class="help"><summary>{_e(district.name)}: {fmt_int(len(mine))} chi bộ cần hỗ trợ '
+                     f'(cells to help)</summary><div class="scroll"><table><caption>{_e(district.name)}</caption>'
+                     f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></details>")
+    return "\n".join(parts)
+
+
+def _reading(report: Report) -> str:
+    """The month's most read articles, in the province and each district."""
+    top = report.top_articles(report.province.code)
+    parts = ['<h2 id="reading">Đọc Sổ tay <span class="en">(Reading)</span></h2>']
+    if not top:
+        return parts[0] + f'<p class="nodata">{NO_DATA}</p>'
+    rows = "".join(f'<tr><th scope="row">{_e(report.title(a))}</th><td><code>{_e(a)}</code></td>'
+                   f'<td class="n">{fmt_int(n)}</td></tr>' for a, n in top)
+    parts.append(f'<div class="scroll"><table id="top-articles"><caption>Bài viết được đọc nhiều nhất '
+                 f"(most read articles), {fmt_int(report.province.reads)} lượt đọc (reads)</caption><thead><tr>"
+                 f"{_th('Bài viết', 'Article')}{_th('Mã', 'Id')}{_th('Lượt đọc', 'Reads')}</tr></thead>"
+                 f"<tbody>{rows}</tbody></table></div>")
+    rows = "".join(f'<tr data-code="{_e(d.code)}"><th scope="row">{_e(d.name)}</th><td class="n">{fmt_int(d.reads)}'
+                   f"</td><td>{_e(', '.join(report.title(a) for a, _ in report.top_articles(d.code, 3)))}</td></tr>"
+                   for d in report.level("district"))
+    parts.append(f'<div class="scroll"><table><caption>Theo huyện (by district)</caption><thead><tr>'
+                 f"{_th('Huyện', 'District')}{_th('Lượt đọc', 'Reads')}{_th('Đọc nhiều nhất', 'Most read')}</tr>"
+                 f"</thead><tbody>{rows}</tbody></table></div>")
+    return "\n".join(parts)
 
 
 def render(report: Report) -> str:
@@ -374,6 +520,9 @@ def render(report: Report) -> str:
         "(the rate against the target group can exceed 100%).</figcaption></figure>",
         '<h2 id="districts">Theo huyện, thành phố <span class="en">(By district)</span></h2>',
         _table(f"Số liệu theo huyện, {month} (Figures by district)", districts, p, report.goal, "district-table"),
+        _trend(report),
+        _help(report),
+        _reading(report),
         '<h2 id="communes">Theo xã, phường, thị trấn <span class="en">(By commune)</span></h2>',
     ]
     for district in districts:

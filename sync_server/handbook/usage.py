@@ -8,10 +8,11 @@ them):
   member ``installed``; revoking it marks the record ``revoked`` (with ``revoked_at``) and
   the member is ``installed`` only while one of their devices is live;
 - a member's first sign-in (a PIN checked, or a paired phone's token) marks them
-  ``registered``;
+  ``registered``, with ``registered_at`` (when);
 - any request of a signed-in member (sign-in, sync, a check-in, reading the handbook)
-  sets the member's ``last_active`` to now, at most once a day per member (kept in
-  memory, so a busy phone costs one write a day, not one per request).
+  sets the member's ``last_active`` to now and adds the month to ``active_months`` (the
+  last ``ACTIVE_MONTHS_KEPT``), at most once a day per member (kept in memory, so a busy
+  phone costs one write a day, not one per request).
 
 Only accounts that are members of a cell (``<cell>.<member no>`` with the ``member`` role)
 and whose member record exists locally are counted; nothing else is written.
@@ -34,6 +35,7 @@ from .ownership import MEMBER_ROLE
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
+ACTIVE_MONTHS_KEPT = 24  # months of activity a member record keeps (the report's trend reads them)
 
 
 def _now() -> datetime:
@@ -54,13 +56,21 @@ def member_of(user: User | None) -> tuple[str, str] | None:
     return cells[0], user.name[len(cells[0]) + 1:]
 
 
+def _registered(member: dict, now: datetime) -> dict:
+    """The member record, registered; the first registration also says when (``registered_at``).
+    A member registered before the kiosk kept the date gets none: the report counts them for every month."""
+    if member.get("registered") is True:
+        return dict(member)
+    return {**member, "registered": True, "registered_at": _stamp(now)}
+
+
 class Usage:
     """Writes the usage records of one store."""
 
     def __init__(self, server: Server, clock: Clock = _now, delay: float = 0.0) -> None:
         self.server, self.clock, self.delay = server, clock, delay
         self._seen: dict[str, str] = {}  # account -> the day its activity was last written
-        self._pending: dict[tuple[str, str], str] = {}  # (cell, member no) -> when, waiting for the next flush
+        self._pending: dict[tuple[str, str], datetime] = {}  # (cell, member no) -> when, waiting for the next flush
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._day, self._day_ends = "", 0.0  # today, and until when (time.time()) that holds
@@ -103,7 +113,7 @@ class Usage:
             if self._seen.get(user.name or "") == day:  # type: ignore[union-attr]
                 return
             self._seen[user.name or ""] = day  # type: ignore[union-attr]
-            self._pending[found] = _stamp(now)
+            self._pending[found] = now
             if self.delay > 0:
                 if self._timer is None:
                     self._timer = threading.Timer(self.delay, self.flush)
@@ -119,29 +129,33 @@ class Usage:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        by_cell: dict[str, dict[str, str]] = {}
-        for (cell, number), stamp in pending.items():
-            by_cell.setdefault(cell, {})[number] = stamp
+        by_cell: dict[str, dict[str, datetime]] = {}
+        for (cell, number), when in pending.items():
+            by_cell.setdefault(cell, {})[number] = when
         for cell, marks in by_cell.items():
             try:
                 self._write_marks(cell, marks)
             except Exception:  # usage is counted, never a reason to fail: the next day marks again
                 log.exception("usage of cell %s not recorded", cell)
 
-    def _write_marks(self, cell: str, marks: dict[str, str]) -> None:
+    def _write_marks(self, cell: str, marks: dict[str, datetime]) -> None:
         db_name = cell_db_name(cell)
         if not self.server.exists(db_name):
             return
         db = self.server.get(db_name)
         updates = []
-        for number, stamp in marks.items():
+        for number, now in marks.items():
             try:
                 member = db.get(f"member:{cell}:{number}")
             except NotFound:
                 continue
-            if member.get("registered") is True and str(member.get("last_active") or "")[:10] == stamp[:10]:
+            day = now.date().isoformat()
+            months = [m for m in member.get("active_months") or [] if isinstance(m, str)]
+            if member.get("registered") is True and str(member.get("last_active") or "")[:10] == day \
+                    and day[:7] in months:
                 continue
-            updates.append({**member, "registered": True, "last_active": stamp})
+            updates.append({**_registered(member, now), "last_active": _stamp(now),
+                            "active_months": sorted({*months, day[:7]})[-ACTIVE_MONTHS_KEPT:]})
         if updates:
             self._as_server(db, updates)
 
@@ -155,7 +169,7 @@ class Usage:
         db, member = opened
         device = {"_id": f"device:{cell}:{device_id}", "type": "device", "cell": cell, "member": member["_id"],
                   "paired_at": _stamp(self.clock()), "label": (label or "phone")[:200], "revoked": False}
-        self._as_server(db, [device, {**member, "installed": True, "registered": True}])
+        self._as_server(db, [device, {**_registered(member, self.clock()), "installed": True}])
 
     def revoked(self, cell: str, device_id: str) -> None:
         """A device was revoked: its record says so; the member stays installed only with another live device."""
@@ -179,3 +193,34 @@ class Usage:
         if member is not None and not live and member.get("installed") is not False:
             changes.append({**member, "installed": False})
         self._as_server(db, changes)
+
+    def read(self, user: User | None, reads: dict[str, dict[str, int]]) -> int:
+        """Article reads a member's app counted (date -> article id -> times), added to the cell's
+        ``reading:<cell>:<date>:<kiosk>`` documents. Only the counts are kept: no document says who read.
+        Returns how many reads were added; nothing is written for an account that is not a cell member."""
+        found = member_of(user)
+        if found is None:
+            return 0
+        cell = found[0]
+        db_name = cell_db_name(cell)
+        if not self.server.exists(db_name):
+            return 0
+        db = self.server.get(db_name)
+        kiosk = self.server.uuid[:16].lower()
+        added = 0
+        with self._lock:  # one writer per document: read, add, write without a conflict
+            changes = []
+            for date, counts in sorted(reads.items()):
+                doc_id = f"reading:{cell}:{date}:{kiosk}"
+                try:
+                    doc = db.get(doc_id)
+                except NotFound:
+                    doc = {"_id": doc_id, "type": "reading", "cell": cell, "date": date, "counts": {}}
+                merged = dict(doc.get("counts") or {})
+                for article, times in counts.items():
+                    merged[article] = merged.get(article, 0) + times
+                    added += times
+                changes.append({**doc, "counts": dict(sorted(merged.items()))})
+            if changes:
+                self._as_server(db, changes)
+        return added

@@ -323,6 +323,13 @@ def _feedback_problems(doc: dict) -> Iterator[str]:
     yield from _member_in_cell(doc, "member", id_cell)
 
 
+def _reading_problems(doc: dict) -> Iterator[str]:
+    _, id_cell, id_date, _ = doc["_id"].split(":")
+    yield from _same_cell(doc, id_cell)
+    if doc["date"] != id_date:
+        yield f"'date' ({doc['date']}) does not match the date in _id ({id_date})"
+
+
 def _no_problems(doc: dict) -> Iterator[str]:
     yield from ()
 
@@ -330,7 +337,7 @@ def _no_problems(doc: dict) -> Iterator[str]:
 _CROSS_FIELD = {
     "unit": _unit_problems, "member": _member_problems, "device": _device_problems,
     "meeting": _meeting_problems, "minutes": _minutes_problems, "attendance": _attendance_problems,
-    "feedback": _feedback_problems, "article": _no_problems, "hierarchy": _parent_problems,
+    "feedback": _feedback_problems, "reading": _reading_problems, "article": _no_problems, "hierarchy": _parent_problems,
 }
 
 

@@ -755,3 +755,22 @@ MEETING_HELD_NEW = {"_id": f"meeting:{DEMO_MEMBER['member'].split(':')[1]}:0b8f3
                     "type": "meeting", "kind": "thematic", "cell": DEMO_MEMBER["member"].split(":")[1],
                     "scheduled": "2026-12-20T19:30:00+07:00", "place": "Nhà văn hoá thôn Bản Lằn",
                     "status": "scheduled"}
+
+
+def test_opening_an_article_is_counted_for_the_cell_and_day_not_the_member(
+        browser: Browser, sample_kiosk: SampleKiosk) -> None:
+    kiosk = sample_kiosk
+    page = open_app(browser, kiosk, PHONE)  # signed in as the sample's demo member
+    expect(page.locator("#articles .card")).to_have_count(ARTICLES)
+    page.click("#articles .card >> nth=0")
+    expect(page.locator("article h1")).to_be_visible()
+
+    def counted() -> list[dict[str, Any]]:
+        rows = httpx.get(f"{kiosk.base}/{CELL_DB}/_all_docs", auth=ADMIN, trust_env=False,
+                         params={"startkey": '"reading:"', "endkey": '"reading;"', "include_docs": "true"}).json()
+        return [r["doc"] for r in rows["rows"]]
+
+    docs = wait_for(counted, "the reading count at the kiosk")
+    assert len(docs) == 1 and sum(docs[0]["counts"].values()) == 1
+    assert set(docs[0]) == {"_id", "_rev", "type", "cell", "date", "counts"}  # nobody named
+    assert page.evaluate("localStorage.getItem('phs.reads')") == "{}"  # sent: nothing waits

@@ -200,6 +200,28 @@ def test_report_renders_with_charts_and_numbers(november: tuple[Report, Path], t
     assert fmt_int(57_597) in rows[-1].all_text() and "104,0%" in rows[-1].all_text()
 
 
+def test_trend_help_and_reading_sections(november: tuple[Report, Path], tmp_path: Path) -> None:
+    report, html_path = november
+    dom = parse_dom(chromium(tmp_path, html_path.as_uri(), "--dump-dom").stdout)
+    tables = {t.attrs.get("id"): t for t in dom.find_all("table") if t.attrs.get("id")}
+    # the trend, month by month, ends with the report's month and its headline figures
+    months = [tr.attrs["data-month"] for tr in tables["trend-table"].find_all("tr") if tr.attrs.get("data-month")]
+    assert months == report.months and months[-1] == "2026-11"
+    last = [c.all_text() for c in tables["trend-table"].find_all("tr")[-1].children]
+    assert last[3] == "48.597" and last[6] == "104,0%" and last[8] == "62,0%"
+    # every cell to help is listed once, each with its reasons and its members by age band
+    rows = [tr for d in dom.find_all("details") if "help" in d.classes() for tr in d.find_all("tr")
+            if tr.attrs.get("data-code")]
+    assert [tr.attrs["data-code"] for tr in rows] == [c.code for c in report.to_help()]
+    assert len(rows) == report.province.cells_to_help > 0
+    assert all("(" in tr.children[2].all_text() for tr in rows)  # the reason, in both languages
+    bands = [tr.attrs["data-band"] for tr in tables["bands-table"].find_all("tr") if tr.attrs.get("data-band")]
+    assert bands == ["under_35", "35_49", "50_64", "65_plus"]
+    # reading: the most read articles, by title
+    top = [tr.children[0].all_text() for tr in tables["top-articles"].find_all("tr")[1:]]
+    assert len(top) == 8 and top[0] == report.title(report.top_articles("TQ")[0][0])
+
+
 def test_screenshot(november: tuple[Report, Path], tmp_path: Path) -> None:
     _, html_path = november
     png = tmp_path / "report.png"

@@ -6,6 +6,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ import pytest
 from schemas.hierarchy import cell_db_name, load_hierarchy
 from sync_server.handbook.generate import Province, generate, write_hierarchy, write_to_store
 from sync_server.handbook.report_html import pct_whole
-from sync_server.handbook.reports import compute
+from sync_server.handbook.reports import Report, compute
+from sync_server.handbook.usage import Usage
 from sync_server.store import Server
 
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00")
@@ -41,8 +43,14 @@ def test_small_province() -> None:
     active = [m for m in members if m["status"] == "active"]
     assert len(active) == 100 and len(members) == 103  # 2 moved and 1 inactive besides
     assert sum(m["smartphone"] for m in active) == 81 and sum(m["installed"] for m in active) == 84
-    assert sum(m["registered"] for m in active) == 78
-    assert all(m["installed"] for m in active if m["registered"])
+    assert sum(m["registered"] for m in active) == 90
+    assert all(m["registered"] for m in active if m["installed"])  # pairing a phone is a sign-in
+    # the flags are what the records say, as the kiosk writes them: a live device, a first sign-in
+    live = Counter(d["member"] for d in p.docs() if d["type"] == "device" and not d["revoked"])
+    assert all(m["installed"] == (live[m["_id"]] > 0) for m in members)
+    assert all(m["registered"] == ("registered_at" in m) for m in members)
+    revoked = {d["member"] for d in p.docs() if d["type"] == "device" and d["revoked"]}
+    assert any(m["_id"] in revoked and not m["installed"] for m in active)  # a lost phone
     assert any(m["installed"] and not m["smartphone"] for m in active)  # outside the target group
     assert p.expected["members"] == 100 and p.expected["cells_using"] == {"2026-11": 2}
 
@@ -57,13 +65,22 @@ def test_documents_follow_the_model() -> None:
             kind = doc["type"]
             assert doc["_id"].startswith(f"{kind}:")
             assert doc["cell"] == cell
-            if kind in ("member", "meeting", "feedback"):
+            if kind in ("member", "meeting", "feedback", "device", "reading"):
                 assert doc["_id"].split(":")[1] == cell
             if kind == "member":
                 assert doc["_id"] == f"member:{cell}:{doc['member_no']}"
                 assert doc["status"] in ("active", "moved", "inactive") and doc["gender"] in ("male", "female")
                 assert re.fullmatch(r"\d{4}-\d\d-\d\d", doc["joined"]) and 1930 < doc["born"] < 2010
                 assert doc["last_active"] is None or TIME_RE.fullmatch(doc["last_active"])
+                assert doc.get("active_months", []) == sorted(set(doc.get("active_months", [])))
+                if doc["last_active"]:
+                    assert doc["last_active"][:7] == doc["active_months"][-1]
+            elif kind == "device":
+                assert doc["member"].startswith(f"member:{cell}:") and TIME_RE.fullmatch(doc["paired_at"])
+                assert not doc["revoked"] or doc["revoked_at"] > doc["paired_at"]
+            elif kind == "reading":
+                assert doc["_id"] == f"reading:{cell}:{doc['date']}:kiosk" and doc["date"][:7] in p.months
+                assert all(a.startswith("article:") and n > 0 for a, n in doc["counts"].items())
             elif kind == "meeting":
                 assert doc["kind"] in ("regular", "thematic", "extraordinary")
                 assert doc["status"] in ("scheduled", "held", "cancelled")
@@ -132,6 +149,43 @@ def test_small_province_in_the_store(tmp_path: Path) -> None:
         assert getattr(report.province, key) == p.expected[key]["2026-11"], key
 
 
+def test_the_figures_follow_behaviour(tmp_path: Path) -> None:
+    """More check-ins: more cells using the handbook; a revoked phone: fewer installed. Done the way the
+    kiosk does it (the attendance a member writes, ``Usage.revoked``), on the cells' own databases."""
+    p = generate("small", seed=3, months=["2026-11"], using_share=0.5)  # seed 3: a cell met without the app
+    server = Server(tmp_path)
+    write_to_store(p, server, cell_dbs=True)
+    hierarchy, month = p.hierarchy, "2026-11"
+
+    def report(code: str) -> Report:
+        return compute(server.get(cell_db_name(code)), hierarchy, month)
+
+    before = {code: report(code).row(code) for code in p.cell_docs}
+    assert sum(r.cells_using for r in before.values()) == p.expected["cells_using"][month] == 2
+    assert sum(r.installed for r in before.values()) == 84
+    # a cell that held its meeting without the app: its members now check in through the app
+    paper = next(code for code, row in before.items() if row.meetings_held and not row.cells_using)
+    db = server.get(cell_db_name(paper))
+    meeting = next(d for d in p.cell_docs[paper] if d["type"] == "meeting" and d["status"] == "held")
+    present = [d for d in p.cell_docs[paper] if d["type"] == "attendance" and d["meeting"] == meeting["_id"]
+               and d["status"] == "present"]
+    assert not any("checked_in_at" in d for d in present)
+    checked = {**db.get(present[0]["_id"]), "checked_in_at": meeting["held_at"]}
+    assert "error" not in db.bulk_docs([checked])[0]
+    after = report(paper).row(paper)
+    assert after.cells_using == 1 and after.share_using == 1.0 and "not_using" not in after.help
+    # a member loses their phone: the kiosk admin revokes it
+    code = next(c for c, row in before.items() if row.installed)
+    device = next(d for d in p.cell_docs[code] if d["type"] == "device" and not d["revoked"])
+    october = compute(server.get(cell_db_name(code)), hierarchy, "2026-10").row(code).installed
+    Usage(server, clock=lambda: datetime(2026, 11, 20, 10, 0, tzinfo=timezone(timedelta(hours=7)))).revoked(
+        code, device["_id"].rsplit(":", 1)[1])
+    assert report(code).row(code).installed == before[code].installed - 1
+    assert server.get(cell_db_name(code)).get(device["member"])["installed"] is False
+    # October's figure keeps the phone: it was revoked in November
+    assert compute(server.get(cell_db_name(code)), hierarchy, "2026-10").row(code).installed == october
+
+
 def test_write_hierarchy(tmp_path: Path) -> None:
     path = write_hierarchy(tmp_path / "tq.csv", size="small", seed=1)
     assert load_hierarchy(path).unit_docs() == generate("small", seed=1).units
@@ -188,6 +242,12 @@ def test_full_province_report(full: tuple[Province, float], full_db: object) -> 
                 "feedback_received"):
         assert getattr(row, key) == p.expected[key]["2026-11"], key
     assert row.registered == p.expected["registered"]
+    assert row.active == p.expected["active"]["2026-11"] and row.reads == p.expected["reads"]["2026-11"]
+    # the help list: the cells not using the handbook in their meetings, with why
+    assert row.cells_to_help == len(report.to_help()) >= row.cells - row.cells_using
+    assert all({"no_meeting", "not_using"} & set(c.help) for c in report.to_help() if not c.cells_using)
+    bands = report.province.bands  # older members struggle: fewer of them installed
+    assert bands["65_plus"][1] / bands["65_plus"][0] < bands["35_49"][1] / bands["35_49"][0]
     districts = report.level("district")
     assert sum(d.members for d in districts) == 57_597
     shares = [d.share_using for d in districts]

@@ -69,6 +69,7 @@ def test_first_sign_in_registers_and_activity_is_written_once_a_day(kiosk):
     assert c.post("/_session", json={"name": f"{CELL}.0003", "password": pins["0003"]}).status_code == 200
     first = member(c, "0003")
     assert first["registered"] is True and first["last_active"] == "2026-12-03T19:30:00+07:00"
+    assert first["registered_at"] == "2026-12-03T19:30:00+07:00" and first["active_months"] == ["2026-12"]
     assert month_report(app).registered == 1  # the report follows what was done
 
     # a busy day costs one write: reads, syncs and check-ins the same day change nothing
@@ -80,11 +81,13 @@ def test_first_sign_in_registers_and_activity_is_written_once_a_day(kiosk):
     clock.now += timedelta(days=1)
     assert c.get(f"/{DB}/_changes", headers=auth).status_code == 200
     assert member(c, "0003")["last_active"] == "2026-12-04T19:30:00+07:00"
-    # last_active keeps the latest day only: once the member is active in January, a December report
-    # made afterwards no longer counts them (the nightly job writes each month's report in that month)
+    # a month later the member is active in January too; December's report made afterwards still counts
+    # them (active_months keeps the months), and the first sign-in keeps its date
     clock.now += timedelta(days=28)
     assert c.get(f"/{DB}/_changes", headers=auth).status_code == 200
-    assert month_report(app).active == 0 and month_report(app).members == 2
+    later = member(c, "0003")
+    assert later["active_months"] == ["2026-12", "2027-01"] and later["registered_at"] == first["registered_at"]
+    assert month_report(app).active == 1 and month_report(app).members == 2
 
     # refused requests and accounts without a member record count for nothing
     assert c.post("/_session", json={"name": f"{CELL}.0012", "password": "0000"}).status_code == 401
@@ -143,3 +146,43 @@ def test_pairing_writes_a_device_record_and_revoking_marks_it(kiosk):
     assert device["revoked"] is True and device["revoked_at"] == "2026-12-03T21:30:00+07:00"
     assert member(c, "0012")["installed"] is False
     assert month_report(app).installed == 0  # a revoked phone: the figure goes down
+
+
+def test_reading_is_counted_per_cell_and_day_never_per_person(kiosk):
+    app, c, clock, pins = kiosk
+    lua, thang = basic(f"{CELL}.0012", pins["0012"]), basic(f"{CELL}.0003", pins["0003"])
+    # read at home on the 1st (offline), sent when the phone reached the kiosk on the 3rd
+    sent = c.post("/_reading", headers=lua, json={"reads": {"2026-12-01": {"article:dieu-le-dang": 2},
+                                                            "2026-12-03": {"article:nghi-quyet-01": 1}}})
+    assert sent.status_code == 200 and sent.json == {"ok": True, "counted": 3}
+    assert c.post("/_reading", headers=thang, json={"reads": {"2026-12-03": {"article:nghi-quyet-01": 4}}}).json[
+        "counted"] == 4
+    rows = c.get(f"/{DB}/_all_docs?startkey=%22reading:%22&endkey=%22reading;%22&include_docs=true",
+                 headers=ADMIN).json["rows"]
+    assert [r["doc"]["date"] for r in rows] == ["2026-12-01", "2026-12-03"]
+    third = rows[1]["doc"]
+    assert third["counts"] == {"article:nghi-quyet-01": 5} and third["cell"] == CELL
+    assert third["_id"].startswith(f"reading:{CELL}:2026-12-03:")
+    assert set(third) == {"_id", "_rev", "type", "cell", "date", "counts"}  # nobody named
+    row = month_report(app)
+    assert row.reads == 7
+    report = reports.compute(app.extensions["sync_server"].get(DB), parse_hierarchy(HIERARCHY), "2026-12")
+    assert report.top_articles(CELL) == [("article:nghi-quyet-01", 5), ("article:dieu-le-dang", 2)]
+
+    # refused, and nothing counted: bad input, old or future dates, no sign-in, not a member
+    for body in ({}, {"reads": []}, {"reads": {"3 Dec": {"article:x": 1}}},
+                 {"reads": {"2026-12-03": {"member:TQ.NH.KH.C01:0003": 1}}},
+                 {"reads": {"2026-12-03": {"article:x": 0}}}, {"reads": {"2026-12-03": {"article:x": True}}},
+                 {"reads": {"2026-09-01": {"article:x": 1}}}, {"reads": {"2026-12-05": {"article:x": 1}}},
+                 {"reads": {"2026-12-03": {"article:x": 1001}}}):
+        answer = c.post("/_reading", headers=lua, json=body)
+        assert answer.status_code == 400 and answer.json["error"] == "bad_request", body
+    assert c.post("/_reading", json={"reads": {"2026-12-03": {"article:x": 1}}}).status_code == 401
+    assert c.post("/_reading", headers=KIOSK_ADMIN, json={"reads": {"2026-12-03": {"article:x": 1}}}).status_code \
+        == 403
+    assert month_report(app).reads == 7
+    # only the kiosk writes the counts: a member (or the kiosk admin) writing one directly is refused
+    forged = {"_id": f"reading:{CELL}:2026-12-03:forged", "type": "reading", "cell": CELL, "date": "2026-12-03",
+              "counts": {"article:x": 500}}
+    assert c.put(f"/{DB}/{forged['_id']}", headers=lua, json=forged).status_code == 403
+    assert c.put(f"/{DB}/{forged['_id']}", headers=KIOSK_ADMIN, json=forged).status_code == 403

@@ -61,6 +61,8 @@ MEMBER_DOC = {"_id": f"member:{CELL}:0013", "type": "member", "cell": CELL, "mem
               "status": "active", "smartphone": True, "installed": True, "registered": True}
 DEVICE_DOC = {"_id": f"device:{CELL}:a1b2c3", "type": "device", "cell": CELL, "member": f"member:{CELL}:0013",
               "paired_at": "2026-11-05T21:10:00+07:00"}
+READING_DOC = {"_id": f"reading:{CELL}:2026-11-05:a1b2c3", "type": "reading", "cell": CELL, "date": "2026-11-05",
+               "counts": {"article:dieu-le-dang": 3}}
 UNIT = {"_id": "unit:TQ.NH", "type": "unit", "code": "TQ.NH", "name": "Na Hang", "level": "district", "parent": "TQ"}
 OTHER_CELL_MEETING = dict(MEETING_DOC, _id="meeting:TQ.NH.KH.C02:00000000-0000-4000-8000-000000000002",
                           cell="TQ.NH.KH.C02")
@@ -87,6 +89,10 @@ TABLE: list[tuple[str | None, str, str, dict, str]] = [
     (M13, "put", DB, MEETING_DOC, "forbidden"),
     (KADMIN, "put", DB, MEMBER_DOC, "ok"),
     (KADMIN, "put", DB, DEVICE_DOC, "ok"),
+    (M13, "put", DB, READING_DOC, "forbidden"),  # reads are counted by the kiosk only
+    (SEC, "put", DB, READING_DOC, "forbidden"),
+    (KADMIN, "put", DB, READING_DOC, "forbidden"),
+    ("kiosk-tq-nh-kh-c01", "put", DB, READING_DOC, "ok"),
     (SEC, "tombstone", DB, {"_id": MEMBER_DOC["_id"], "type": "meeting"}, "forbidden"),
     (SEC, "delete", DB, MEMBER_DOC, "forbidden"),
     (KADMIN, "tombstone", DB, {"_id": MEETING, "type": "member"}, "forbidden"),

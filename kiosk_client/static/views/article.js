@@ -5,6 +5,7 @@ import { h } from '../ui.js';
 
 export async function render(params) {
   const doc = await db.article(params.id);
+  db.countRead(doc._id).catch(() => {}); // offline: sent with a later opening
   const files = Object.entries(doc._attachments || {});
   const links = await Promise.all(files.map(async ([name, att]) => h('li', {},
     h('a', { class: 'button secondary attachment', href: await db.attachmentUrl(doc._id, name), target: '_blank',
