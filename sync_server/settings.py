@@ -46,6 +46,12 @@ class ServerSettings:
                                       pattern=r"https?://[^/\s]+/?", example="https://192.168.50.1:6984/")
     screen_idle_seconds: int = _setting(90, "On the kiosk's shared screen (/_app/?screen=shared), sign the member out after this many idle seconds.",
                                         minimum=15)
+    checkin_opens_minutes: int = _setting(60, "A member may check in to a meeting from this many minutes before its scheduled time.",
+                                          minimum=0)
+    checkin_closes_minutes: int = _setting(240, "... until this many minutes after its scheduled time (judged by the check-in's own time, so a phone offline then still counts).",
+                                           minimum=1)
+    clock_skew_seconds: int = _setting(300, "How far ahead of the kiosk's clock a phone's clock may be before its check-in counts as in the future.",
+                                       minimum=0)
 
 
 @dataclass(frozen=True)
