@@ -10,7 +10,7 @@ const STATUSES = ['scheduled', 'held', 'cancelled'];
 /** The secretary of a cell writes its schedule (sync_server/handbook/ownership.py refuses anyone else's meeting). */
 function schedules(who) { return Boolean(who && who.secretary && who.cell); }
 
-/** Where a meeting's check-in stands now: 'before' it opens, 'open', or 'after' it closed ({state, opens, closes}). */
+// Where check-in to a meeting stands now ({state, opens, closes}): state is before, open or after.
 export function checkinState(meeting, now = Date.now()) {
   const window = db.checkinWindow();
   const at = Date.parse(meeting.scheduled);
@@ -125,7 +125,7 @@ export async function renderAttendance(params, ctx) {
   }));
   const count = members.filter((member) => (byMember.get(member._id) || {}).status === 'present').length;
   return h('section', {}, back, h('h1', {}, t('attendance.title')),
-    h('p', { class: 'when' }, `${t(`meeting.kind.${m.kind}`)} · ${when(m.scheduled)}`),
+    h('p', { class: 'when' }, t(`meeting.kind.${m.kind}`), h('br'), when(m.scheduled)),
     h('p', { id: 'attendance-count', class: 'count' }, t('attendance.count', { present: count, members: members.length })),
     h('ul', { class: 'cards', id: 'attendees' }, rows));
 }
