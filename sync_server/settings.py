@@ -48,6 +48,12 @@ class ServerSettings:
                                         minimum=15)
     usage_delay: int = _setting(60, "Seconds a member's first-of-the-day activity mark waits for others: the sign-ins of a meeting's arrivals are one write the phones pull once, not one each. 0: at once.",
                                 minimum=0)
+    checkin_opens_minutes: int = _setting(60, "A member may check in to a meeting from this many minutes before its scheduled time.",
+                                          minimum=0)
+    checkin_closes_minutes: int = _setting(240, "... until this many minutes after its scheduled time (judged by the check-in's own time, so a phone offline then still counts).",
+                                           minimum=1)
+    clock_skew_seconds: int = _setting(300, "How far ahead of the kiosk's clock a phone's clock may be before its check-in counts as in the future.",
+                                       minimum=0)
 
 
 @dataclass(frozen=True)

@@ -136,14 +136,15 @@ def test_kiosk_json_names_the_cell_of_the_kiosk(anon, sample_app, make_app, make
     sample = make_client(sample_app, auth=False).get("/_app/kiosk.json")
     assert sample.status_code == 200 and sample.content_type == "application/json"
     assert sample.json == {"cell": "TQ.NH.KH.C01", "cell_db": "cell-tq-nh-kh-c01", "handbook_db": "handbook",
-                           "screen_idle_seconds": 90}
+                           "screen_idle_seconds": 90, "checkin_opens_minutes": 60, "checkin_closes_minutes": 240}
     assert sample.headers["Cache-Control"] == "no-cache"
     kiosk = make_app(settings=app_settings.replace("sync", cell_db="cell-tq-ch-vq-c12", handbook_db="handbook-tq")
-                     .replace("server", screen_idle_seconds=45))
+                     .replace("server", screen_idle_seconds=45, checkin_opens_minutes=30, checkin_closes_minutes=180))
     kiosk.config["SAMPLE_ACCOUNTS"] = True  # the configured cell wins over the sample's
     answer = make_client(kiosk, auth=False).get("/_app/kiosk.json")
     assert answer.json == {"cell": "TQ.CH.VQ.C12", "cell_db": "cell-tq-ch-vq-c12", "handbook_db": "handbook-tq",
-                           "screen_idle_seconds": 45}  # the shared screen's idle sign-out
+                           "screen_idle_seconds": 45,  # the shared screen's idle sign-out
+                           "checkin_opens_minutes": 30, "checkin_closes_minutes": 180}  # the check-in window
     assert make_client(make_app(settings=app_settings.replace("sync", cell_db="province")), auth=False) \
         .get("/_app/kiosk.json").status_code == 404  # not a cell's database
 

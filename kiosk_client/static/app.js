@@ -14,8 +14,8 @@ import * as members from './views/members.js';
 import { h } from './ui.js';
 
 const ROUTES = {
-  handbook: handbook.render, article: article.render, meetings: meetings.render,
-  'meeting-edit': meetings.renderEdit, minutes: minutes.render,
+  handbook: handbook.render, article: article.render, file: article.renderFile, meetings: meetings.render,
+  'meeting-edit': meetings.renderEdit, attendance: meetings.renderAttendance, minutes: minutes.render,
   'minutes-edit': minutes.renderEdit, feedback: feedback.render, sync: sync.render,
   conflict: conflict.render, signin: signin.render, pair: pair.render, 'pair-phone': pair.renderPhone,
   members: members.render,
@@ -108,7 +108,7 @@ function draw() {
     document.querySelectorAll('nav a').forEach((a) => {
       const on = a.dataset.screen === name || (name === 'article' && a.dataset.screen === 'handbook')
         || (name === 'minutes-edit' && a.dataset.screen === 'minutes')
-        || (name === 'meeting-edit' && a.dataset.screen === 'meetings')
+        || (['meeting-edit', 'attendance', 'file'].includes(name) && a.dataset.screen === (name === 'file' ? 'handbook' : 'meetings'))
         || (['conflict', 'pair', 'members'].includes(name) && a.dataset.screen === 'sync');
       if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });

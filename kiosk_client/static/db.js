@@ -369,6 +369,22 @@ export async function attachmentUrl(docId, name) {
   return URL.createObjectURL(blob);
 }
 
+/** The check-in window around a meeting's time ({opens, closes} in minutes), as the kiosk said in kiosk.json. */
+export function checkinWindow() {
+  const saved = JSON.parse(localStorage.getItem(KIOSK_KEY) || '{}');
+  // the kiosk's defaults (config.yaml server.checkin_opens_minutes / checkin_closes_minutes)
+  return { opens: saved.checkin_opens_minutes ?? 60, closes: saved.checkin_closes_minutes ?? 240 };
+}
+
+/** The cell's members with status active, by name (the secretary's list of who came). */
+export async function activeMembers() {
+  const docs = await byPrefix(localCell, 'member:');
+  return docs.filter((m) => m.status === 'active').sort((a, b) => String(a.member_no).localeCompare(String(b.member_no)));
+}
+
+/** Every attendance record of a meeting. */
+export function attendanceOfMeeting(meetingId) { return byPrefix(localCell, `attendance:${meetingId}:`); }
+
 /** The cell's meetings: those to come, the next one first; then those past, the latest first. */
 export async function meetings() {
   const docs = await byPrefix(localCell, 'meeting:');

@@ -91,7 +91,10 @@ def _kiosk() -> Response:
         found = {"cell": CELL, "cell_db": CELL_DB, "handbook_db": sync.handbook_db or SAMPLE_HANDBOOK_DB}
     else:
         raise NotFound("missing")
-    found["screen_idle_seconds"] = current_app.config["SETTINGS"].server.screen_idle_seconds
+    server = current_app.config["SETTINGS"].server
+    found["screen_idle_seconds"] = server.screen_idle_seconds
+    found["checkin_opens_minutes"] = server.checkin_opens_minutes  # the app says when check-in opens and closes
+    found["checkin_closes_minutes"] = server.checkin_closes_minutes
     response = respond(found)
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -264,7 +264,9 @@ def attachment_get(name: str, doc_id: str, att: str) -> Response:
     """``GET /{db}/{docid}/{name}``: the raw data, with ``Range`` support for resumed transfers."""
     stub, data = open_db(name).attachment(doc_id, att, request.args.get("rev"))
     etag = f'"{stub["digest"].removeprefix("md5-")}"'  # CouchDB: the base64 MD5, without "md5-"
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "must-revalidate"}
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "must-revalidate",
+               # shown where it is opened (a PDF in the browser's viewer), not saved as a download (issue 13)
+               "Content-Disposition": "inline; filename*=UTF-8''" + quote(att, safe="")}
     if request.headers.get("If-None-Match") == etag:
         return Response(status=304, headers=headers)
     span = _range(request.headers.get("Range"), len(data))

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..design import engine as design_engine
 from ..design.validate import DesignValidator, check_design_doc
-from ..errors import BadRequest, Forbidden, StartupError
+from ..errors import BadRequest, Forbidden, NotFound, StartupError
 from ..security import passwords, signing
 from ..security.audit import audit_for
 from ..security.auth import USER_PREFIX, current_name, current_roles
@@ -34,10 +34,12 @@ AttachmentData = Callable[[str], bytes]
 class DocumentPolicy:
     """The write checks of one server, called by the store for every live document."""
 
-    def __init__(self, public_keys: dict[str, str] | None, quarantine_db: str, handbook_db: str | None = None) -> None:
+    def __init__(self, public_keys: dict[str, str] | None, quarantine_db: str, handbook_db: str | None = None,
+                 checkin: dict[str, int] | None = None) -> None:
         self.public_keys = public_keys or {}
         self.quarantine_db = quarantine_db
         self.handbook_db = handbook_db
+        self.checkin = checkin
         self.server: Server | None = None  # set once the store is open
 
     def __call__(self, db_name: str, doc: dict, data: AttachmentData, old: dict | None = None) -> dict | None:
@@ -62,8 +64,12 @@ class DocumentPolicy:
             return None if doc.get("_deleted") else user_doc(doc)
         if doc.get("type") in validation.DOCUMENT_TYPES:
             validation.validate(doc)
-        rule = ownership.rules_for(db_name, self.handbook_db)
-        reason = ownership.check(rule, doc, current_roles.get(), current_name.get(), old)
+        rule = ownership.rules_for(db_name, self.handbook_db, self.checkin)
+        roles = current_roles.get()
+        reason = ownership.check(rule, doc, roles, current_name.get(), old)
+        if reason is None and rule is not None and rule["kind"] == "cell" and ownership.is_plain_member(roles) \
+                and ownership.kind_of(str(doc.get("_id", ""))) == "attendance":
+            reason = ownership.checkin_meets_meeting(doc, self._doc(db_name, str(doc.get("meeting"))))
         if reason is not None:
             raise Forbidden(reason)
         if str(doc.get("_id", "")).startswith("article:") and self.public_keys and db_name != self.quarantine_db:
@@ -77,6 +83,15 @@ class DocumentPolicy:
                 self._quarantine(db_name, doc, exc.reason)
                 raise
         return None
+
+    def _doc(self, db_name: str, doc_id: str) -> dict | None:
+        """A document of this server as committed (read outside the write under way), or None."""
+        if self.server is None or not self.server.exists(db_name):
+            return None
+        try:
+            return self.server.get(db_name).get(doc_id)
+        except NotFound:
+            return None
 
     def _quarantine(self, db_name: str, doc: dict, reason: str) -> None:
         if self.server is None:
@@ -137,7 +152,11 @@ __all__ = ["DocumentPolicy", "open_store", "quarantined_count"]
 
 def open_store(settings: Any) -> Server:
     """The store of a data directory with this server's write policy: every entry point opens it so."""
-    policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db, settings.sync.handbook_db)
+    server_settings = settings.server
+    window = ownership.checkin_window(server_settings.checkin_opens_minutes, server_settings.checkin_closes_minutes,
+                                      server_settings.clock_skew_seconds)
+    policy = DocumentPolicy(settings.signing.public_keys, settings.signing.quarantine_db, settings.sync.handbook_db,
+                            window)
     security = kiosk_security_for(settings)
     server = Server(settings.server.data_dir, StoreOptions(
         max_document_size=settings.couchdb.max_document_size, revs_limit=settings.couchdb.revs_limit,

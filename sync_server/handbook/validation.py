@@ -315,6 +315,7 @@ def _attendance_problems(doc: dict) -> Iterator[str]:
         yield f"'meeting' ({doc['meeting']}) does not match the meeting in _id ({id_meeting})"
     if doc["member"] != f"member:{id_cell}:{number}":
         yield f"'member' ({doc['member']}) does not match the member in _id (member:{id_cell}:{number})"
+    yield from _member_in_cell(doc, "marked_by", id_cell)
 
 
 def _feedback_problems(doc: dict) -> Iterator[str]:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from sync_server.api.app_static import STATIC
 from sync_server.handbook.policy import open_store
-from sync_server.handbook.sample import CELL_DB, DEMO_KIOSK_ADMIN, DEMO_MEMBER, DEMO_SECRETARY, HANDBOOK_DOCS, MEETING_NEXT
+from sync_server.handbook.sample import CELL_DB, CELL_DOCS, DEMO_KIOSK_ADMIN, DEMO_MEMBER, DEMO_SECRETARY, HANDBOOK_DOCS, MEETING_NEXT
 from sync_server.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,6 +43,7 @@ KIOSK_SCREEN = {"width": 1280, "height": 800}
 WAIT_MS = 30_000  # longest a UI state or a sync may take to show up (PouchDB retries every <= 15 s)
 LANGUAGES = ("vi", "en", "ur")
 ARTICLES = sum(1 for d in HANDBOOK_DOCS if d["type"] == "article")
+NEXT = next(d for d in CELL_DOCS if d["_id"] == MEETING_NEXT)
 
 
 class SampleKiosk:
@@ -70,10 +72,29 @@ class SampleKiosk:
         response = httpx.get(f"{self.base}/{CELL_DB}/{doc_id}", params=params, auth=ADMIN, trust_env=False)
         return response.json() if response.status_code == 200 else None
 
+    def put(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Write a document of the cell as the admin (over its current revision); the stored document."""
+        current = self.doc(doc["_id"])
+        body = dict(doc, _rev=current["_rev"]) if current else doc
+        response = httpx.put(f"{self.base}/{CELL_DB}/{doc['_id']}", json=body, auth=ADMIN, trust_env=False)
+        assert response.status_code in (201, 202), response.text
+        return self.doc(doc["_id"]) or {}
+
+    def meeting_at(self, meeting: dict[str, Any], minutes_from_now: float) -> dict[str, Any]:
+        """(Re)schedule a meeting this many minutes from now: check-in opens and closes around the real clock."""
+        return self.put(dict(meeting, scheduled=at(minutes_from_now)))
+
+
+def at(minutes_from_now: float) -> str:
+    """A time this many minutes from now, in the province's offset (as the app writes times)."""
+    moment = datetime.now(timezone(timedelta(hours=7))) + timedelta(minutes=minutes_from_now)
+    return moment.replace(second=0, microsecond=0).isoformat()  # to the minute, as the meeting form writes
+
 
 @pytest.fixture
 def sample_kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleKiosk]:
     kiosk = SampleKiosk(tmp_path_factory.mktemp("app-kiosk")).start()
+    kiosk.meeting_at(NEXT, -10)  # the sample's next meeting began ten minutes ago: check-in is open
     yield kiosk
     kiosk.stop()
 
@@ -160,9 +181,11 @@ def test_app_works_offline_and_changes_reach_the_kiosk_and_the_hub(
     expect(page.locator("#articles .card")).to_have_count(1)
     page.click("#articles .card")
     expect(page.locator("article h1")).to_have_text("Nghị quyết số 01-NQ/TU về chuyển đổi số")
-    pdf = page.eval_on_selector("a.attachment", "a => fetch(a.href).then(r => r.text()).then(t => t.slice(0, 5))")
+    page.click("a.attachment")  # the PDF opens inside the app, from the browser's own copy
+    pdf = page.eval_on_selector("#file-view", "f => fetch(f.src).then(r => r.text()).then(t => t.slice(0, 5))")
     assert pdf == "%PDF-"
     no_horizontal_scroll(page)
+    page.go_back()
 
     # check in to the next meeting: the attendance record reaches the kiosk
     page.click("nav a[data-screen=meetings]")
@@ -455,11 +478,12 @@ def test_the_secretary_schedules_and_edits_meetings_and_members_cannot(
     edited = wait_for(lambda: with_status(kiosk.doc(new_id), "held"), "the edited meeting at the kiosk")
     assert edited["scheduled"] == "2026-12-17T20:00:00+07:00" and edited["place"] == "Nhà ông Thắng"
     assert edited["_rev"].startswith("2-")
+    scheduled = kiosk.doc(MEETING_NEXT)["scheduled"]
     page.click(f"[data-meeting='{MEETING_NEXT}'] .edit")
     page.click("#meeting-status [data-value=cancelled]")
     page.click("#meeting-save")
     cancelled = wait_for(lambda: with_status(kiosk.doc(MEETING_NEXT), "cancelled"), "the cancelled meeting at the kiosk")
-    assert cancelled["agenda"] and cancelled["scheduled"] == "2026-12-03T19:30:00+07:00"
+    assert cancelled["agenda"] and cancelled["scheduled"] == scheduled
     page.context.close()
 
 
@@ -657,6 +681,7 @@ def test_the_shared_kiosk_screen_shows_who_is_signed_in_and_signs_them_out(
     kiosk = SampleKiosk(workdir)
     kiosk.extra_args = ["--config", str(config)]
     kiosk.start()
+    kiosk.meeting_at(NEXT, -10)
     try:
         walk_the_shared_screen(browser, kiosk, shots)
     finally:
@@ -731,7 +756,7 @@ def walk_the_shared_screen(browser: Browser, kiosk: SampleKiosk, shots: Path) ->
     fits_in_every_language(phone, lambda: expect(phone.locator("#not-me")).to_be_visible())
     phone.route(f"**/{CELL_DB}/_bulk_docs*", lambda route: route.abort())
     phone.route(f"**/{CELL_DB}/_revs_diff*", lambda route: route.abort())
-    httpx.put(f"{kiosk.base}/{CELL_DB}/{MEETING_HELD_NEW['_id']}", json=MEETING_HELD_NEW, auth=ADMIN, trust_env=False)
+    kiosk.meeting_at(MEETING_HELD_NEW, 30)  # check-in opens an hour before
     phone.click("nav a[data-screen=meetings]")
     card = phone.locator(f"[data-meeting='{MEETING_HELD_NEW['_id']}']")
     card.locator(".checkin").click()
@@ -774,3 +799,112 @@ def test_opening_an_article_is_counted_for_the_cell_and_day_not_the_member(
     assert len(docs) == 1 and sum(docs[0]["counts"].values()) == 1
     assert set(docs[0]) == {"_id", "_rev", "type", "cell", "date", "counts"}  # nobody named
     assert page.evaluate("localStorage.getItem('phs.reads')") == "{}"  # sent: nothing waits
+
+
+def test_check_in_opens_around_the_meeting_can_be_undone_and_the_secretary_lists_who_came(
+        browser: Browser, sample_kiosk: SampleKiosk, shots: Path) -> None:
+    kiosk = sample_kiosk
+    vi = json.loads((STATIC / "i18n" / "vi.json").read_text(encoding="utf-8"))
+    cell = DEMO_MEMBER["member"].split(":")[1]
+    later = kiosk.put(dict(NEXT, _id=f"meeting:{cell}:0c1d2e3f-0000-4000-8000-00000000a001", scheduled=at(3 * 24 * 60)))
+    missed = kiosk.put(dict(NEXT, _id=f"meeting:{cell}:0c1d2e3f-0000-4000-8000-00000000a002", scheduled=at(-2 * 24 * 60)))
+    page = open_app(browser, kiosk, PHONE)  # the demo member
+    page.click("nav a[data-screen=meetings]")
+
+    # open for the meeting under way; not yet for one in three days, no more for one two days ago, and says when
+    card = page.locator(f"[data-meeting='{MEETING_NEXT}']")
+    expect(card.locator(".checkin")).to_be_visible()
+    for meeting in (later, missed):
+        expect(page.locator(f"[data-meeting='{meeting['_id']}'] .checkin")).to_have_count(0)
+    opens = page.locator(f"[data-meeting='{later['_id']}'] .checkin-closed").inner_text()
+    assert opens.startswith(vi["meeting.opens_at"].split("{")[0])
+    closed = page.locator(f"[data-meeting='{missed['_id']}'] .checkin-closed").inner_text()
+    assert closed.startswith(vi["meeting.closed_at"].split("{")[0])
+
+    # check in, undo it (the same day), check in again: each change reaches the kiosk
+    attendance_id = f"attendance:{MEETING_NEXT}:0003"
+    card.locator(".checkin").click()
+    expect(card.locator(".done")).to_be_visible()
+    wait_for(lambda: with_status(kiosk.doc(attendance_id), "present"), "the check-in at the kiosk")
+    card.locator(".undo").click()
+    expect(card.locator(".undone")).to_have_text(vi["meeting.undone"])
+    undone = wait_for(lambda: with_status(kiosk.doc(attendance_id), "absent"), "the undo at the kiosk")
+    assert undone["withdrawn_at"][:10] == undone["checked_in_at"][:10]
+    fits_in_every_language(page, lambda: expect(card.locator(".checkin")).to_be_visible())
+    page.evaluate("window.scrollTo(0, 0)")
+    card.locator(".undone").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "checkin-360-vi.png"))
+    card.locator(".checkin").click()
+    expect(card.locator(".undo")).to_be_visible()
+    again = wait_for(lambda: with_status(kiosk.doc(attendance_id), "present"), "the new check-in at the kiosk")
+    assert "withdrawn_at" not in again and again["scheduled"] == kiosk.doc(MEETING_NEXT)["scheduled"]
+
+    # whatever the app does, the kiosk refuses a member's check-in outside the window
+    member = httpx.Client(base_url=kiosk.base, trust_env=False)
+    assert member.post("/_session", json={"name": DEMO_MEMBER["name"], "password": DEMO_MEMBER["pin"]}).status_code == 200
+    forged = {"type": "attendance", "cell": cell, "meeting": later["_id"], "member": DEMO_MEMBER["member"],
+              "status": "present", "scheduled": later["scheduled"], "checked_in_at": at(0)}
+    refused = member.put(f"/{CELL_DB}/attendance:{later['_id']}:0003", json=forged)
+    assert refused.status_code == 403 and "check-in is open from 60 minutes" in refused.json()["reason"]
+    member.close()
+
+    # the secretary sees who came, marks a member without a phone, and the minutes take the count
+    sign_in_as(page, DEMO_SECRETARY)
+    page.click("nav a[data-screen=meetings]")
+    page.click(f"[data-meeting='{MEETING_NEXT}'] .who-came")
+    expect(page.locator("body")).to_have_attribute("data-screen", "attendance")
+    members = [d for d in CELL_DOCS if d["type"] == "member" and d["status"] == "active"]
+    expect(page.locator("#attendees .attendee")).to_have_count(len(members))
+    expect(page.locator("#attendees [data-member='0003']")).to_have_class(re.compile(r"\bpresent\b"))
+    expect(page.locator("#attendance-count")).to_have_text(vi["attendance.count"].format(present=1, members=len(members)))
+    page.click("#attendees [data-member='0013'] .mark")
+    expect(page.locator("#attendance-count")).to_have_text(vi["attendance.count"].format(present=2, members=len(members)))
+    marked = wait_for(lambda: with_status(kiosk.doc(f"attendance:{MEETING_NEXT}:0013"), "present"), "the mark at the kiosk")
+    assert marked["marked_by"] == DEMO_SECRETARY["member"] and "checked_in_at" not in marked
+    fits_in_every_language(page, lambda: expect(page.locator("#attendees .attendee")).to_have_count(len(members)))
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "attendance-360-vi.png"))
+    page.click("nav a[data-screen=minutes]")
+    page.click(f"[data-meeting='{MEETING_NEXT}'] .write")
+    expect(page.locator("#minutes-count")).to_contain_text(vi["attendance.count"].format(present=2, members=len(members)))
+    page.fill("#minutes-text", "Chi bộ sinh hoạt thường kỳ.")
+    page.click("#minutes-save")
+    minutes = wait_for(lambda: kiosk.doc(f"minutes:{MEETING_NEXT}"), "the minutes at the kiosk")
+    assert minutes["attendance"] == {"present": 2, "members": len(members)}
+    expect(page.locator(f"[data-meeting='{MEETING_NEXT}'] .minutes-attendance")).to_have_text(
+        vi["attendance.count"].format(present=2, members=len(members)))
+
+    # a member sees no list; the secretary's list is refused to them
+    page.goto(kiosk.base + f"/_app/#/attendance/{MEETING_NEXT}")
+    sign_in_as(page, DEMO_MEMBER)
+    page.goto(kiosk.base + f"/_app/#/attendance/{MEETING_NEXT}")
+    expect(page.locator("section .warning")).to_have_text(vi["meeting.secretary_only"])
+    page.context.close()
+
+
+def test_a_pdf_opens_inside_the_app_from_the_local_copy_even_offline(
+        browser: Browser, sample_kiosk: SampleKiosk, shots: Path) -> None:
+    kiosk = sample_kiosk
+    with_pdf = next(d for d in HANDBOOK_DOCS if d["type"] == "article" and d.get("_attachments"))
+    name = next(iter(with_pdf["_attachments"]))
+    served = httpx.get(f"{kiosk.base}/handbook/{with_pdf['_id']}/{name}", auth=ADMIN, trust_env=False)
+    assert served.headers["content-type"] == "application/pdf"
+    assert served.headers["content-disposition"].startswith("inline")  # opened where it is, not saved
+    page = open_app(browser, kiosk, PHONE)
+    expect(page.locator("#articles .card")).to_have_count(ARTICLES)
+    page.route("**/handbook/**", lambda route: route.abort())  # the kiosk's copy is out of reach
+    downloads: list[Any] = []
+    page.on("download", lambda download: downloads.append(download))
+    page.goto(kiosk.base + f"/_app/#/article/{with_pdf['_id']}")
+    page.click("a.attachment")
+    expect(page.locator("body")).to_have_attribute("data-screen", "file")
+    src = page.get_attribute("#file-view", "src")
+    assert src and src.startswith("blob:")
+    assert page.evaluate("src => fetch(src).then(r => r.text()).then(t => t.slice(0, 5))", src) == "%PDF-"
+    assert page.get_attribute("#file-tab", "download") is None
+    fits_in_every_language(page, lambda: expect(page.locator("#file-view")).to_be_visible())
+    page.screenshot(path=str(shots / "pdf-360-vi.png"))
+    page.click("a.back")
+    expect(page.locator("body")).to_have_attribute("data-screen", "article")
+    assert downloads == []
+    page.context.close()

@@ -19,7 +19,8 @@ MEETING = f"meeting:{CELL}:00000000-0000-4000-8000-000000000001"
 
 def attendance(member_no: str) -> dict:
     return {"_id": f"attendance:{MEETING}:{member_no}", "type": "attendance", "cell": CELL, "meeting": MEETING,
-            "member": f"member:{CELL}:{member_no}", "status": "present"}
+            "member": f"member:{CELL}:{member_no}", "status": "present",
+            "scheduled": "2026-12-03T19:30:00+07:00", "checked_in_at": "2026-12-03T19:40:00+07:00"}
 
 
 def set_up(kiosk: Any) -> None:

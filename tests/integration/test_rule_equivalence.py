@@ -39,8 +39,10 @@ M13, M21, SEC, KADMIN, OUT = f"{CELL}.0013", f"{CELL}.0021", f"{CELL}.0012", f"{
 
 
 def attendance(no: str, member_no: str | None = None, typed: bool = True, **extra: Any) -> dict:
+    """A check-in ten minutes into MEETING_DOC (past by now, so never "in the future")."""
     doc = {"_id": f"attendance:{MEETING}:{no}", "type": "attendance", "cell": CELL, "meeting": MEETING,
-           "member": f"member:{CELL}:{member_no or no}", "status": "present", **extra}
+           "member": f"member:{CELL}:{member_no or no}", "status": "present",
+           "scheduled": "2026-12-03T19:30:00+07:00", "checked_in_at": "2026-12-03T19:40:00+07:00", **extra}
     return doc if typed else {k: v for k, v in doc.items() if k != "type"}
 
 
@@ -78,7 +80,13 @@ TABLE: list[tuple[str | None, str, str, dict, str]] = [
     (M21, "put", DB, attendance("0013", member_no="0021", status="absent"), "forbidden"),
     (M13, "replicate", DB, attendance("0021", member_no="0013", typed=False, status="absent"), "forbidden"),
     (M13, "branch", DB, attendance("0021", member_no="0013", typed=False, status="absent"), "forbidden"),
-    (M21, "replicate", DB, attendance("0021", status="excused"), "ok"),
+    (M21, "replicate", DB, attendance("0021", status="excused"), "forbidden"),  # the secretary's to record
+    (M21, "put", DB, attendance("0021", checked_in_at="2026-12-03T18:29:00+07:00"), "forbidden"),  # not open yet
+    (M21, "put", DB, attendance("0021", checked_in_at="2026-12-03T23:31:00+07:00"), "forbidden"),  # closed
+    (M21, "put", DB, attendance("0021", status="absent", withdrawn_at="2026-12-04T07:00:00+07:00"), "forbidden"),
+    (M21, "replicate", DB, attendance("0021", status="absent", withdrawn_at="2026-12-03T19:50:00+07:00"), "ok"),
+    (M13, "put", DB, attendance("0013", status="absent", withdrawn_at="2026-12-03T19:50:00+07:00"), "ok"),
+    (M13, "put", DB, attendance("0013", checked_in_at="2026-12-03T19:55:00+07:00"), "ok"),  # checked in again
     (M13, "put", DB, feedback("0013", "Chữ to hơn"), "ok"),
     (M21, "put", DB, feedback("0021", "(đã xoá)"), "forbidden"),
     (M21, "replicate", DB, feedback("0021", "(đã xoá)"), "forbidden"),

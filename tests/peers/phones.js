@@ -195,7 +195,8 @@ async function main() {
     entry.seen[writer.index] = 0;
     try {
       await writer.cell.put({_id: id, type: 'attendance', cell: cmd.cell, meeting: cmd.meeting,
-        member: `member:${cmd.cell}:${writer.member_no}`, status: 'present'});
+        member: `member:${cmd.cell}:${writer.member_no}`, status: 'present', scheduled: cmd.scheduled,
+        checked_in_at: cmd.checked_in_at});
     } catch (err) {
       note(writer.index, `check-in write: ${err.message}`);
     }

@@ -29,6 +29,8 @@ CELL = "TQ.NH.KH.C01"
 CELL_DB = "cell-tq-nh-kh-c01"
 HANDBOOK_DB = "handbook"
 MEETING = f"meeting:{CELL}:5d0c9a4e-2f1b-4c3d-8e7f-a1b2c3d4e5f6"  # sync_server/handbook/sample.py MEETING_NEXT
+SCHEDULED = "2026-12-03T19:30:00+07:00"  # its time: a check-in carries it and falls inside its window (issue 13)
+CHECKED_IN_AT = "2026-12-03T19:40:00+07:00"
 PROBE_DB = "probe"
 if str(ROOT / "bench") not in sys.path:
     sys.path.insert(0, str(ROOT / "bench"))
@@ -114,6 +116,7 @@ def run_phones(url: str, phones: int, expect: dict[str, int], *, checkins: int =
                catchup_timeout: float = 90.0, checkin_timeout: float = 20.0) -> dict[str, Any]:
     """Run phones.js; its JSON result."""
     command = {"url": url, "handbook": HANDBOOK_DB, "cell_db": CELL_DB, "cell": CELL, "meeting": MEETING,
+               "scheduled": SCHEDULED, "checked_in_at": CHECKED_IN_AT,
                "phones": [{"name": f"{CELL}.{member_no(i)}", "pin": f"{(i * 7919) % 10000:04d}",
                            "member_no": member_no(i)} for i in range(phones)],
                "expect": expect, "checkins": checkins,

@@ -46,6 +46,8 @@ REASONS = {
         "attendance: 'member' (member:TQ.NH.KH.C01:0003) does not match the member in _id (member:TQ.NH.KH.C01:0012)",
     "attendance/invalid-id-missing-member-no":
         "attendance: '_id' (attendance:meeting:TQ.NH.KH.C01:b2e47d90-1c3a-4e8f-a5d6-7f09c1e2d384) does not match",
+    "attendance/invalid-marked-by-other-cell":
+        "attendance: 'marked_by' (member:TQ.NH.KH.C02:0012) is not a member of cell TQ.NH.KH.C01",
     "attendance/invalid-missing-meeting": "attendance: missing required field 'meeting'",
     "attendance/invalid-missing-member": "attendance: missing required field 'member'",
     "reading/invalid-id-cell-mismatch": "reading: 'cell' (TQ.NH.KH.C02) does not match the cell in _id (TQ.NH.KH.C01)",
@@ -112,6 +114,7 @@ REASONS = {
         "minutes: 'meeting' (meeting:TQ.NH.KH.C01:3f6c1a2e-8b4d-4f0e-9a71-2c5d9e8b7a10) does not match the meeting"
         " in _id (meeting:TQ.NH.KH.C01:b2e47d90-1c3a-4e8f-a5d6-7f09c1e2d384)",
     "minutes/invalid-meeting-bad-id": "minutes: 'meeting' (2026-11-05) does not match",
+    "minutes/invalid-attendance-typed-text": "minutes: 'attendance/present'",
     "minutes/invalid-missing-text": "minutes: missing required field 'text'",
     "minutes/invalid-missing-written-at": "minutes: missing required field 'written_at'",
     "minutes/invalid-secretary-other-cell":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -52,9 +54,98 @@ def client(tmp_path):
     app.extensions["sync_server"].close()
 
 
-def attendance(member_no: str) -> dict:
-    return {"_id": f"attendance:{MEETING_ID}:{member_no}", "type": "attendance", "cell": CELL,
-            "meeting": MEETING_ID, "member": f"member:{CELL}:{member_no}", "status": "present"}
+def attendance(member_no: str, meeting: str = MEETING_ID, **fields: str) -> dict:
+    """A check-in to the fixture's meeting (2026-12-03 19:30 at +07:00), ten minutes after it began."""
+    return {"_id": f"attendance:{meeting}:{member_no}", "type": "attendance", "cell": CELL,
+            "meeting": meeting, "member": f"member:{CELL}:{member_no}", "status": "present",
+            "scheduled": "2026-12-03T19:30:00+07:00", "checked_in_at": "2026-12-03T19:40:00+07:00", **fields}
+
+
+def at(minutes_from_now: float) -> str:
+    """A time this many minutes from now, as a phone at +07:00 writes it."""
+    moment = datetime.now(timezone(timedelta(hours=7))) + timedelta(minutes=minutes_from_now)
+    return moment.replace(microsecond=0).isoformat()
+
+
+def meeting_at(client, scheduled: str, status: str = "scheduled") -> str:
+    meeting_id = f"meeting:{CELL}:{uuid.uuid4()}"
+    doc = {"_id": meeting_id, "type": "meeting", "cell": CELL, "kind": "regular", "status": status,
+           "scheduled": scheduled}
+    assert client.put(f"/{DB}/{meeting_id}", json=doc, headers=SECRETARY).status_code == 201
+    return meeting_id
+
+
+def put(client, doc: dict, who: dict[str, str]):
+    current = client.get(f"/{DB}/{doc['_id']}", headers=ADMIN)
+    body = dict(doc, _rev=current.json["_rev"]) if current.status_code == 200 else doc
+    return client.put(f"/{DB}/{doc['_id']}", json=body, headers=who)
+
+
+def test_a_check_in_made_offline_inside_the_window_is_accepted_later(client):
+    # the fixture's meeting began hours ago (or long ago): the phone checked in ten minutes in, synced now
+    response = put(client, attendance("001"), MEMBER)
+    assert response.status_code == 201, response.json
+
+
+@pytest.mark.parametrize(("minutes", "why"), [(-61, "check-in is open from 60 minutes before the meeting to 240"),
+                                               (241, "check-in is open from 60 minutes before")])
+def test_a_check_in_outside_the_window_is_refused(client, minutes, why):
+    scheduled = at(-600)  # began ten hours ago
+    past = meeting_at(client, scheduled)
+    response = put(client, attendance("001", past, scheduled=scheduled, checked_in_at=at(-600 + minutes)), MEMBER)
+    assert response.status_code == 403 and why in response.json["reason"]
+    inside = put(client, attendance("001", past, scheduled=scheduled, checked_in_at=at(-600 + minutes * 59 // 60)), MEMBER)
+    assert inside.status_code == 201, inside.json  # a minute or so inside the window
+
+
+def test_a_check_in_from_the_future_or_for_another_time_is_refused(client):
+    scheduled = at(30)
+    soon = meeting_at(client, scheduled)
+    ahead = put(client, attendance("001", soon, scheduled=scheduled, checked_in_at=at(20)), MEMBER)
+    assert ahead.status_code == 403 and "in the future" in ahead.json["reason"]
+    skewed = put(client, attendance("001", soon, scheduled=scheduled, checked_in_at=at(2)), MEMBER)
+    assert skewed.status_code == 201, skewed.json  # a phone a little ahead of the kiosk is fine
+    # the window is judged against the meeting's own time: a check-in naming another time is refused
+    later = meeting_at(client, at(600))
+    forged = put(client, attendance("001", later, scheduled=at(10), checked_in_at=at(0)), MEMBER)
+    assert forged.status_code == 403 and "the meeting is scheduled at" in forged.json["reason"]
+    scheduled = at(10)
+    cancelled = meeting_at(client, scheduled, status="cancelled")
+    refused = put(client, attendance("001", cancelled, scheduled=scheduled, checked_in_at=at(0)), MEMBER)
+    assert refused.status_code == 403 and "cancelled" in refused.json["reason"]
+
+
+def test_a_member_undoes_their_check_in_that_day_and_not_later(client):
+    day = (datetime.now(timezone(timedelta(hours=7))) - timedelta(days=2)).date().isoformat()  # offline since
+    meeting = meeting_at(client, f"{day}T19:30:00+07:00")
+    checked_in = attendance("001", meeting, scheduled=f"{day}T19:30:00+07:00", checked_in_at=f"{day}T19:40:00+07:00")
+    assert put(client, checked_in, MEMBER).status_code == 201
+    refused = put(client, dict(checked_in, status="absent", withdrawn_at=f"{day}T19:40:00+07:00"[:10].replace(
+        day, (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()) + "T08:00:00+07:00"), MEMBER)
+    assert refused.status_code == 403 and "undone on the day it was made" in refused.json["reason"]
+    undone = put(client, dict(checked_in, status="absent", withdrawn_at=f"{day}T19:45:00+07:00"), MEMBER)
+    assert undone.status_code == 201, undone.json
+    assert client.get(f"/{DB}/{checked_in['_id']}", headers=ADMIN).json["status"] == "absent"
+    again = put(client, dict(checked_in, checked_in_at=f"{day}T19:50:00+07:00"), MEMBER)
+    assert again.status_code == 201, again.json  # and checks in again while it is open
+
+
+@pytest.mark.parametrize("fields", [{"status": "absent", "withdrawn_at": "2026-12-03T19:45:00+07:00"},
+                                    {"status": "excused"}])
+def test_a_member_writes_absent_only_as_an_undo_and_never_excused(client, fields):
+    response = put(client, attendance("001", **fields), MEMBER)
+    assert response.status_code == 403
+    assert "undo their own check-in" in response.json["reason"] or "the secretary records" in response.json["reason"]
+
+
+def test_the_secretary_marks_members_without_a_phone_at_any_time(client):
+    marked = {"_id": f"attendance:{MEETING_ID}:002", "type": "attendance", "cell": CELL, "meeting": MEETING_ID,
+              "member": f"member:{CELL}:002", "status": "present", "marked_by": f"member:{CELL}:009",
+              "marked_at": at(0)}
+    assert put(client, marked, SECRETARY).status_code == 201
+    assert put(client, dict(marked, status="absent"), SECRETARY).status_code == 201
+    # a member cannot mark a neighbour, inside the window or not
+    assert put(client, attendance("002"), MEMBER).status_code == 403
 
 
 def test_pin_is_stored_with_scrypt(client):

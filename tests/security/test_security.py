@@ -56,7 +56,8 @@ def signed(slug: str) -> dict:
 
 def attendance(no: str, member_no: str | None = None, **extra: Any) -> dict:
     return {"_id": f"attendance:{MEETING_ID}:{no}", "type": "attendance", "cell": CELL, "meeting": MEETING_ID,
-            "member": f"member:{CELL}:{member_no or no}", "status": "present", **extra}
+            "member": f"member:{CELL}:{member_no or no}", "status": "present",
+            "scheduled": "2026-12-03T19:30:00+07:00", "checked_in_at": "2026-12-03T19:40:00+07:00", **extra}
 
 
 def member_doc(no: str) -> dict:
