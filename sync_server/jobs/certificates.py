@@ -27,7 +27,7 @@ from typing import Any
 import josepy
 from acme import challenges, client, errors, messages
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from replication.http_peer import HttpPeer, db_path, doc_path
@@ -109,7 +109,9 @@ def kiosk_step(settings: Settings, server: Server, now: datetime.datetime | None
                 _mark_seen(db, answer.get("_rev"))
             state.refused = str(exc)
         else:
-            if current is None or leaf.not_valid_after_utc > current.not_valid_after_utc:
+            newer = current is None or (leaf.fingerprint(hashes.SHA256()) != current.fingerprint(hashes.SHA256())
+                                        and leaf.not_valid_after_utc >= current.not_valid_after_utc)
+            if newer:
                 tls.install(data_dir, answer["chain"])
                 current = leaf
                 state.installed = _rfc3339(leaf.not_valid_after_utc)

@@ -142,24 +142,34 @@ class Syncer:
                         if not again.ok:
                             done.ok, done.error = False, f"push {leg.local}: {again.error}"
                             break
-                self._certificate(done, now)
+                if self._certificate(done, now) and done.ok and self.settings.sync.cell_db:
+                    # a request written after the pull (a returned certificate was refused) goes up now
+                    push = Leg(self.settings.sync.cell_db, self.settings.sync.hub_cell_db or self.settings.sync.cell_db,
+                               "push")
+                    again = self._replicator(push, progress).run()
+                    done.results.append((push, again))
+                    if not again.ok:
+                        done.ok, done.error = False, f"push {push.local}: {again.error}"
             finally:
                 self.rounds += 1
                 self._record(done, started)
             return done
 
-    def _certificate(self, done: Round, now: datetime.datetime | None) -> None:
-        """The kiosk's side of the certificate round; its failure is logged and never stops the sync."""
+    def _certificate(self, done: Round, now: datetime.datetime | None) -> bool:
+        """The kiosk's side of the certificate round; whether it wrote a request. Its failure is logged and
+        never stops the sync."""
         try:
             state = kiosk_step(self.settings, self.server, now)
         except SyncError as exc:
             log.error("certificate round: %s", exc)
-            return
+            return False
+        wrote = state is not None and state.requested is not None
         if state is not None:
             if done.certificate is not None:  # the step after the legs keeps what the one before did
                 state.requested = state.requested or done.certificate.requested
                 state.installed = state.installed or done.certificate.installed
             done.certificate = state
+        return wrote
 
     def _pushes(self, pull: Leg) -> bool:
         """A push leg goes with this pull (the cell's database)."""

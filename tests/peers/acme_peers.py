@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -79,7 +80,11 @@ zone "{ZONE}" {{
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen([str(_binary("named")), "-g", "-4", "-c", str(workdir / "named.conf")],
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait()
+        try:
+            self._wait()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait(self) -> None:
         import dns.message
@@ -125,13 +130,20 @@ class Pebble:
             self.proc = subprocess.Popen([str(_binary("pebble")), "-config", str(workdir / "pebble.json"),
                                           "-dnsserver", dns], stdout=out, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
+        try:
+            self._wait()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self) -> None:
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pebble exited: {self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(self.directory, verify=str(self.ca), timeout=1, trust_env=False).status_code == 200:
-                    break
+                if httpx.get(self.directory, verify=self.trust, timeout=1, trust_env=False).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
@@ -139,12 +151,17 @@ class Pebble:
             time.sleep(0.2)
 
     @property
+    def trust(self) -> ssl.SSLContext:
+        """Trusts pebble's own HTTPS listener (not the certificates it issues)."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    @property
     def directory(self) -> str:
         return f"https://127.0.0.1:{self.port}/dir"
 
     def root_pem(self) -> str:
         """The root that pebble's issued chains end at (its management interface; a new one each start)."""
-        return httpx.get(f"https://127.0.0.1:{self.management}/roots/0", verify=str(self.ca), timeout=10,
+        return httpx.get(f"https://127.0.0.1:{self.management}/roots/0", verify=self.trust, timeout=10,
                          trust_env=False).text
 
     def stop(self) -> None:
