@@ -91,7 +91,11 @@ def _kiosk() -> Response:
         found = {"cell": CELL, "cell_db": CELL_DB, "handbook_db": sync.handbook_db or SAMPLE_HANDBOOK_DB}
     else:
         raise NotFound("missing")
-    found["screen_idle_seconds"] = current_app.config["SETTINGS"].server.screen_idle_seconds
+    server = current_app.config["SETTINGS"].server
+    found["screen_idle_seconds"] = server.screen_idle_seconds
+    tls = current_app.config.get("TLS")
+    if server.public_name and tls:  # the address that works offline on a phone (#19)
+        found["app_url"] = f"https://{server.public_name}:{tls['port']}/_app/"
     response = respond(found)
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -7,155 +7,41 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import acme_peers
 import httpx
 import pytest
-import yaml
+from acme_peers import CELL, DB, NAME, Round, served_certificate
 from couch_node import free_port
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from schemas.hierarchy import load_hierarchy
 from sync_server.handbook.policy import open_store
 from sync_server.jobs import certificates
 from sync_server.jobs.kiosk_sync import Syncer
-from sync_server.jobs.provision import provision
 from sync_server.security import tls
 from sync_server.security.audit import LOG_NAME
 from sync_server.settings import load
 
 pytestmark = pytest.mark.peers
-CELL = "TQ.NH.KH.C01"
-DB = "cell-tq-nh-kh-c01"
-NAME = f"c01.kh.nh.{acme_peers.ZONE}"
-HIERARCHY = """code,name,level,parent
-TQ,Tuyên Quang,province,
-TQ.NH,Na Hang,district,TQ
-TQ.NH.KH,Khâu Tinh,commune,TQ.NH
-TQ.NH.KH.C01,Chi bộ thôn Nà Khà,cell,TQ.NH.KH
-"""
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def acme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[acme_peers.Bind, acme_peers.Pebble]]:
-    """BIND serving the province's kiosk zone and pebble validating through it, for the module."""
-    why = acme_peers.missing()
-    if why:
-        pytest.fail(why) if os.environ.get("CI") else pytest.skip(why)
-    work = tmp_path_factory.mktemp("acme")
-    bind = acme_peers.Bind(work / "bind", {"c01.kh.nh": "127.0.0.1"})
-    try:
-        pebble = acme_peers.Pebble(work / "pebble", bind.address)
-    except BaseException:
-        bind.stop()
-        raise
-    yield bind, pebble
-    pebble.stop()
-    bind.stop()
-
-
-class Round:
-    """The hub provisioned for one cell, the province's config and a kiosk's config."""
-
-    def __init__(self, hub: Any, bind: acme_peers.Bind, pebble: acme_peers.Pebble, tmp: Path) -> None:
-        self.hub, self.pebble, self.tmp = hub, pebble, tmp
-        (tmp / "hierarchy.csv").write_text(HIERARCHY, encoding="utf-8")
-        report = provision(hub.url, load_hierarchy(tmp / "hierarchy.csv"))
-        (_, account, password), = report.accounts_created
-        self.admin = httpx.Client(base_url=hub.base, auth=hub.auth, trust_env=False, timeout=30)
-        self.admin.put("/_users/org.couchdb.user:tinh", json={"_id": "org.couchdb.user:tinh", "name": "tinh", "type": "user",
-                                                               "roles": ["province"], "password": "pw-tinh"})
-        tsig = tmp / "tsig.key"
-        tsig.write_text(bind.tsig + "\n")
-        tsig.chmod(0o600)
-        base = hub.base.split("://", 1)[1]
-        self.province = tmp / "province.yaml"
-        self.province.write_text(yaml.safe_dump({
-            "server": {"data_dir": str(tmp / "province")},
-            "province": {"hub_url": f"http://tinh:pw-tinh@{base}/", "hierarchy": str(tmp / "hierarchy.csv"),
-                         "acme_directory": pebble.directory, "acme_ca_bundle": str(pebble.ca),
-                         "acme_account_key": str(tmp / "acme-account.pem"), "kiosk_zone": acme_peers.ZONE,
-                         "dns_server": bind.address, "dns_tsig": f"file:{tsig}", "dns_wait_seconds": 20}}))
-        self.kiosk_data = tmp / "kiosk"
-        self.hub_url = f"http://{account}:{password}@{base}/"
-        self.kiosk = tmp / "kiosk.yaml"
-        self.write_kiosk(self.hub_url)
-
-    def write_kiosk(self, hub_url: str, **server: Any) -> None:
-        self.kiosk.write_text(yaml.safe_dump({
-            "server": {"data_dir": str(self.kiosk_data), "public_name": NAME, **server},
-            "sync": {"hub_url": hub_url, "cell_db": DB, "interval_seconds": 2, "timeout_seconds": 10,
-                     "backoff_seconds": 1, "backoff_max_seconds": 2}}))
-
-    def kiosk_round(self, now: datetime.datetime | None = None) -> Any:
-        settings = load(self.kiosk)
-        server = open_store(settings)
-        syncer = Syncer(settings, server)
-        try:
-            return syncer.run_round(now=now)
-        finally:
-            syncer.close()
-            server.close()
-
-    def hub_doc(self, doc_id: str) -> dict | None:
-        response = self.admin.get(f"/{DB}/{doc_id}")
-        return response.json() if response.status_code == 200 else None
-
-    def trust(self) -> ssl.SSLContext:
-        """A client that trusts pebble's root alone, as a phone trusts a public CA."""
-        context = ssl.create_default_context(cadata=self.pebble.root_pem())
-        return context
-
-    def close(self) -> None:
-        self.admin.close()
-
-
-@pytest.fixture
-def cert_round(couchdb: Any, acme: Any, tmp_path: Path) -> Iterator[Round]:
-    bind, pebble = acme
-    made = Round(couchdb, bind, pebble, tmp_path)
-    yield made
-    made.close()
-
-
-def served_certificate(port: int, context: ssl.SSLContext) -> x509.Certificate:
-    """The certificate a TLS client verifying NAME gets from 127.0.0.1:port (ssl.SSLError when untrusted)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-            context.wrap_socket(raw, server_hostname=NAME) as conn:
-        der = conn.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
-
-
 def start_kiosk(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sync_server", "serve", "--config", str(config)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc
+    return acme_peers.start([sys.executable, "-m", "sync_server", "serve", "--config", str(config)], log)
 
 
-def stop_kiosk(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+stop_kiosk = acme_peers.stop
 
 
 def wait_for(check: Any, seconds: float, what: str, log: Path | None = None) -> Any:
