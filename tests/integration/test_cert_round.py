@@ -11,9 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import acme_peers
 import httpx
@@ -44,18 +42,7 @@ def start_kiosk(config: Path, log: Path) -> subprocess.Popen[bytes]:
 stop_kiosk = acme_peers.stop
 
 
-def wait_for(check: Any, seconds: float, what: str, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            found = check()
-        except (OSError, ssl.SSLError):
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {seconds} s" + (f"\n{log.read_text()[-3000:]}" if log else ""))
-        time.sleep(0.5)
+wait_for = acme_peers.wait_until
 
 
 def test_a_serving_kiosk_gets_its_certificate_through_the_hub_and_serves_it_without_restart(cert_round: Round) -> None:

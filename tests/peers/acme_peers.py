@@ -261,3 +261,17 @@ def served_certificate(port: int, context: ssl.SSLContext) -> x509.Certificate:
         der = conn.getpeercert(binary_form=True)
     assert der is not None
     return x509.load_der_x509_certificate(der)
+
+
+def wait_until(check: Any, seconds: float, what: str, log: Path | None = None) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            found = check()
+        except (OSError, ssl.SSLError):
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {seconds} s" + (f"\n{log.read_text()[-3000:]}" if log else ""))
+        time.sleep(0.5)
