@@ -13,6 +13,7 @@ from pathlib import Path
 # Where the *.schema.json files live (package data: installs must ship them with this package).
 SCHEMA_DIR = Path(__file__).resolve().parent
 # Every value a document's ``type`` field may take, in MODEL.md's order.
-DOCUMENT_TYPES = ("unit", "member", "device", "meeting", "minutes", "attendance", "feedback", "reading", "article")
+DOCUMENT_TYPES = ("unit", "member", "device", "meeting", "minutes", "attendance", "feedback", "reading", "article",
+                  "cert_request", "certificate")
 
 __all__ = ["DOCUMENT_TYPES", "SCHEMA_DIR"]

@@ -133,6 +133,12 @@ class PeerUnavailable(SyncError):
     """A replication peer could not be reached or timed out."""
 
 
+class CertificateError(SyncError):
+    """A certificate of the round of issue #19 that cannot be had or used: a request the province
+    refuses (another cell's name), an ACME order or a DNS update that failed, a certificate
+    returned for another key. The round logs it and goes on with the next kiosk or round."""
+
+
 class BundleError(SyncError):
     """A sync bundle (USB stick) that is refused as a whole: nothing of it is applied (#6)."""
 

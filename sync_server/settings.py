@@ -44,6 +44,8 @@ class ServerSettings:
     tls_key: str | None = _setting(None, "PEM private key of tls_cert (mode 600).")
     public_url: str | None = _setting(None, "Address phones on the village Wi-Fi use for this kiosk, put in the pairing QR code (e.g. https://192.168.50.1:6984/). Empty: the address the kiosk screen itself used.",
                                       pattern=r"https?://[^/\s]+/?", example="https://192.168.50.1:6984/")
+    public_name: str | None = _setting(None, "This kiosk's name in the province's DNS zone (e.g. c01.kh.nh.kiosk.tq.example.vn): the kiosk asks the province for a trusted certificate for it over the sync link, serves it on tls_port, and the pairing QR code carries https://NAME:tls_port/. Empty: no certificate round.",
+                                       pattern=r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]", example="c01.kh.nh.kiosk.tq.example.vn")
     screen_idle_seconds: int = _setting(90, "On the kiosk's shared screen (/_app/?screen=shared), sign the member out after this many idle seconds.",
                                         minimum=15)
     usage_delay: int = _setting(60, "Seconds a member's first-of-the-day activity mark waits for others: the sign-ins of a meeting's arrivals are one write the phones pull once, not one each. 0: at once.",
@@ -112,6 +114,19 @@ class ProvinceSettings:
     report_dir: str = _setting("./reports", "Where reports are written, one folder per month.")
     report_time: str = _setting("02:30", "Time of day (HH:MM, local) of the nightly pull and reports.",
                                 pattern=r"([01][0-9]|2[0-3]):[0-5][0-9]", example="02:30")
+    acme_directory: str | None = _setting(None, "ACME directory URL of the CA issuing kiosks' certificates (e.g. https://acme-v02.api.letsencrypt.org/directory). Empty: no kiosk certificates are issued.",
+                                          pattern=r"https://\S+", example="https://acme-v02.api.letsencrypt.org/directory")
+    acme_account_key: str = _setting("./acme-account.pem", "The province's ACME account key (RSA, made on first use, mode 600).")
+    acme_email: str | None = _setting(None, "Contact address of the ACME account (the CA's expiry notices).")
+    acme_ca_bundle: str | None = _setting(None, "PEM file of the CA certificates the ACME server's own HTTPS chains to. Empty: the system's.")
+    kiosk_zone: str | None = _setting(None, "The province's DNS zone of kiosk names: the kiosk of cell TQ.NH.KH.C01 is c01.kh.nh.<zone>, and only that name is certified for it.",
+                                      pattern=r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]", example="kiosk.tq.example.vn")
+    dns_server: str | None = _setting(None, "HOST:PORT of the zone's primary DNS server, which takes the RFC 2136 updates of the DNS-01 challenge.",
+                                      pattern=r"\[?[0-9A-Za-z.:-]+\]?:[0-9]{1,5}", example="192.0.2.53:53")
+    dns_tsig: str | None = _setting(None, "The TSIG key of those updates: env:NAME or file:/path (mode 600) holding ALGORITHM:KEYNAME:BASE64SECRET (as nsupdate -y). Kept by the province only.",
+                                    pattern=r"env:.+|file:.+", example="file:/etc/handbook/acme-tsig.key")
+    dns_wait_seconds: int = _setting(60, "Longest wait for the challenge's TXT record to be answered by dns_server before the CA is asked to look.", minimum=0)
+    cert_interval_seconds: int = _setting(3600, "Seconds between looks at the hub for kiosks' certificate requests (serve, with acme_directory set).", minimum=1)
 
 
 @dataclass(frozen=True)

@@ -340,3 +340,37 @@ def client(app: Any, make_client: Callable[..., Any]) -> Any:
 def anon(app: Any, make_client: Callable[..., Any]) -> Any:
     """Return a test client of the same app without credentials."""
     return make_client(app, auth=False)
+
+
+# --- the certificate round's peers (#19): BIND, pebble, and a hub set up for one kiosk -----
+
+
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    """BIND serving the province's kiosk zone and pebble validating through it (tests/peers/acme_peers.py)."""
+    import acme_peers
+
+    why = acme_peers.missing()
+    if why:
+        _no_couchdb(why)
+    work = tmp_path_factory.mktemp("acme")
+    bind = acme_peers.Bind(work / "bind", {"c01.kh.nh": "127.0.0.1"})
+    try:
+        pebble = acme_peers.Pebble(work / "pebble", bind.address)
+    except BaseException:
+        bind.stop()
+        raise
+    yield bind, pebble
+    pebble.stop()
+    bind.stop()
+
+
+@pytest.fixture
+def cert_round(couchdb: Any, acme: Any, tmp_path: Path) -> Iterator[Any]:
+    """A CouchDB hub provisioned for one cell, the province's config (ACME, DNS) and a kiosk's config."""
+    import acme_peers
+
+    bind, pebble = acme
+    made = acme_peers.Round(couchdb, bind, pebble, tmp_path)
+    yield made
+    made.close()

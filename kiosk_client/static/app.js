@@ -202,11 +202,27 @@ async function start() {
   if (who) db.startSync(who);
   window.addEventListener('hashchange', () => { armIdle(); draw(); });
   IDLE_EVENTS.forEach((name) => window.addEventListener(name, armIdle, { passive: true }));
-  db.kioskInfo().then((kiosk) => { if (kiosk && kiosk.screen_idle_seconds) idleSeconds = kiosk.screen_idle_seconds; armIdle(); });
+  db.kioskInfo().then((kiosk) => {
+    if (kiosk && kiosk.screen_idle_seconds) idleSeconds = kiosk.screen_idle_seconds;
+    armIdle();
+    warnIfNotOffline(kiosk);
+  });
   window.addEventListener('online', () => db.syncNow());
   showStatus(db.status);
   await draw();
   document.body.dataset.ready = 'true';
+}
+
+// Opened where the app cannot be kept on the phone (plain http over the Wi-Fi, or a browser
+// without service workers): say so in plain words, and how to open it so that it works at home.
+function warnIfNotOffline(kiosk) {
+  const box = document.getElementById('insecure');
+  if (window.isSecureContext && 'serviceWorker' in navigator) { box.hidden = true; return; }
+  const url = kiosk && kiosk.app_url;
+  box.replaceChildren(h('p', {}, t('offline.not_kept')),
+    h('p', {}, url ? t('offline.open_at') : t('offline.ask_admin')),
+    ...(url ? [h('p', {}, h('a', { href: url, id: 'open-offline', class: 'button', dir: 'ltr' }, url))] : []));
+  box.hidden = false;
 }
 
 // The service worker keeps the app itself offline; browsers allow it only in a secure

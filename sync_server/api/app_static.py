@@ -95,6 +95,9 @@ def _kiosk() -> Response:
     found["screen_idle_seconds"] = server.screen_idle_seconds
     found["checkin_opens_minutes"] = server.checkin_opens_minutes  # the app says when check-in opens and closes
     found["checkin_closes_minutes"] = server.checkin_closes_minutes
+    tls = current_app.config.get("TLS")
+    if server.public_name and tls:  # the address that works offline on a phone (#19)
+        found["app_url"] = f"https://{server.public_name}:{tls['port']}/_app/"
     response = respond(found)
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -29,7 +29,10 @@ def new_code() -> Response:
     _require_kiosk_admin()
     body = json_body(require_type=False) if request.content_length else {}
     tls = current_app.config.get("TLS")  # set by `serve` when it listens for HTTPS too
-    public_url = current_app.config["SETTINGS"].server.public_url  # what phones can reach (not 127.0.0.1)
+    server = current_app.config["SETTINGS"].server
+    public_url = server.public_url  # what phones can reach (not 127.0.0.1)
+    if public_url is None and server.public_name and tls:  # the kiosk's own name, with its trusted certificate (#19)
+        public_url = f"https://{server.public_name}:{tls['port']}/"
     kiosk_url = body.get("kiosk_url") or public_url or (_https_url(tls["port"]) if tls else request.host_url)
     result = _pairing().new_code(str(kiosk_url), fingerprint=tls["fingerprint"] if tls else None,
                                  cells=None if g.user.is_admin else _cells())

@@ -68,6 +68,8 @@ SIGN_IN_PATHS = ("/_session", "/_pairing/claim")
 SELF = ("127.0.0.1", "::1")
 # Threads of the sign-in lane (the hashing itself is bounded by passwords.HASH_WORKERS).
 SIGN_IN_THREADS = 4
+# Seconds between looks for a new certificate to serve (the certificate round installs one).
+TLS_RELOAD_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -537,11 +539,39 @@ class Serving:
                         "server_header": False, "timeout_keep_alive": int(self.limits.keepalive_timeout),
                         "timeout_graceful_shutdown": 5, "interface": "asgi3"}
         self.servers: list[tuple[Any, socket.socket]] = []
+        self._watches: list[tuple[Any, Callable[[], tuple[str, str, str]], Callable[[str], None] | None]] = []
         raise_file_limit(self.limits.max_connections + 256)
 
-    def add(self, sock: socket.socket, certfile: str | None = None, keyfile: str | None = None) -> None:
+    def add(self, sock: socket.socket, certfile: str | None = None, keyfile: str | None = None,
+            watch: Callable[[], tuple[str, str, str]] | None = None, changed: Callable[[str], None] | None = None) -> None:
+        """Listen on ``sock``; with a certificate, HTTPS.
+
+        :param watch: called every TLS_RELOAD_SECONDS (on the thread pool): the certificate to serve
+            now as (certfile, keyfile, fingerprint); a new fingerprint is loaded into the listener's
+            TLS context without a restart (new connections get it), then ``changed`` is told.
+        """
         config = self._uvicorn.Config(self.bridge, ssl_certfile=certfile, ssl_keyfile=keyfile, **self._common)
-        self.servers.append((self._uvicorn.Server(config), sock))
+        server = self._uvicorn.Server(config)
+        self.servers.append((server, sock))
+        if watch is not None:
+            self._watches.append((server, watch, changed))
+
+    async def _watch_tls(self, server: Any, watch: Callable[[], tuple[str, str, str]],
+                         changed: Callable[[str], None] | None) -> None:
+        loop = asyncio.get_running_loop()
+        last = None
+        while True:
+            try:
+                certfile, keyfile, fingerprint = await loop.run_in_executor(self.bridge.pool, watch)
+                if last is not None and fingerprint != last:
+                    server.config.ssl.load_cert_chain(certfile, keyfile)
+                    log.warning("now serving the certificate %s (%s)", certfile, fingerprint)
+                    if changed is not None:
+                        changed(fingerprint)
+                last = fingerprint
+            except (OSError, ValueError, StartupError) as exc:  # a half-written or unreadable file: keep the old one
+                log.error("cannot load the new TLS certificate: %s", exc)
+            await asyncio.sleep(TLS_RELOAD_SECONDS)
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM (on uvloop's event loop where it is installed)."""
@@ -567,7 +597,10 @@ class Serving:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
+        watchers = [loop.create_task(self._watch_tls(*watch)) for watch in self._watches]
         await first.main_loop()
+        for task in watchers:
+            task.cancel()
         for server, sock in self.servers:
             await server.shutdown(sockets=[sock])
         self.bridge.close()

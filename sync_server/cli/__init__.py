@@ -100,6 +100,8 @@ def _run(settings: Settings, sample: bool) -> None:
         click.echo(f"sync-server: syncing with the hub every {settings.sync.interval_seconds} s")
     if settings.province.hub_url:
         click.echo(f"sync-server: pulling every cell and writing reports at {settings.province.report_time} daily")
+    if settings.province.hub_url and settings.province.acme_directory:
+        click.echo(f"sync-server: answering kiosks' certificate requests every {settings.province.cert_interval_seconds} s")
     served = serving.Serving(app, settings)
     sock = serving.listen(settings.server.host, settings.server.port)
     served.add(sock)
@@ -120,9 +122,17 @@ def _add_https(settings: Settings, app: object, served: object) -> None:
 
     cert = tls.certificate_for(settings)
     sock = serving.listen(settings.server.host, settings.server.tls_port)
-    served.add(sock, str(cert.cert_path), str(cert.key_path))  # type: ignore[attr-defined]
     port = sock.getsockname()[1]
     app.config["TLS"] = {"port": port, "fingerprint": cert.fingerprint}  # type: ignore[attr-defined]
+
+    def now_served() -> tuple[str, str, str]:  # the certificate round may have installed a new one
+        current = tls.certificate_for(settings)
+        return str(current.cert_path), str(current.key_path), current.fingerprint
+
+    def changed(fingerprint: str) -> None:
+        app.config["TLS"] = {"port": port, "fingerprint": fingerprint}  # type: ignore[attr-defined]
+
+    served.add(sock, str(cert.cert_path), str(cert.key_path), watch=now_served, changed=changed)  # type: ignore[attr-defined]
     made = " (generated)" if cert.generated else ""
     click.echo(f"sync-server: listening on https://{settings.server.host}:{port}/ "
                f"certificate {cert.fingerprint}{made}")
@@ -311,6 +321,22 @@ def report(now: bool, month: str | None, config_path: str | None, data_dir: str 
         click.echo(f"INCOMPLETE: {len(done.failed)} cells could not be pulled; the report names them", err=True)
     for cell, error in done.failed[:20]:
         click.echo(f"  cell {cell} not pulled: {error}", err=True)
+    if done.failed:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--now", is_flag=True, required=True, help="Answer the kiosks' pending certificate requests now.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The province's config.yaml.")
+def certificates(now: bool, config_path: str | None) -> None:
+    """The province's certificate job: a trusted certificate (ACME DNS-01) for each kiosk that asked."""
+    from sync_server.jobs.certificates import issue_pending
+
+    done = issue_pending(load(config_path))
+    click.echo(f"certificates: {done.cells} cells looked at, {done.pending} requests pending, "
+               f"{len(done.issued)} issued" + (f" ({', '.join(done.issued)})" if done.issued else ""))
+    for cell, error in done.failed[:20]:
+        click.echo(f"  cell {cell}: no certificate: {error}", err=True)
     if done.failed:
         raise SystemExit(1)
 

@@ -6,6 +6,9 @@ is rendered from the same data by :func:`validate_doc_update`.
 
 - ``cell-<code>`` (a cell's database): only the cell's record types, and every
   one's ``cell`` must be that cell; units and articles never go there.
+  A kiosk's certificate request (``cert_request``) is written by the kiosk
+  (role ``kiosk``) alone, the certificate that answers it (``certificate``) by
+  the province alone (issue #19); no person writes either.
 - ``handbook``: only ``article`` and ``unit`` documents, written by the
   province (role ``province``) or an admin.
 - a member's own attendance (issue 13): a check-in (``present``) made while check-in is
@@ -26,11 +29,14 @@ import time
 from datetime import datetime
 from typing import Any
 
-CELL_TYPES = ("member", "device", "meeting", "minutes", "attendance", "feedback", "reading")
+CELL_TYPES = ("member", "device", "meeting", "minutes", "attendance", "feedback", "reading", "cert_request", "certificate")
 HANDBOOK_TYPES = ("article", "unit")
 PROVINCE_ROLE = "province"
 HANDBOOK_DB = "handbook"
 DESIGN_ID = "_design/ownership"
+KIOSK_ROLE = "kiosk"
+# Kinds of a cell's database that one role alone writes (besides admins and the server itself).
+WRITTEN_ONLY_BY = {"cert_request": KIOSK_ROLE, "certificate": PROVINCE_ROLE}
 # Check-in opens an hour before a meeting (members arrive early, the kiosk is slow to share) and
 # closes four hours after it starts (a meeting runs two or three hours; late comers still count).
 CHECKIN_OPENS_MINUTES = 60
@@ -63,7 +69,8 @@ def rules_for(db_name: str, handbook_db: str | None = None,
     """
     cell = cell_of_db(db_name)
     if cell is not None:
-        return {"kind": "cell", "cell": cell, "types": list(CELL_TYPES), "checkin": checkin or checkin_window()}
+        return {"kind": "cell", "cell": cell, "types": list(CELL_TYPES), "checkin": checkin or checkin_window(),
+                "only": dict(WRITTEN_ONLY_BY)}
     if db_name in (HANDBOOK_DB, handbook_db):
         return {"kind": "handbook", "types": list(HANDBOOK_TYPES), "writers": [PROVINCE_ROLE]}
     return None
@@ -107,6 +114,9 @@ def check(rule: dict[str, Any] | None, doc: dict[str, Any], roles: tuple[str, ..
             return f"this is cell {rule['cell']}'s database; the document belongs to {doc.get('cell')!r}"
         if f":{rule['cell']}:" not in doc_id:
             return f"this is cell {rule['cell']}'s database; the _id {doc_id!r} names another cell"
+        only = rule.get("only", {}).get(kind)
+        if only is not None and roles is not None and "_admin" not in roles and only not in roles:
+            return f"only the {only} writes {kind} documents"
         if roles is not None:
             reason = _person_check(rule["cell"], kind, doc, live_old, roles, name)
             if reason is None and kind == "attendance" and is_plain_member(roles):
@@ -128,7 +138,7 @@ def kiosk_security(db_name: str, cell: str | None) -> dict[str, Any]:
 # Roles of people at a kiosk (issue 5). Accounts of the server itself, the province,
 # kiosk accounts (the replication) and admins write anything the structure allows.
 MEMBER_ROLE, SECRETARY_ROLE, KIOSK_ADMIN_ROLE = "member", "secretary", "kiosk-admin"
-_TRUSTED = frozenset({"_admin", PROVINCE_ROLE, "kiosk"})
+_TRUSTED = frozenset({"_admin", PROVINCE_ROLE, KIOSK_ROLE})
 SECRETARY_TYPES = ("meeting", "minutes", "attendance", "feedback")
 MEMBER_TYPES = ("attendance", "feedback")
 KIOSK_ADMIN_TYPES = ("member", "device")
@@ -264,6 +274,10 @@ _JS = """function (newDoc, oldDoc, userCtx, secObj) {
   }
   if (id.indexOf(':' + cell + ':') === -1) {
     deny("this is cell " + cell + "'s database; the _id '" + id + "' names another cell");
+  }
+  var only = (rule.only || {})[kind];
+  if (only !== undefined && !has(roles, '_admin') && !has(roles, only)) {
+    deny('only the ' + only + ' writes ' + kind + ' documents');
   }
   for (var t = 0; t < trusted.length; t++) { if (has(roles, trusted[t])) { return; } }
   if (!has(roles, 'cell:' + cell)) { deny('you are not a member of this cell'); }

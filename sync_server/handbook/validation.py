@@ -331,6 +331,32 @@ def _reading_problems(doc: dict) -> Iterator[str]:
         yield f"'date' ({doc['date']}) does not match the date in _id ({id_date})"
 
 
+def _pem_names(doc: dict, field: str) -> list[str] | None:
+    """The DNS names a PEM request (``csr``) or certificate chain's first certificate (``chain``) is for; None: unreadable."""
+    from cryptography import x509
+
+    try:
+        if field == "csr":
+            item: Any = x509.load_pem_x509_csr(doc[field].encode("ascii"))
+        else:
+            item = x509.load_pem_x509_certificate(doc[field].encode("ascii"))
+        san = item.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    return [str(name) for name in san.get_values_for_type(x509.DNSName)]
+
+
+def _tls_problems(field: str) -> Any:
+    def problems(doc: dict) -> Iterator[str]:
+        yield from _same_cell(doc, doc["_id"].split(":")[1])
+        names = _pem_names(doc, field)
+        if names is None:
+            yield f"'{field}' is not a readable PEM {'request' if field == 'csr' else 'certificate'} with a DNS name"
+        elif names != [doc["name"]]:
+            yield f"'{field}' is for {', '.join(names) or 'no name'}, not for 'name' ({doc['name']})"
+    return problems
+
+
 def _no_problems(doc: dict) -> Iterator[str]:
     yield from ()
 
@@ -339,6 +365,7 @@ _CROSS_FIELD = {
     "unit": _unit_problems, "member": _member_problems, "device": _device_problems,
     "meeting": _meeting_problems, "minutes": _minutes_problems, "attendance": _attendance_problems,
     "feedback": _feedback_problems, "reading": _reading_problems, "article": _no_problems, "hierarchy": _parent_problems,
+    "cert_request": _tls_problems("csr"), "certificate": _tls_problems("chain"),
 }
 
 

@@ -1,5 +1,12 @@
 """The kiosk's sync round: push the cell's records, pull them back, pull the handbook.
 
+With ``server.public_name`` set, the round also carries the kiosk's side of the
+certificate round (``certificates.kiosk_step``): before the legs, a request for its
+certificate is written into the cell's database when needed (the push takes it up);
+after them, a certificate the province returned (the pull brought it) is checked and
+installed. That step reads and writes only local files and the local database, so a
+kiosk that cannot reach the hub still serves the certificate it has.
+
 Plain functions over the settings and an open store; the scheduler only decides
 when to call them. There is no separate probe: the round's first request to
 the hub is it. A push with nothing new sends nothing (its checkpoints are
@@ -9,6 +16,8 @@ cached), so on an idle round that first request is the cell pull's
 
 from __future__ import annotations
 
+import datetime
+import logging
 import os
 import threading
 import time
@@ -18,12 +27,16 @@ from typing import Any
 from replication.http_peer import HttpPeer, split_url
 from replication.local_peer import LocalPeer
 from replication.replicator import Options, Progress, Replicator, Result
+from sync_server.errors import SyncError
+from sync_server.jobs.certificates import KioskState, kiosk_step
 from sync_server.jobs.local_dbs import ensure_local_dbs
 from sync_server.security.audit import audit_for
 from sync_server.security.secrets_source import read_secret, with_credentials
 from sync_server.settings import Settings
 from sync_server.store import Server
 from sync_server.sync_status import SyncStatus, add_bytes, add_refused
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class Round:
     ok: bool
     results: list[tuple[Leg, Result]] = field(default_factory=list)
     error: str | None = None
+    certificate: KioskState | None = None
 
 
 def legs(settings: Settings, round_number: int) -> list[Leg]:
@@ -98,8 +112,11 @@ class Syncer:
         return Replicator(source, target, self._options(leg, continuous), progress,
                           checkpoint_cache=self._checkpoints)
 
-    def run_round(self, progress: Progress | None = None) -> Round:
-        """One round: every leg in order; stops at the first leg that cannot reach the hub."""
+    def run_round(self, progress: Progress | None = None, now: datetime.datetime | None = None) -> Round:
+        """One round: every leg in order; stops at the first leg that cannot reach the hub.
+
+        :param now: the clock of the certificate step's renewal decision (tests fake it).
+        """
         with self._lock:
             started = time.time()
             self.status.update(lambda s: s.update(running=True, pid=os.getpid(), round_started=int(started),
@@ -107,6 +124,7 @@ class Syncer:
             done = Round(ok=True)
             try:
                 ensure_local_dbs(self.settings, self.server)  # a missing cell database is pulled, not pushed (#13)
+                self._certificate(done, now)
                 for leg in legs(self.settings, self.rounds):
                     result = self._replicator(leg, progress).run()
                     done.results.append((leg, result))
@@ -124,10 +142,34 @@ class Syncer:
                         if not again.ok:
                             done.ok, done.error = False, f"push {leg.local}: {again.error}"
                             break
+                if self._certificate(done, now) and done.ok and self.settings.sync.cell_db:
+                    # a request written after the pull (a returned certificate was refused) goes up now
+                    push = Leg(self.settings.sync.cell_db, self.settings.sync.hub_cell_db or self.settings.sync.cell_db,
+                               "push")
+                    again = self._replicator(push, progress).run()
+                    done.results.append((push, again))
+                    if not again.ok:
+                        done.ok, done.error = False, f"push {push.local}: {again.error}"
             finally:
                 self.rounds += 1
                 self._record(done, started)
             return done
+
+    def _certificate(self, done: Round, now: datetime.datetime | None) -> bool:
+        """The kiosk's side of the certificate round; whether it wrote a request. Its failure is logged and
+        never stops the sync."""
+        try:
+            state = kiosk_step(self.settings, self.server, now)
+        except SyncError as exc:
+            log.error("certificate round: %s", exc)
+            return False
+        wrote = state is not None and state.requested is not None
+        if state is not None:
+            if done.certificate is not None:  # the step after the legs keeps what the one before did
+                state.requested = state.requested or done.certificate.requested
+                state.installed = state.installed or done.certificate.installed
+            done.certificate = state
+        return wrote
 
     def _pushes(self, pull: Leg) -> bool:
         """A push leg goes with this pull (the cell's database)."""

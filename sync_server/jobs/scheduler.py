@@ -89,13 +89,45 @@ class NightlyScheduler:
         self._scheduler.shutdown(wait=False)
 
 
+class CertificateScheduler:
+    """The province's certificate job (issue #19): every ``province.cert_interval_seconds``, answer the
+    kiosks' pending certificate requests on the hub."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._scheduler = BackgroundScheduler(daemon=True)
+        self._issuer: Any = None
+
+    def start(self) -> None:
+        self._scheduler.add_job(self.run, "interval", seconds=self.settings.province.cert_interval_seconds,
+                                id="kiosk-certificates", max_instances=1, coalesce=True, next_run_time=datetime.now())
+        self._scheduler.start()
+
+    def run(self) -> None:
+        from .certificates import issue_pending, issuer_for
+
+        try:
+            self._issuer = self._issuer or issuer_for(self.settings)  # one ACME account session for every run
+            done = issue_pending(self.settings, self._issuer)
+            if done.pending:
+                log.warning("certificates: %d pending, %d issued, %d failed", done.pending, len(done.issued),
+                            len(done.failed))
+        except Exception:  # a failed run must not stop the scheduler; the next one tries again
+            log.exception("certificate job failed")
+
+    def stop(self) -> None:
+        self._scheduler.shutdown(wait=False)
+
+
 def start_if_configured(settings: Settings, server: Server) -> list[Any]:
-    """Start the kiosk's sync and the province's nightly job, as configured; returns them."""
+    """Start the kiosk's sync, the province's nightly job and its certificate job, as configured; returns them."""
     started: list[Any] = []
     if settings.sync.hub_url:
         started.append(SyncScheduler(settings, server))
     if settings.province.hub_url:
         started.append(NightlyScheduler(settings, server))
+    if settings.province.hub_url and settings.province.acme_directory:
+        started.append(CertificateScheduler(settings))
     for scheduler in started:
         scheduler.start()
     return started

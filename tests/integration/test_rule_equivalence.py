@@ -7,13 +7,14 @@ refused the same way, and as the table says.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from sync_server.handbook import ownership
+from sync_server.handbook import ownership, validation
 from sync_server.jobs.provision import HANDBOOK_SECURITY
 
 pytestmark = pytest.mark.peers
@@ -66,6 +67,9 @@ DEVICE_DOC = {"_id": f"device:{CELL}:a1b2c3", "type": "device", "cell": CELL, "m
 READING_DOC = {"_id": f"reading:{CELL}:2026-11-05:a1b2c3", "type": "reading", "cell": CELL, "date": "2026-11-05",
                "counts": {"article:dieu-le-dang": 3}}
 UNIT = {"_id": "unit:TQ.NH", "type": "unit", "code": "TQ.NH", "name": "Na Hang", "level": "district", "parent": "TQ"}
+# The certificate round's documents (#19): the kiosk asks, the province answers, nobody else writes either.
+CERT_REQUEST = json.loads((validation.SCHEMA_DIR / "examples" / "cert_request" / "valid-new.json").read_text())
+CERTIFICATE = json.loads((validation.SCHEMA_DIR / "examples" / "certificate" / "valid-one.json").read_text())
 OTHER_CELL_MEETING = dict(MEETING_DOC, _id="meeting:TQ.NH.KH.C02:00000000-0000-4000-8000-000000000002",
                           cell="TQ.NH.KH.C02")
 
@@ -111,6 +115,18 @@ TABLE: list[tuple[str | None, str, str, dict, str]] = [
     ("kiosk-tq-nh-kh-c01", "bulk", DB, {"_id": "note:1", "text": "chưa có type"}, "forbidden"),
     ("kiosk-tq-nh-kh-c01", "put", DB, {k: v for k, v in MEMBER_DOC.items() if k != "type"}, "forbidden"),
     ("kiosk-tq-nh-kh-c01", "put", DB, dict(MEMBER_DOC, status="moved"), "ok"),
+    ("tinh", "put", DB, CERT_REQUEST, "forbidden"),
+    (KADMIN, "put", DB, CERT_REQUEST, "forbidden"),
+    (M13, "bulk", DB, CERT_REQUEST, "forbidden"),
+    ("kiosk-tq-nh-kh-c01", "put", DB, CERT_REQUEST, "ok"),
+    ("kiosk-tq-nh-kh-c01", "put", DB, CERTIFICATE, "forbidden"),
+    (SEC, "put", DB, CERTIFICATE, "forbidden"),
+    ("tinh", "put", DB, CERTIFICATE, "ok"),
+    ("kiosk-tq-nh-kh-c01", "delete", DB, CERTIFICATE, "forbidden"),
+    ("kiosk-tq-nh-kh-c01", "replicate", DB, dict(CERTIFICATE, request_rev="2-0123456789abcdef0123456789abcdef"),
+     "forbidden"),
+    ("tinh", "delete", DB, CERT_REQUEST, "forbidden"),
+    (ADMIN_NAME, "put", DB, CERTIFICATE, "ok"),
     ("tinh", "put", "handbook", article("huong-dan-tam"), "ok"),
     ("tinh", "put", "handbook", UNIT, "ok"),
     ("kiosk-tq-nh-kh-c01", "delete", "handbook", article("huong-dan-tam"), "forbidden"),
