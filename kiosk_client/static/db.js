@@ -5,6 +5,7 @@
 // ways. Both replications are live and retry for ever, so the app keeps working
 // when the kiosk is out of reach and catches up when it is back.
 /* global PouchDB */
+import { syncOptions } from './sync.mjs';
 
 const KIOSK = location.origin; // the app is served by the kiosk itself: same origin
 const HANDBOOK_DB = 'handbook';
@@ -16,9 +17,6 @@ const STATUS_KEY = 'phs.status';
 const DEVICE_KEY = 'phs.device';
 // The kiosk's own cell (GET /_app/kiosk.json), kept for signing in with the kiosk out of reach.
 const KIOSK_KEY = 'phs.kiosk';
-// Wait between retries while the kiosk is out of reach: from 1 s doubling to 15 s.
-// Local Wi-Fi requests cost nothing, and a member walking back into range should not wait long.
-const MAX_BACKOFF_MS = 15000;
 
 const listeners = new Set();
 let replications = [];
@@ -45,8 +43,6 @@ function saveStatus() {
 export function onChange(fn) { listeners.add(fn); return () => listeners.delete(fn); }
 
 function changed() { saveStatus(); listeners.forEach((fn) => fn(status)); }
-
-function backOff(delay) { return Math.min(Math.max(delay * 2, 1000), MAX_BACKOFF_MS); }
 
 function remote(name) {
   // A paired phone sends its device token; otherwise the AuthSession cookie (same origin,
@@ -273,11 +269,11 @@ export function startSync(who) {
   generation += 1;
   localHandbook = new PouchDB('phs-' + HANDBOOK_DB);
   localCell = who.cellDb ? new PouchDB('phs-' + who.cellDb) : null;
-  const options = { live: true, retry: true, back_off_function: backOff, batch_size: 50 };
-  replications = [watch(PouchDB.replicate(remote(HANDBOOK_DB), localHandbook, options), 'pull')];
+  const { pull, push } = syncOptions(who);
+  replications = [watch(PouchDB.replicate(remote(HANDBOOK_DB), localHandbook, pull), 'pull')];
   if (localCell) {
-    replications.push(watch(PouchDB.replicate(remote(who.cellDb), localCell, options), 'pull'));
-    replications.push(watch(PouchDB.replicate(localCell, remote(who.cellDb), options), 'push'));
+    replications.push(watch(PouchDB.replicate(remote(who.cellDb), localCell, pull), 'pull'));
+    replications.push(watch(PouchDB.replicate(localCell, remote(who.cellDb), push), 'push'));
     replications.push(localCell.changes({ since: 'now', live: true }).on('change', () => refreshCounts()));
   }
   refreshCounts();

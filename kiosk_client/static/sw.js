@@ -1,9 +1,9 @@
 // Service worker: keeps the app's own files so it opens with no kiosk in reach.
 // Data never passes through here: PouchDB keeps it in IndexedDB and syncs with the kiosk.
 // Bump VERSION when the file list changes; files are revalidated on every online load.
-const VERSION = 'phs-app-3';
+const VERSION = 'phs-app-4';
 const FILES = [
-  '/_app/', '/_app/index.html', '/_app/app.js', '/_app/db.js', '/_app/i18n.js', '/_app/ui.js', '/_app/style.css',
+  '/_app/', '/_app/index.html', '/_app/app.js', '/_app/db.js', '/_app/sync.mjs', '/_app/i18n.js', '/_app/ui.js', '/_app/style.css',
   '/_app/manifest.webmanifest', '/_app/vendor/pouchdb.min.js', '/_app/icons/icon.svg', '/_app/icons/icon-192.png',
   '/_app/icons/icon-512.png', '/_app/i18n/vi.json', '/_app/i18n/en.json', '/_app/i18n/ur.json',
   '/_app/views/handbook.js', '/_app/views/article.js', '/_app/views/meetings.js', '/_app/views/minutes.js',

@@ -20,7 +20,7 @@ from .server import root as couch_root
 STATIC = Path(__file__).resolve().parent.parent.parent / "kiosk_client" / "static"
 # Explicit types: Python's mimetypes table differs between systems (.js, .webmanifest).
 TYPES = {
-    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
     ".json": "application/json", ".css": "text/css; charset=utf-8",
     ".webmanifest": "application/manifest+json", ".svg": "image/svg+xml", ".png": "image/png",
     ".txt": "text/plain; charset=utf-8",

@@ -2,8 +2,8 @@
 /*
  * phones.js - N members' phones at a cell meeting, each doing what the web app does
  * (kiosk_client/static/db.js): sign in with a PIN (POST /_session), then a live pull of the
- * handbook, a live pull and a live push of the cell database (PouchDB 9, live + retry, batch 50,
- * the app's back-off), through one keep-alive agent per phone with at most 6 sockets, as a
+ * handbook, a live pull and a live push of the cell database (PouchDB 9, with the app's own
+ * replication options from kiosk_client/static/sync.mjs), through one keep-alive agent per phone with at most 6 sockets, as a
  * browser keeps them. Each phone has its own source address (127.0.x.y), as each phone on the
  * village Wi-Fi has its own. Used by bench/bench_phones.py and tests/integration/test_phones.py (through
  * tests/peers/phones.py).
@@ -27,7 +27,6 @@ const PouchDB = require('pouchdb');
 PouchDB.plugin(require('pouchdb-adapter-memory'));
 
 const POLL_MS = 50;
-const MAX_BACKOFF_MS = 15000;  // db.js
 
 const cmd = JSON.parse(process.argv[2]);
 const errors = [];
@@ -42,8 +41,6 @@ function note(phone, what) {
   if (errors.length < 200) errors.push(`phone ${phone}: ${what}`);
   else errors.push('...');
 }
-
-function backOff(delay) { return Math.min(Math.max(delay * 2, 1000), MAX_BACKOFF_MS); }
 
 /** A browser-like fetch for one phone: its own keep-alive agent (6 sockets) and source address. */
 function phoneFetch(index, agent, cookie) {
@@ -124,7 +121,8 @@ async function signIn(phone) {
 
 function startSync(phone) {
   const remote = (name) => new PouchDB(`${cmd.url}/${encodeURIComponent(name)}`, {skip_setup: true, fetch: phone.fetch});
-  const options = {live: true, retry: true, back_off_function: backOff, batch_size: 50};
+  // A member's phone, as db.js describes the signed-in member (no secretary, no kiosk admin).
+  const {pull, push} = app.syncOptions({secretary: false, kioskAdmin: false});
   const watch = (rep, what) => {
     rep.on('paused', (err) => {
       if (err) note(phone.index, `${what} paused with ${err.status || ''} ${err.message || err}`);
@@ -138,9 +136,9 @@ function startSync(phone) {
   phone.handbook = new PouchDB(`h${phone.index}`, {adapter: 'memory'});
   phone.cell = new PouchDB(`c${phone.index}`, {adapter: 'memory'});
   phone.reps = [
-    watch(PouchDB.replicate(remote(cmd.handbook), phone.handbook, options), 'handbook'),
-    watch(PouchDB.replicate(remote(cmd.cell_db), phone.cell, options), 'pull'),
-    watch(PouchDB.replicate(phone.cell, remote(cmd.cell_db), options), 'push'),
+    watch(PouchDB.replicate(remote(cmd.handbook), phone.handbook, pull), 'handbook'),
+    watch(PouchDB.replicate(remote(cmd.cell_db), phone.cell, pull), 'pull'),
+    watch(PouchDB.replicate(phone.cell, remote(cmd.cell_db), push), 'push'),
   ];
   phone.feed = phone.cell.changes({since: 'now', live: true}).on('change', (change) => {
     const pending = checkins.get(change.id);
@@ -157,7 +155,11 @@ async function caughtUp(phone) {
 const checkins = new Map();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+let app = null;  // the web app's replication options (an ES module)
+
 async function main() {
+  app = await import(require('url').pathToFileURL(
+    require('path').join(__dirname, '..', '..', 'kiosk_client', 'static', 'sync.mjs')).href);
   const t0 = Date.now();
   const phones = cmd.phones.map((p, index) => {
     const agent = new http.Agent({keepAlive: true, maxSockets: 6, localAddress: address(index)});
