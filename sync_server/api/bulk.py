@@ -87,7 +87,7 @@ def _bulk_get_one(db: Database, item: Any, options: dict) -> dict:
             found: list[dict[str, Any]] = [{"ok": db.get(doc_id, revs=options["revs"], attachments_=options["attachments_"],
                                    atts_since=atts_since)}]
         else:
-            found = db.open_revs(doc_id, [rev], **options, atts_since=atts_since)
+            found = db.open_revs(doc_id, [rev], **options, atts_since=atts_since, raw=True)
     except NotFound as exc:
         found = [{"missing": rev or "", "reason": exc.reason}]
     docs = [r if "ok" in r else {"error": {"id": doc_id, "rev": r["missing"], "error": "not_found",

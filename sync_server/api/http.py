@@ -21,6 +21,7 @@ from flask import Response, current_app, g, request
 
 from ..errors import BadContentType, BadRequest, RequestTooLarge
 from ..store import Server
+from ..store.document import RawJSON
 
 JSON_TYPE = "application/json"
 
@@ -157,11 +158,38 @@ def json_param(name: str, default: Any = None) -> Any:
 def encode(obj: Any) -> bytes:
     """Compact UTF-8 JSON and a newline, as CouchDB answers: orjson (C, several times faster than the
     standard library, which a kiosk serving a cell at once is short of), or the standard library for
-    what orjson refuses (integers beyond 64 bits, lone surrogates read from a client's escapes)."""
+    what orjson refuses (integers beyond 64 bits, lone surrogates read from a client's escapes).
+    A :class:`RawJSON` value (a document's text from the store) is embedded as it is."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(obj, default=_embed, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_SUBCLASS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return (json.dumps(obj, separators=(",", ":")) + "\n").encode()  # ASCII: a lone surrogate stays an escape
+        return (json.dumps(_parsed(obj), separators=(",", ":")) + "\n").encode()  # ASCII: a lone surrogate stays an escape
+
+
+def _embed(value: Any) -> Any:
+    """orjson's hook for subclasses: RawJSON goes in as it is, other subclasses as their base type."""
+    if isinstance(value, RawJSON):
+        return orjson.Fragment(str(value))
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _parsed(value: Any) -> Any:
+    """``value`` with its RawJSON parts parsed, for the standard library's encoder (which would quote them)."""
+    if isinstance(value, RawJSON):
+        return json.loads(value)
+    if isinstance(value, dict):
+        return {k: _parsed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_parsed(v) for v in value]
+    return value
 
 
 def respond(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -21,7 +21,7 @@ from ..errors import BadRequest, Conflict, CouchError, DatabaseGone, DocumentToo
 from . import attachments, revtree
 from .connection import Readers, connect, create_schema, transaction
 from .crypto import Cipher
-from .document import assemble, body_of, check_doc_id, check_incoming, check_members, dumps, splice
+from .document import RawJSON, assemble, body_of, check_doc_id, check_incoming, check_members, dumps, splice
 from .revid import new_revid
 
 # CouchDB's default _revs_limit.
@@ -408,9 +408,11 @@ class Database:
             doc["_deleted_conflicts"] = dead
 
     def open_revs(self, doc_id: str, which: list[str] | str, *, revs: bool = False, attachments_: bool = False,
-                  atts_since: list[str] | None = None, latest: bool = False) -> list[dict]:
+                  atts_since: list[str] | None = None, latest: bool = False, raw: bool = False) -> list[dict]:
         """``open_revs``: each asked revision as ``{"ok": doc}`` or ``{"missing": rev}``.
 
+        With ``raw``, a revision without attachments comes as its JSON text (:class:`RawJSON`),
+        spliced from the stored body without parsing it: replication's ``_bulk_get`` sends it on.
         :raises NotFound: when ``all`` leaves are asked of a document that does not exist.
         """
         with self._readers.borrow() as conn:
@@ -425,33 +427,50 @@ class Database:
                 wanted = list(dict.fromkeys(which))
             results, seen = [], set()
             for rev in wanted:
-                for result in self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest):
-                    found = result["ok"]["_rev"] if "ok" in result else None
-                    if found not in seen:  # with latest, revisions of one branch give its leaf once
+                for found, result in self._open_rev(conn, doc_id, row, rev, revs, attachments_, atts_since, latest, raw):
+                    if found is None or found not in seen:  # with latest, revisions of one branch give its leaf once
                         seen.add(found)
-                        results.append(result)
+                        results.append((found, result))
             # CouchDB's order: found revisions by (generation, hash), then the missing ones as asked.
-            ok = sorted((r for r in results if "ok" in r),
-                        key=lambda r: (revtree.pos(r["ok"]["_rev"]), r["ok"]["_rev"].split("-", 1)[1]))
-            return ok + [r for r in results if "ok" not in r]
+            ok = sorted(((f, r) for f, r in results if f is not None), key=lambda fr: (revtree.pos(fr[0]), fr[0].split("-", 1)[1]))
+            return [r for _, r in ok] + [r for f, r in results if f is None]
 
-    def _open_rev(self, conn: sqlite3.Connection, doc_id: str, row: Any, rev: str, revs: bool,
-                  with_atts: bool, atts_since: list[str] | None, latest: bool) -> list[dict]:
+    def _open_rev(self, conn: sqlite3.Connection, doc_id: str, row: Any, rev: str, revs: bool, with_atts: bool,
+                  atts_since: list[str] | None, latest: bool, raw: bool = False) -> list[tuple[str | None, dict]]:
+        """(the revision found or None, its ``open_revs`` entry) for ``rev`` (its leaves, with ``latest``)."""
         if row is None or rev not in row[2]:
-            return [{"missing": rev}]
+            return [(None, {"missing": rev})]
         tree = row[2]
         targets = revtree.descendant_leaves(tree, rev) if latest else [rev]
-        out: list[dict[str, Any]] = []
+        out: list[tuple[str | None, dict]] = []
         for target in targets:
+            text = self._raw_doc(conn, doc_id, target, tree, revs) if raw and not with_atts else None
+            if text is not None:
+                out.append((target, {"ok": text}))
+                continue
             try:
                 doc = self._assemble(conn, doc_id, target, tree, with_atts, atts_since)
             except NotFound:
-                out.append({"missing": target})
+                out.append((None, {"missing": target}))
                 continue
             if revs:
                 doc["_revisions"] = revtree.revisions(tree, target, self.revs_limit)
-            out.append({"ok": doc})
+            out.append((target, {"ok": doc}))
         return out
+
+    def _raw_doc(self, conn: sqlite3.Connection, doc_id: str, rev: str, tree: revtree.Tree, revs: bool) -> RawJSON | None:
+        """A revision's JSON text spliced from its stored body, or None when it has attachments (their
+        stubs are made from the attachment rows) or its body is gone: then it is assembled."""
+        row = conn.execute("SELECT body FROM revs WHERE doc_id = ? AND rev = ?", (doc_id, rev)).fetchone()
+        if row is None:
+            return None
+        body = self._open(row[0], doc_id, rev)
+        if '"_attachments"' in body:
+            return None
+        text = splice(doc_id, rev, bool(tree[rev][1]), body)
+        if revs:
+            text = text[:-1] + ',"_revisions":' + dumps(revtree.revisions(tree, rev, self.revs_limit)) + "}"
+        return RawJSON(text)
 
     def revs_diff(self, asked: dict[str, list[str]]) -> dict[str, dict]:
         """``_revs_diff``: for each document, the revisions this database lacks."""

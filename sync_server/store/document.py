@@ -143,6 +143,12 @@ def body_of(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if not k.startswith("_") or k in BODY_MEMBERS}
 
 
+class RawJSON(str):
+    """The JSON text of a value, sent as it is (the HTTP layer embeds it without parsing it again)."""
+
+    __slots__ = ()
+
+
 def splice(doc_id: str, rev: str, deleted: bool, body_json: str) -> str:
     """The JSON text of a document from its stored body, without parsing it."""
     head = '{"_id":' + json.dumps(doc_id, ensure_ascii=False) + ',"_rev":"' + rev + '"'
