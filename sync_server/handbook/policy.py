@@ -116,6 +116,32 @@ def verify_retraction(doc: dict, public_keys: dict[str, str]) -> None:
     signing.verify(doc, public_keys, {})
 
 
+def _check_account(doc: dict, doc_id: str) -> None:
+    """CouchDB's rules for an account document (its ``_users`` validate_doc_update), in its order and words.
+
+    :raises Forbidden: for the first rule broken.
+    """
+    name, roles = doc.get("name"), doc.get("roles")
+    if doc.get("type") != "user":
+        raise Forbidden("doc.type must be user")
+    if not name or not isinstance(name, str):
+        raise Forbidden("doc.name is required")
+    if roles is None:
+        raise Forbidden("doc.roles must exist")
+    if not isinstance(roles, list):
+        raise Forbidden("doc.roles must be an array")
+    if not all(isinstance(r, str) for r in roles):
+        raise Forbidden("doc.roles can only contain strings")
+    if doc_id != USER_PREFIX + name:
+        raise Forbidden("Doc ID must be of the form org.couchdb.user:name")
+    if any(r.startswith("_") for r in roles):  # "_admin" in _users would make a server admin
+        raise Forbidden("No system roles (starting with underscore) in users db.")
+    if name.startswith("_"):
+        raise Forbidden("Username may not start with underscore.")
+    if ":" in name:
+        raise Forbidden("Character `:` is not allowed in usernames.")
+
+
 def user_doc(doc: dict) -> dict | None:
     """Check a ``_users`` document as CouchDB does, and hash a clear-text password.
 
@@ -124,12 +150,7 @@ def user_doc(doc: dict) -> dict | None:
     doc_id = str(doc.get("_id", ""))
     if doc_id.startswith("_design/"):
         return None
-    name = doc.get("name")
-    if not doc_id.startswith(USER_PREFIX) or doc_id != USER_PREFIX + str(name) or doc.get("type") != "user":
-        raise Forbidden("a _users document needs _id org.couchdb.user:<name>, that name, and type 'user'")
-    roles = doc.get("roles", [])
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        raise Forbidden("roles must be a list of strings")
+    _check_account(doc, doc_id)
     secret = "pin" if "pin" in doc else "password" if "password" in doc else None
     if secret is None:
         return None
