@@ -182,6 +182,7 @@ def test_app_works_offline_and_changes_reach_the_kiosk_and_the_hub(
     page.click("#articles .card")
     expect(page.locator("article h1")).to_have_text("Nghị quyết số 01-NQ/TU về chuyển đổi số")
     page.click("a.attachment")  # the PDF opens inside the app, from the browser's own copy
+    expect(page.locator("#file-view")).to_be_attached()  # rendered once the local copy is read
     pdf = page.eval_on_selector("#file-view", "f => fetch(f.src).then(r => r.text()).then(t => t.slice(0, 5))")
     assert pdf == "%PDF-"
     no_horizontal_scroll(page)
