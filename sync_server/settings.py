@@ -48,6 +48,8 @@ class ServerSettings:
                                        pattern=r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]", example="c01.kh.nh.kiosk.tq.example.vn")
     screen_idle_seconds: int = _setting(90, "On the kiosk's shared screen (/_app/?screen=shared), sign the member out after this many idle seconds.",
                                         minimum=15)
+    shared_screen_addresses: str = _setting("127.0.0.1 ::1", "Addresses (space-separated) of the kiosk's own shared screen, a browser on this machine: a member's phone is never remembered (POST /_pairing/remember) from them. Empty: none.",
+                                            pattern=r"[0-9A-Fa-f:. ]*", example="127.0.0.1 ::1")
     usage_delay: int = _setting(60, "Seconds a member's first-of-the-day activity mark waits for others: the sign-ins of a meeting's arrivals are one write the phones pull once, not one each. 0: at once.",
                                 minimum=0)
     checkin_opens_minutes: int = _setting(60, "A member may check in to a meeting from this many minutes before its scheduled time.",

@@ -29,6 +29,9 @@ const SIGNED_OUT_KEY = 'phs.signedOut';
 // /_app/?screen=shared (the kiosk's browser starts there), remembered by this browser. It signs
 // the member out after screen_idle_seconds (kiosk.json) without a touch, and after each check-in.
 const SHARED_KEY = 'phs.sharedScreen';
+// Set in sessionStorage once the app opened in this browser session: a shared screen's browser started
+// anew (after a power cut, or closed and opened) begins signed out, whoever used it last.
+const OPENED_KEY = 'phs.opened';
 const IDLE_EVENTS = ['pointerdown', 'keydown', 'touchstart', 'wheel'];
 const main = document.getElementById('view');
 let who = null;
@@ -190,6 +193,12 @@ async function start() {
     history.replaceState(null, '', location.pathname + location.search + '#/pair-phone');
   }
   who = db.session();
+  if (who && ctx.shared && !sessionStorage.getItem(OPENED_KEY)) {
+    await db.signOut();
+    localStorage.setItem(SIGNED_OUT_KEY, '1');
+    who = null;
+  }
+  sessionStorage.setItem(OPENED_KEY, '1');
   if (!who && !pairing && !localStorage.getItem(SIGNED_OUT_KEY)) {
     // Only a kiosk started with --sample offers demo accounts: open signed in as its demo member.
     const sample = await db.sampleAccounts();

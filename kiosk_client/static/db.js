@@ -100,8 +100,14 @@ function describe(name, roles) {
   };
 }
 
-/** Sign in with a member account and PIN (CouchDB's POST /_session); throws {status}. */
-export async function signIn(name, pin) {
+/**
+ * Sign in with a member account and PIN (CouchDB's POST /_session); throws {status}. With `remember`
+ * (a member's own phone, never the kiosk's shared screen) the kiosk pairs this phone on the PIN alone
+ * (POST /_pairing/remember): its device token, kept in localStorage, outlives closing the browser, as a
+ * paired phone's does; a new PIN, the kiosk admin unpairing it, or signing out here ends it.
+ */
+export async function signIn(name, pin, { remember: keep = false, label = 'phone' } = {}) {
+  if (keep) return signInRemembered(name, pin, label);
   const response = await fetch(`${KIOSK}/_session`, {
     method: 'POST', credentials: 'include',
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
@@ -113,6 +119,26 @@ export async function signIn(name, pin) {
   return remember(describe(body.name, body.roles || []));
 }
 
+async function signInRemembered(name, pin, label) {
+  const response = await fetch(`${KIOSK}/_pairing/remember`, {
+    method: 'POST', credentials: 'omit',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify({ name, pin, label }),
+  });
+  if (!response.ok) throw await refused(response); // 403: the kiosk's shared screen, or not a member's account
+  return keepDevice(await response.json());
+}
+
+/** A device token the kiosk gave ({device_id, token}): kept, and the member it belongs to signed in. */
+async function keepDevice(device) {
+  const me = await fetch(`${KIOSK}/_session`, {
+    credentials: 'omit', headers: { Accept: 'application/json', Authorization: `Bearer ${device.token}` } });
+  if (!me.ok) throw await refused(me);
+  const user = (await me.json()).userCtx;
+  localStorage.setItem(DEVICE_KEY, JSON.stringify({ token: device.token, deviceId: device.device_id, name: user.name }));
+  return remember(describe(user.name, user.roles || []));
+}
+
 function remember(who) {
   localStorage.setItem(SESSION_KEY, JSON.stringify(who));
   status.needsSignIn = false;
@@ -122,15 +148,20 @@ function remember(who) {
   return who;
 }
 
-/** Forget the session (and a paired phone's token) here and at the kiosk when in reach; local data stays. */
+/**
+ * Forget the session here and at the kiosk when in reach; a paired or remembered phone's token is
+ * forgotten by the kiosk too (DELETE /_session with it). Local data stays.
+ */
 export async function signOut() {
+  const device = pairedDevice();
   stopSync();
   localStorage.removeItem(SESSION_KEY);
   localStorage.removeItem(DEVICE_KEY);
   status.needsSignIn = false;
   status.sessionEnded = false;
   saveStatus();
-  try { await fetch(`${KIOSK}/_session`, { method: 'DELETE', credentials: 'include' }); } catch (e) { /* offline */ }
+  const headers = device ? { Authorization: `Bearer ${device.token}` } : {};
+  try { await fetch(`${KIOSK}/_session`, { method: 'DELETE', credentials: 'include', headers }); } catch (e) { /* offline */ }
 }
 
 // --- pairing a phone -------------------------------------------------------------------
@@ -159,13 +190,7 @@ export async function pair(code, name, pin, label) {
       : /locked/i.test(error.reason) ? 'locked' : 'pin';
     throw error;
   }
-  const device = await response.json();
-  const me = await fetch(`${KIOSK}/_session`, {
-    credentials: 'omit', headers: { Accept: 'application/json', Authorization: `Bearer ${device.token}` } });
-  if (!me.ok) throw await refused(me);
-  const user = (await me.json()).userCtx;
-  localStorage.setItem(DEVICE_KEY, JSON.stringify({ token: device.token, deviceId: device.device_id, name: user.name }));
-  return remember(describe(user.name, user.roles || []));
+  return keepDevice(await response.json());
 }
 
 /** The kiosk refused this phone's token (401): the admin revoked it. Drop it; the local data stays. */

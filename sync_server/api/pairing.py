@@ -6,7 +6,8 @@ from flask import Response, current_app, g, request
 
 from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
 from ..handbook.ownership import KIOSK_ADMIN_ROLE
-from ..security.auth import require_admin
+from ..handbook.usage import member_of
+from ..security.auth import User, require_admin
 from ..security.pairing import Pairing
 from .http import json_body, respond
 
@@ -46,29 +47,63 @@ def _https_url(port: int) -> str:
     return f"https://{host}:{port}/"
 
 
+def _fields(*names: str) -> list[str]:
+    body = json_body()
+    fields = [body.get(k) for k in names]
+    if not all(isinstance(v, str) and v for v in fields):
+        raise BadRequest(f"{', '.join(names[:-1])} and {names[-1]} are required")
+    return [*fields, str(body.get("label") or "phone")]
+
+
+def _signed_in(name: str, pin: str, via: str) -> User:
+    """The account whose PIN this is (wrong tries count toward the lockout, and are audited)."""
+    try:
+        return current_app.extensions["authenticator"].check_password(name, pin, request.remote_addr)
+    except Exception:
+        current_app.extensions["audit"].record("sign_in_failed", name=name, via=via, remote=request.remote_addr)
+        raise
+
+
 def claim() -> Response:
     """``POST /_pairing/claim``: code, member account and PIN in; a device token out."""
-    body = json_body()
-    fields = [body.get(k) for k in ("code", "name", "pin")]
-    if not all(isinstance(v, str) and v for v in fields):
-        raise BadRequest("code, name and pin are required")
-    code, name, pin = fields
+    code, name, pin, label = _fields("code", "name", "pin")
     audit = current_app.extensions["audit"]
     authenticator = current_app.extensions["authenticator"]
+    user = _signed_in(name, pin, "pairing")
     try:
-        user = authenticator.check_password(name, pin, request.remote_addr)
-    except Exception:
-        audit.record("sign_in_failed", name=name, via="pairing", remote=request.remote_addr)
-        raise
-    try:
-        device = _pairing().claim(code, user.name or name, str(body.get("label") or "phone"),
-                                  binding=authenticator.binding(user.name or name))
+        device = _pairing().claim(code, user.name or name, label, binding=authenticator.binding(user.name or name))
     except Unauthorized:  # a wrong code counts as a wrong try of this client
         authenticator.failed(request.remote_addr)
         audit.record("pairing_failed", name=name, remote=request.remote_addr)
         raise
     audit.record("paired", name=user.name, device=device["device_id"], remote=request.remote_addr)
-    current_app.extensions["usage"].paired(user, device["device_id"], str(body.get("label") or "phone"))
+    current_app.extensions["usage"].paired(user, device["device_id"], label)
+    return respond({"ok": True, **device}, 201)
+
+
+def shared_screen(address: str | None) -> bool:
+    """Whether a client is the kiosk's own shared screen (``server.shared_screen_addresses``)."""
+    listed = current_app.config["SETTINGS"].server.shared_screen_addresses.split()
+    return (address or "").removeprefix("::ffff:") in listed
+
+
+def remember() -> Response:
+    """``POST /_pairing/remember``: a member remembers their own phone with their PIN, no code: a device
+    token, as pairing gives (revoked by the kiosk admin, by a new PIN, or by signing out on the phone).
+
+    Never from the kiosk's shared screen (the next member would act as this one), and only for a cell
+    member's account (a kiosk admin works at the kiosk's screen)."""
+    name, pin, label = _fields("name", "pin")
+    if shared_screen(request.remote_addr):
+        raise Forbidden("This is the kiosk's shared screen: a phone is remembered on the member's own phone only.")
+    user = _signed_in(name, pin, "remember")
+    if member_of(user) is None:
+        raise Forbidden("Only a cell member's own phone is remembered.")
+    authenticator = current_app.extensions["authenticator"]
+    device = _pairing().remember(user.name or name, label, binding=authenticator.binding(user.name or name))
+    current_app.extensions["audit"].record("paired", name=user.name, device=device["device_id"], via="remember",
+                                           remote=request.remote_addr)
+    current_app.extensions["usage"].paired(user, device["device_id"], label)
     return respond({"ok": True, **device}, 201)
 
 
@@ -94,12 +129,24 @@ def revoke(device_id: str) -> Response:
     _require_kiosk_admin()
     if not any(d["device_id"] == device_id and _mine(d) for d in _pairing().devices()):
         raise NotFound("no such device")
+    forget(device_id, g.user.name)
+    return respond({"ok": True})
+
+
+def forget(device_id: str, by: str | None) -> None:
+    """Refuse a device's token from now on, and mark its device record revoked."""
     _pairing().revoke(device_id)
     member = next((d["member"] for d in _pairing().devices() if d["device_id"] == device_id), "")
     if member.count(".") >= 4:  # <cell code (4 parts)>.<member no>: its device record is marked too
         current_app.extensions["usage"].revoked(".".join(member.split(".")[:4]), device_id)
-    current_app.extensions["audit"].record("revoked", device=device_id, by=g.user.name)
-    return respond({"ok": True})
+    current_app.extensions["audit"].record("revoked", device=device_id, by=by)
+
+
+def signed_out(token: str) -> None:
+    """A phone signs out with its own device token: the kiosk forgets that device (``DELETE /_session``)."""
+    device_id = _pairing().device_of(token)
+    if device_id is not None:
+        forget(device_id, g.user.name)
 
 
 def locks() -> Response:

@@ -124,6 +124,8 @@ def _pairing_route(rest: list[str]) -> tuple[Handler, list[str]]:
         return _pick({"POST": pairing.new_code}), []
     if rest == ["claim"]:
         return _pick({"POST": pairing.claim}), []
+    if rest == ["remember"]:
+        return _pick({"POST": pairing.remember}), []
     if rest == ["devices"]:
         return _pick({"GET": pairing.devices}), []
     if rest == ["locks"]:

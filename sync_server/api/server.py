@@ -13,6 +13,7 @@ from .. import __version__
 from ..errors import BadRequest, Unauthorized
 from ..security.auth import require_admin
 from .http import integer, parse_json, raw_body, respond, server
+from .pairing import signed_out
 
 # The CouchDB API version whose behaviour this server follows.
 COUCHDB_VERSION = "3.3.3"
@@ -107,7 +108,9 @@ def session_post() -> Response:
 
 
 def session_delete() -> Response:
-    """``DELETE /_session``: forget the cookie."""
+    """``DELETE /_session``: forget the cookie; a phone signing out with its device token is forgotten too."""
+    if g.get("auth_method") == "device":
+        signed_out(request.headers.get("Authorization", "")[7:].strip())
     response = respond({"ok": True})
     response.set_cookie("AuthSession", "", max_age=0, path="/", httponly=True)
     return response

@@ -63,7 +63,7 @@ BODY_IN_MEMORY = 1_048_576
 # What one trip to the thread pool produces of a streamed response before it is sent.
 CHUNK_BUDGET = 262_144
 # Paths whose POST checks a PIN or password: they run on the sign-in lane.
-SIGN_IN_PATHS = ("/_session", "/_pairing/claim")
+SIGN_IN_PATHS = ("/_session", "/_pairing/claim", "/_pairing/remember")
 # Addresses of the kiosk itself: no per-client connection limit.
 SELF = ("127.0.0.1", "::1")
 # Threads of the sign-in lane (the hashing itself is bounded by passwords.HASH_WORKERS).

@@ -127,25 +127,59 @@ HANDBOOK_DOCS: list[dict[str, Any]] = [
 ]
 
 
-def _member(no: str, name: str, born: int, gender: str) -> dict:
-    return {"_id": f"member:{CELL}:{no}", "type": "member", "cell": CELL, "member_no": no, "name": name,
-            "born": born, "gender": gender, "status": "active", "smartphone": True, "installed": True,
-            "registered": True}
+def _member(no: str, name: str, born: int, gender: str, *, phone_paired: str | None = None,
+            signed_in: str | None = None, active_on: tuple[str, ...] = ()) -> list[dict]:
+    """A member's record and their phone's ``device`` record, from what they did, as the kiosk writes them
+    (``usage.py``): installed because a phone was paired (and not revoked), registered since their first
+    sign-in (a pairing is one), active in the months they did something. Nothing is typed in as a flag."""
+    first = min(filter(None, (phone_paired, signed_in)), default=None)
+    member: dict[str, Any] = {
+        "_id": f"member:{CELL}:{no}", "type": "member", "cell": CELL, "member_no": no, "name": name, "born": born,
+        "gender": gender, "status": "active", "smartphone": True, "installed": phone_paired is not None,
+        "registered": first is not None}
+    if first is not None:
+        member["registered_at"] = first
+    if active_on:
+        member["last_active"] = max(active_on)
+        member["active_months"] = sorted({moment[:7] for moment in active_on})
+    if phone_paired is None:
+        return [member]
+    device = {"_id": f"device:{CELL}:{_DEVICE_IDS[no]}", "type": "device", "cell": CELL, "member": member["_id"],
+              "paired_at": phone_paired, "label": f"Điện thoại của {name.split()[-1]}", "revoked": False}
+    return [member, device]
 
 
+def _attendance(meeting: str, no: str, **how: str) -> dict:
+    return {"_id": f"attendance:{meeting}:{no}", "type": "attendance", "cell": CELL, "meeting": meeting,
+            "member": f"member:{CELL}:{no}", "status": "present", **how}
+
+
+_DEVICE_IDS = {"0003": "3f9a61c2d4e8b057", "0012": "c07b2e95a1d64f38"}
+_HELD_AT = "2026-11-05T19:30:00+07:00"
+# The sample cell's story: the secretary paired her phone at the training day in October; at the
+# thematic meeting in November the kiosk admin paired the demo member's phone before it began, both
+# checked in through the app, and the secretary marked Đặng Thị Hoà, who has a phone but has never
+# signed in. The nightly report reads 3 members, 2 installed, 2 registered, 2 active in 2026-11, and
+# the cell using the handbook that month (check-ins through the app at a held meeting).
 CELL_DOCS: list[dict[str, Any]] = [
-    _member("0003", "Hoàng Văn Thắng", 1949, "male"),
-    _member("0012", "Ma Thị Lụa", 1968, "female"),
-    _member("0013", "Đặng Thị Hoà", 1968, "female"),
+    *_member("0003", "Hoàng Văn Thắng", 1949, "male", phone_paired="2026-11-05T19:10:00+07:00",
+             active_on=("2026-11-05T19:24:00+07:00",)),
+    *_member("0012", "Ma Thị Lụa", 1968, "female", phone_paired="2026-10-20T09:30:00+07:00",
+             active_on=("2026-10-20T09:30:00+07:00", "2026-11-05T21:10:00+07:00")),
+    *_member("0013", "Đặng Thị Hoà", 1968, "female"),
     {"_id": MEETING_NEXT, "type": "meeting", "kind": "regular", "cell": CELL,
      "scheduled": "2026-12-03T19:30:00+07:00", "place": "Nhà văn hoá thôn Bản Lằn", "status": "scheduled",
      "agenda": ["Quán triệt Nghị quyết số 01-NQ/TU", "Đánh giá công việc tháng 11"]},
     {"_id": MEETING_HELD, "type": "meeting", "kind": "thematic", "cell": CELL,
-     "scheduled": "2026-11-05T19:30:00+07:00", "place": "Nhà văn hoá thôn Bản Lằn", "status": "held",
+     "scheduled": _HELD_AT, "place": "Nhà văn hoá thôn Bản Lằn", "status": "held",
      "held_at": "2026-11-05T19:45:00+07:00", "agenda": ["Chuyên đề học tập năm 2026"]},
+    _attendance(MEETING_HELD, "0003", checked_in_at="2026-11-05T19:24:00+07:00", scheduled=_HELD_AT),
+    _attendance(MEETING_HELD, "0012", checked_in_at="2026-11-05T19:18:00+07:00", scheduled=_HELD_AT),
+    _attendance(MEETING_HELD, "0013", marked_by=DEMO_SECRETARY["member"], marked_at="2026-11-05T19:40:00+07:00"),
     {"_id": f"minutes:{MEETING_HELD}", "type": "minutes", "cell": CELL, "meeting": MEETING_HELD,
-     "text": "Chi bộ sinh hoạt chuyên đề. Có mặt 18/21 đảng viên.",
+     "text": "Chi bộ sinh hoạt chuyên đề. Có mặt 3/3 đảng viên.",
      "decisions": ["Mỗi đảng viên đăng ký một việc làm cụ thể theo chuyên đề."],
+     "attendance": {"present": 3, "members": 3},
      "secretary": DEMO_SECRETARY["member"], "written_at": "2026-11-05T21:10:00+07:00"},
 ]
 

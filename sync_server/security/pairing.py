@@ -100,11 +100,26 @@ class Pairing:
                     state["codes"], state["wrong"] = {}, 0
                 self._save(state)
                 raise Unauthorized("This pairing code is unknown, used or expired: ask for a new one.")
-            device_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
-            state["devices"][device_id] = {"token": _digest(token), "member": member, "label": label[:100],
-                                           "paired_at": int(now), "revoked_at": None, "binding": binding}
-            self._save(state)
+            return self._add(state, member, label, now, binding, "code")
+
+    def remember(self, member: str, label: str, now: float | None = None, binding: str | None = None) -> dict[str, str]:
+        """A member's own phone, remembered on their PIN alone (no code: the caller checked the PIN and
+        that the client is not the kiosk's shared screen); returns its device id and token, as ``claim``."""
+        with self._lock:
+            return self._add(self._load(), member, label, time.time() if now is None else now, binding, "pin")
+
+    def _add(self, state: dict[str, Any], member: str, label: str, now: float, binding: str | None,
+             via: str) -> dict[str, str]:
+        device_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
+        state["devices"][device_id] = {"token": _digest(token), "member": member, "label": label[:100],
+                                       "paired_at": int(now), "revoked_at": None, "binding": binding, "via": via}
+        self._save(state)
         return {"device_id": device_id, "token": token}
+
+    def device_of(self, token: str) -> str | None:
+        """The id of the device a token belongs to (live or not), or None."""
+        wanted = _digest(token)
+        return next((i for i, d in self._load()["devices"].items() if secrets.compare_digest(d["token"], wanted)), None)
 
     def member_of(self, token: str, binding: Any = None) -> str | None:
         """The account a live device token belongs to, or None (unknown, revoked, or its PIN changed since).

@@ -909,3 +909,84 @@ def test_a_pdf_opens_inside_the_app_from_the_local_copy_even_offline(
     expect(page.locator("body")).to_have_attribute("data-screen", "article")
     assert downloads == []
     page.context.close()
+
+
+def reopened(browser: Browser, page: Page, url: str, viewport: dict[str, int]) -> Page:
+    """Close the browser and open it again: what it keeps on disk (localStorage, lasting cookies) stays;
+    session cookies and sessionStorage go, as when a phone's browser is closed."""
+    state = page.context.storage_state()
+    state["cookies"] = [c for c in state["cookies"] if c["expires"] > 0]
+    page.context.close()
+    again = browser.new_context(viewport=viewport, timezone_id="Asia/Ho_Chi_Minh", storage_state=state).new_page()
+    again.set_default_timeout(WAIT_MS)
+    again.goto(url)
+    again.wait_for_selector("body[data-ready=true]")
+    return again
+
+
+def test_a_phone_keeps_its_sign_in_across_closing_the_browser_and_the_shared_screen_does_not(
+        browser: Browser, tmp_path_factory: pytest.TempPathFactory, shots: Path) -> None:
+    workdir = tmp_path_factory.mktemp("remember")
+    config = workdir / "config.yaml"
+    # here the phones and the kiosk's screen are all on 127.0.0.1: the screen's address is not told apart
+    # (tests/security/test_pairing.py shows the kiosk refusing the shared screen's addresses)
+    config.write_text(yaml.safe_dump({"server": {"shared_screen_addresses": ""}}))
+    kiosk = SampleKiosk(workdir)
+    kiosk.extra_args = ["--config", str(config)]
+    kiosk.start()
+    kiosk.meeting_at(NEXT, -10)
+    vi = json.loads((STATIC / "i18n" / "vi.json").read_text(encoding="utf-8"))
+    try:
+        # signed in with the PIN alone (the sample's own sign-in): closing the browser ends it
+        phone = open_app(browser, kiosk, PHONE)
+        expect(phone.locator("#who-name")).to_contain_text(DEMO_MEMBER["name"])
+        phone = reopened(browser, phone, kiosk.base + "/_app/", PHONE)
+        expect(phone.locator("#notice #session-text")).to_have_text(vi["session.expired"])
+
+        # "keep me signed in on this phone": the kiosk pairs it on the PIN; it outlives closing the browser
+        phone.click("#not-me")
+        expect(phone.locator("label[for=remember]")).to_have_text(vi["signin.remember"])
+        phone.fill("#member", "3")
+        phone.fill("#pin", DEMO_MEMBER["pin"])
+        phone.check("#remember")
+        phone.click("#signin-submit")
+        expect(phone.locator("#who-name")).to_contain_text(DEMO_MEMBER["name"])
+        device = phone.evaluate("JSON.parse(localStorage.getItem('phs.device'))")
+        assert device["name"] == DEMO_MEMBER["name"]
+        phone = reopened(browser, phone, kiosk.base + "/_app/", PHONE)
+        expect(phone.locator("#who-name")).to_contain_text(DEMO_MEMBER["name"])
+        phone.click("nav a[data-screen=meetings]")
+        phone.click(f"[data-meeting='{MEETING_NEXT}'] .checkin")  # it still syncs: the check-in reaches the kiosk
+        expect(phone.locator(f"[data-meeting='{MEETING_NEXT}'] .done")).to_be_visible()
+        assert wait_for(lambda: kiosk.doc(f"attendance:{MEETING_NEXT}:0003"), "the check-in at the kiosk")
+        expect(phone.locator("#notice")).to_be_hidden()
+        listed = httpx.get(f"{kiosk.base}/_pairing/devices", auth=ADMIN, trust_env=False).json()
+        assert [(d["member"], d["via"], d["revoked_at"]) for d in listed] == [(DEMO_MEMBER["name"], "pin", None)]
+
+        # signing out on the phone ends it at the kiosk too (as the kiosk admin unpairing it would)
+        phone.click("#not-me")
+        revoked = wait_for(lambda: [d for d in httpx.get(f"{kiosk.base}/_pairing/devices", auth=ADMIN,
+                                                         trust_env=False).json() if d["revoked_at"]], "the device revoked")
+        assert [d["device_id"] for d in revoked] == [device["deviceId"]]
+        phone.context.close()
+
+        # the kiosk's shared screen never offers it, and a browser started anew there begins signed out
+        screen = browser.new_context(viewport=KIOSK_SCREEN, timezone_id="Asia/Ho_Chi_Minh").new_page()
+        screen.set_default_timeout(WAIT_MS)
+        screen.goto(kiosk.base + "/_app/?screen=shared")
+        screen.wait_for_selector("body[data-ready=true]")
+        screen.click("#not-me")
+        expect(screen.locator("#remember")).to_have_count(0)
+        screen.fill("#member", "12")
+        screen.fill("#pin", DEMO_SECRETARY["pin"])
+        screen.click("#signin-submit")
+        expect(screen.locator("#who-name")).to_contain_text(DEMO_SECRETARY["name"])
+        screen.reload()  # a reload is the same browser session: still signed in
+        screen.wait_for_selector("body[data-ready=true]")
+        expect(screen.locator("#who-name")).to_contain_text(DEMO_SECRETARY["name"])
+        screen = reopened(browser, screen, kiosk.base + "/_app/", KIOSK_SCREEN)
+        expect(screen.locator("body")).to_have_attribute("data-screen", "signin")
+        expect(screen.locator("#who")).to_be_hidden()
+        screen.context.close()
+    finally:
+        kiosk.stop()

@@ -55,3 +55,27 @@ def test_sample_province_is_completed_not_replaced(tmp_path):
     assert ensure_sample_province(server) == [CELL_DB]
     assert ensure_sample_province(server) == []
     server.close()
+
+
+def test_the_sample_cells_figures_follow_from_what_its_members_did(tmp_path):
+    """No flag is typed in: installed, registered and active come from device records, first sign-ins and
+    the months marked, and the report (its rules in schemas/MODEL.md) counts them so."""
+    from schemas.hierarchy import Hierarchy, Unit
+    from sync_server.handbook import reports
+    from sync_server.handbook.sample import CELL, CELL_DB, CELL_DOCS, HANDBOOK_DOCS, ensure_sample_province
+
+    members = [d for d in CELL_DOCS if d["type"] == "member"]
+    live = {d["member"] for d in CELL_DOCS if d["type"] == "device" and not d["revoked"]}
+    for member in members:  # each flag is what the kiosk would have written from the records
+        assert member["installed"] is (member["_id"] in live)
+        assert member["registered"] is ("registered_at" in member)
+    server = open_store(Settings().replace("server", data_dir=str(tmp_path)))
+    ensure_sample_province(server)
+    units = [Unit(d["code"], d["name"], d["level"], d["parent"]) for d in HANDBOOK_DOCS if d["type"] == "unit"]
+    report = reports.compute(server.get(CELL_DB), Hierarchy(units), "2026-11")
+    row = report.row(CELL)
+    assert (row.members, row.installed, row.registered, row.active) == (3, 2, 2, 2)
+    assert (row.cells_using, row.attendance_present, row.attendance_records) == (1, 3, 3)
+    october = reports.compute(server.get(CELL_DB), Hierarchy(units), "2026-10").row(CELL)
+    assert (october.installed, october.registered, october.active) == (1, 1, 1)  # only the secretary had paired
+    server.close()

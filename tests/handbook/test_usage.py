@@ -186,3 +186,22 @@ def test_reading_is_counted_per_cell_and_day_never_per_person(kiosk):
               "counts": {"article:x": 500}}
     assert c.put(f"/{DB}/{forged['_id']}", headers=lua, json=forged).status_code == 403
     assert c.put(f"/{DB}/{forged['_id']}", headers=KIOSK_ADMIN, json=forged).status_code == 403
+
+
+def test_a_remembered_phone_is_a_device_record_and_signing_out_on_it_revokes_it(kiosk):
+    app, c, clock, pins = kiosk
+    own_phone = {"REMOTE_ADDR": "192.168.50.23"}  # on the village Wi-Fi, not the kiosk's own screen
+    remembered = c.post("/_pairing/remember", json={"name": f"{CELL}.0003", "pin": pins["0003"], "label": "Máy của anh Thắng"},
+                        environ_base=own_phone)
+    assert remembered.status_code == 201, remembered.json
+    device_id = remembered.json["device_id"]
+    assert c.get(f"/{DB}/device:{CELL}:{device_id}", headers=ADMIN).json["revoked"] is False
+    assert member(c, "0003")["registered"] is True and month_report(app).installed == 1
+
+    clock.now += timedelta(hours=1)
+    phone = {"Authorization": f"Bearer {remembered.json['token']}"}
+    assert c.delete("/_session", headers=phone, environ_base=own_phone).status_code == 200  # "sign out" on the phone
+    assert c.get(f"/{DB}/_changes", headers=phone, environ_base=own_phone).status_code == 401
+    device = c.get(f"/{DB}/device:{CELL}:{device_id}", headers=ADMIN).json
+    assert device["revoked"] is True and device["revoked_at"] == "2026-12-03T20:30:00+07:00"
+    assert month_report(app).installed == 0

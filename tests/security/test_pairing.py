@@ -94,3 +94,47 @@ def test_the_qr_code_points_at_the_address_phones_can_reach(tmp_path):
     app.extensions["sync_server"].close()
     with pytest.raises(StartupError, match="public_url"):
         Settings().replace("server", public_url="192.168.50.1")
+
+
+OWN_PHONE = {"REMOTE_ADDR": "192.168.50.23"}  # a phone on the village Wi-Fi (the test client is 127.0.0.1 otherwise)
+
+
+def remember(client, pin: str = "2468", name: str = MEMBER, **environ: str):
+    return client.post("/_pairing/remember", json={"name": name, "pin": pin, "label": "Điện thoại của Hà"},
+                       environ_base=environ or OWN_PHONE)
+
+
+def test_a_member_remembers_their_own_phone_with_the_pin_never_on_the_kiosks_shared_screen(client):
+    # the kiosk's own screen (127.0.0.1, ::1 by default): refused before the PIN is even checked
+    for screen in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+        refused = remember(client, REMOTE_ADDR=screen)
+        assert refused.status_code == 403 and "shared screen" in refused.json["reason"]
+    assert remember(client, pin="0000").status_code == 401  # a wrong PIN counts as ever
+    assert remember(client, name="quan-tri").status_code == 403  # a kiosk admin's account is no member's phone
+    remembered = remember(client)
+    assert remembered.status_code == 201
+    bearer = {"Authorization": f"Bearer {remembered.json['token']}"}
+    assert client.get("/_session", headers=bearer).json["userCtx"]["name"] == MEMBER
+    listed = client.get("/_pairing/devices", headers=kiosk_admin()).json
+    assert [(d["member"], d["via"]) for d in listed] == [(MEMBER, "pin")]  # the kiosk admin sees it, and unpairs it
+
+    # a new PIN ends it, as it ends the member's sessions and paired phones
+    account = client.get(f"/_users/org.couchdb.user:{MEMBER}", headers=ADMIN).json
+    assert client.put(f"/_users/org.couchdb.user:{MEMBER}", headers=ADMIN, json={**account, "pin": "1357"}).status_code == 201
+    assert client.get(f"/{DB}/_changes", headers=bearer).status_code == 401
+
+
+def test_the_shared_screens_addresses_are_a_setting(tmp_path):
+    settings = Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret",
+                                  shared_screen_addresses="192.168.50.2")
+    app = create_app(settings)
+    c = app.test_client()
+    c.put("/_users", headers=ADMIN)
+    doc = {"_id": f"org.couchdb.user:{MEMBER}", "name": MEMBER, "type": "user", "roles": ["member", f"cell:{CELL}"],
+           "pin": "2468"}
+    c.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN)
+    assert remember(c, REMOTE_ADDR="192.168.50.2").status_code == 403
+    assert remember(c, REMOTE_ADDR="127.0.0.1").status_code == 201
+    app.extensions["sync_server"].close()
+    with pytest.raises(StartupError, match="shared_screen_addresses"):
+        Settings().replace("server", shared_screen_addresses="kiosk; rm")

@@ -71,19 +71,25 @@ export async function render(params, ctx) {
   const pin = h('input', { id: 'pin', class: 'field', type: 'password', inputmode: 'numeric', autocomplete: 'current-password',
                            pattern: '[0-9]*', maxlength: '8' });
   const message = h('p', { class: 'message', role: 'alert' });
+  // A member's own phone may keep the sign-in (a device token, as pairing gives); the kiosk's shared
+  // screen never offers it (and the kiosk refuses it from there).
+  const keep = ctx.shared ? null : h('input', { id: 'remember', type: 'checkbox', 'aria-describedby': 'remember-hint' });
   const form = h('form', { class: 'signin', onsubmit: async (event) => {
     event.preventDefault();
     message.textContent = '';
     try {
-      const who = await db.signIn(member.value(), pin.value);
+      const who = await db.signIn(member.value(), pin.value,
+        { remember: Boolean(keep && keep.checked), label: t('pair.label_default') });
       ctx.signedIn(who);
     } catch (error) {
       pin.value = '';
-      message.replaceChildren(...refusal(error));
+      message.replaceChildren(...(error.status === 403 ? [t('signin.remember_refused')] : refusal(error)));
     }
   } },
   ...member.elements,
   h('label', { for: 'pin' }, t('signin.pin')), pin,
+  keep ? h('label', { class: 'check-row', for: 'remember' }, keep, h('span', {}, t('signin.remember'))) : null,
+  keep ? h('p', { class: 'meta', id: 'remember-hint' }, t('signin.remember_hint')) : null,
   h('button', { class: 'button primary', type: 'submit', id: 'signin-submit' }, t('signin.button')),
   message);
   const demo = sample ? h('div', { class: 'card' }, h('p', {}, t('signin.sample')),
