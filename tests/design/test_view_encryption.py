@@ -121,3 +121,30 @@ def test_a_sealed_row_moved_to_another_document_fails_its_check(tmp_path: Path) 
     with pytest.raises(StoreCorrupt):
         _answers(db)
     store.close()
+
+
+def test_mango_index_rows_are_sealed_and_find_answers_as_in_clear(tmp_path: Path) -> None:
+    from sync_server.design import mango
+
+    finds: list[dict[str, Any]] = [
+        {"selector": {"name": NAME, "n": {"$gt": 2}}}, {"selector": {"name": {"$gt": "B"}}, "sort": [{"name": "desc"}, {"n": "desc"}]},
+        {"selector": {"name": {"$gte": "An"}, "n": {"$lt": 9}}, "fields": ["name", "n"], "limit": 3, "skip": 1},
+    ]
+    answers, found = {}, {}
+    for label, key in (("clear", None), ("sealed", Cipher(os.urandom(32)))):
+        store = _store(tmp_path, label, key)
+        db = store.create("cell")
+        db.bulk_docs(_docs(0, 12))
+        mango.create_index(db, {"index": {"fields": ["name", "n"]}, "ddoc": "by-name", "name": "name"})
+        first = [mango.find(db, dict(body, execution_stats=True)) for body in finds]
+        db.bulk_docs(_docs(12, 20))
+        second = [mango.find(db, body) for body in finds]
+        store.close()
+        for answer in first + second:
+            answer.pop("execution_stats", None)
+            for doc in answer["docs"]:
+                doc.pop("_rev", None)
+        answers[label] = first + second
+        found[label] = _leaks(_file(tmp_path, label))
+    assert answers["sealed"] == answers["clear"] and answers["clear"][0]["docs"] and answers["clear"][1]["docs"]
+    assert found == {"clear": ["key", "key's sort bytes", "value"], "sealed": []}
