@@ -1,31 +1,37 @@
 """Mango: ``_find``, ``_index`` (JSON indexes), ``_explain``, answered as CouchDB 3.4 answers.
 
 A JSON index is a design document with ``"language": "query"`` (as CouchDB stores it), so it
-replicates and lists as CouchDB's do. Queries scan the database's live documents and test the
-selector (store/selector.py); an index decides what CouchDB lets an index decide: whether a
-``sort`` is allowed, the order of the results, that documents lacking an indexed field are left
-out, and the ``warning`` when none is used. The rows themselves are not kept in an index table
-yet: every query reads every document (``execution_stats`` says so).
+replicates and lists as CouchDB's do. Its rows are kept as a view's (store/viewindex.py, built
+and brought up to date by views.update with a mapper in Python, no JavaScript): one row per
+document that has every indexed field, keyed by the array of their values. A query chooses an
+index as CouchDB's planner does, reads the rows between the start and end keys its selector
+allows (equality and ranges on the indexed fields, in order), fetches only those documents and
+tests the whole selector (store/selector.py) on them. Without a usable index, every document is
+read in ``_id`` order, as CouchDB's ``_all_docs`` scan.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import BadRequest, CouchError, NotFound
 from ..store import Database
 from ..store.selector import compile_selector
-from . import collation
+from . import collation, views
 
 NO_INDEX = "No matching index found, create an index to optimize query time."
 _DOT = re.compile(r"(?<!\\)\.")
 _MISSING = object()
 DEFAULT_LIMIT = 25
+# Index rows whose documents are fetched together.
+FETCH = 100
 # mango.index_scan_warning_threshold: documents examined per result above which CouchDB warns.
 SCAN_WARNING_RATIO = 10
 SCAN_WARNING = ("The number of documents examined is high in proportion to the number of results returned. "
@@ -144,27 +150,198 @@ def delete_index(db: Database, ddoc_name: str, name: str) -> dict:
     return {"ok": True}
 
 
-# -- queries ------------------------------------------------------------------------------------
+def _index_views(ddoc: dict) -> list[str]:
+    """Names of a ``language: query`` design document's JSON indexes."""
+    return sorted(n for n, v in (ddoc.get("views") or {}).items()
+                  if isinstance(v, dict) and isinstance((v.get("options") or {}).get("def"), dict))
 
-def _selector_fields(selector: Any, out: set[str], prefix: str = "") -> set[str]:
-    """The field names a selector constrains (through ``$and``), as CouchDB's planner sees them."""
+
+def _map_json(ddoc: dict, names: list[str], docs: list[dict]) -> list[list[list[Any]]]:
+    """The rows of JSON indexes: ``[values of the fields], null`` for a document that has all of them
+    (and passes the index's ``partial_filter_selector``)."""
+    specs = []
+    for name in names:
+        definition = ddoc["views"][name]["options"]["def"]
+        fields = [next(iter(f)) for f in definition.get("fields", [])]
+        partial = definition.get("partial_filter_selector")
+        specs.append((fields, compile_selector(partial) if partial else None))
+    out = []
+    for doc in docs:
+        per_view = []
+        for fields, partial_test in specs:
+            values = [get_field(doc, f) for f in fields]
+            keep = fields and all(v is not _MISSING for v in values) and (partial_test is None or partial_test(doc))
+            per_view.append([[values, None]] if keep else [])
+        out.append(per_view)
+    return out
+
+
+def _conditions(selector: Any, out: dict[str, list[Any]], prefix: str = "") -> dict[str, list[Any]]:
+    """The conditions on each field that every match must meet (top level and ``$and``)."""
     if isinstance(selector, dict):
         for key, value in selector.items():
             if key == "$and" and isinstance(value, list):
                 for part in value:
-                    _selector_fields(part, out, prefix)
+                    _conditions(part, out, prefix)
             elif not key.startswith("$"):
                 name = prefix + key
                 if isinstance(value, dict) and value and all(not k.startswith("$") for k in value):
-                    _selector_fields(value, out, name + ".")
+                    _conditions(value, out, name + ".")
                 else:
-                    out.add(name)
+                    out.setdefault(name, []).append(value)
     return out
 
 
+def _bounds(conditions: list[Any]) -> tuple[Any, Any]:
+    """The lowest and highest value a field may have (``_MISSING``: unbounded), tightest first."""
+    lows, highs = [], []
+    for cond in conditions:
+        ops = cond if isinstance(cond, dict) and cond and all(k.startswith("$") for k in cond) else {"$eq": cond}
+        for op, arg in ops.items():
+            if op == "$eq":
+                lows.append(arg)
+                highs.append(arg)
+            elif op in ("$gt", "$gte"):
+                lows.append(arg)
+            elif op in ("$lt", "$lte"):
+                highs.append(arg)
+    low = max(lows, key=collation.encode) if lows else _MISSING
+    high = min(highs, key=collation.encode) if highs else _MISSING
+    return low, high
+
+
+def key_range(selector: dict, fields: list[str]) -> tuple[list[Any], list[Any]]:
+    """CouchDB's start and end keys of a JSON index for a selector (mango_idx_view.erl): the low
+    bounds of the fields in order up to the first unbounded one, and the high bounds the same
+    way; the end key is then followed by the highest value."""
+    conditions = _conditions(selector, {})
+    start: list[Any] = []
+    end: list[Any] = []
+    ends_open = [False, False]
+    for field in fields:
+        low, high = _bounds(conditions.get(field, []))
+        for side, (value, keys) in enumerate(((low, start), (high, end))):
+            if ends_open[side] or value is _MISSING:
+                ends_open[side] = True
+            else:
+                keys.append(value)
+    return start, end
+
+
+def _range_bytes(index: dict, selector: dict) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    """The (key bytes, id bytes) bounds of a JSON index's rows a selector allows, in ascending order."""
+    start, end = key_range(selector, [next(iter(f)) for f in index["def"]["fields"]])
+    low = (collation.encode(start), b"")
+    high = (collation.encode(end)[:-1] + collation.HIGHEST, collation.HIGHEST)  # [end..., <max>]
+    return low, high
+
+
+def _index_rows(db: Database, index: dict, selector: dict, descending: bool) -> Iterator[tuple[str, str]]:
+    """(doc id, key JSON) of the rows of a JSON index a selector allows, in index order; the index is
+    brought up to date first."""
+    ddoc = db.get(index["ddoc"])
+    views.update(db, ddoc, _index_views(ddoc), _map_json)
+    low, high = _range_bytes(index, selector)
+    bounds = (high, low) if descending else (low, high)
+    for doc_id, key_json, _value, _bytes in views.index_of(db, ddoc).scan(index["name"], *bounds, True, descending):
+        yield doc_id, key_json
+
+
+def _named(selector: Any, out: set[str], prefix: str = "") -> bool:
+    """Every field a selector names, anywhere; False when it matches inside arrays or maps (then no
+    index covers it)."""
+    if isinstance(selector, list):
+        return all(_named(part, out, prefix) for part in selector)
+    if not isinstance(selector, dict):
+        return True
+    for key, value in selector.items():
+        if key in ("$elemMatch", "$allMatch", "$keyMapMatch"):
+            return False
+        if key.startswith("$"):
+            if key in ("$and", "$or", "$nor", "$not") and not _named(value, out, prefix):
+                return False
+            continue
+        out.add(prefix + key)
+        if isinstance(value, dict) and not _named(value, out, prefix + key + "."):
+            return False
+    return True
+
+
+def _covers(index: dict, body: dict) -> list[str] | None:
+    """The index's fields when its rows alone answer the query (CouchDB 3.4's covering index: the
+    asked ``fields`` and every field of the selector are indexed, or ``_id``); else None."""
+    fields = [next(iter(f)) for f in index["def"]["fields"]]
+    asked = body.get("fields")
+    named: set[str] = set()
+    if not isinstance(asked, list) or not asked or not _named(body["selector"], named):
+        return None
+    named = {n for n in named if not any(f.startswith(n + ".") for f in fields)}  # {"at": {"day": 6}}: "at" leads to at.day
+    return fields if set(asked) | named <= set(fields) | {"_id"} else None
+
+
+def _from_index(db: Database, index: dict, body: dict, predicate: Any, descending: bool, want: int) -> tuple[list[dict], int, int]:
+    """Up to ``want`` matching documents in index order, with the rows and documents examined.
+
+    Only the documents of the rows in range are read, in index order, until the page is full; a
+    covering index answers from its rows and reads none.
+    """
+    covered = _covers(index, body)
+    rows = _index_rows(db, index, body["selector"], descending)
+    matched: list[dict] = []
+    keys = examined = 0
+    while len(matched) < want:
+        page = list(itertools.islice(rows, FETCH))
+        if not page:
+            break
+        if covered is not None:
+            docs: Iterator[Any] = (_from_key(doc_id, covered, json.loads(key)) for doc_id, key in page)
+        else:
+            docs = (row.get("doc") for row in db.all_docs_keys([doc_id for doc_id, _ in page], include_docs=True))
+        for doc in docs:  # each document read as it is reached
+            if len(matched) >= want:
+                break
+            keys += 1
+            if doc is None:
+                continue  # deleted since the index was read
+            examined += covered is None
+            if predicate(doc):
+                matched.append(doc)
+    return matched, keys, examined
+
+
+def _from_key(doc_id: str, fields: list[str], values: list[Any]) -> dict:
+    """The document a covering index's row stands for: its id and indexed fields."""
+    doc: dict[str, Any] = {"_id": doc_id}
+    for name, value in zip(fields, values):
+        parts, target = _path(name), doc
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return doc
+
+
+def _mrargs(index: dict, body: dict, descending: bool) -> dict:
+    """What ``_explain`` says of the rows read, in CouchDB's shape (``<MAX>``: above every key)."""
+    first: Any
+    last: Any
+    if index["type"] == "json":
+        start, end = key_range(body["selector"], [next(iter(f)) for f in index["def"]["fields"]])
+        first, last = start, [*end, "<MAX>"]
+    else:
+        first, last = None, "<MAX>"
+    if descending:
+        first, last = last, first
+    include_docs = index["type"] != "json" or _covers(index, body) is None
+    return {"include_docs": include_docs, "view_type": "map", "reduce": False, "partition": None, "start_key": first,
+            "end_key": last, "direction": "rev" if descending else "fwd", "stable": False, "update": True,
+            "conflicts": "undefined"}
+
+
+# -- queries ------------------------------------------------------------------------------------
+
 def _choose(all_indexes: list[dict], selector: dict, sort: list[tuple[str, str]], use_index: Any) -> tuple[dict | None, str | None]:
     """The JSON index a query uses (None: all documents) and the warning to give."""
-    constrained = _selector_fields(selector, set())
+    constrained = set(_conditions(selector, {}))
     sort_names = [f for f, _ in sort]
 
     def usable(index: dict) -> bool:
@@ -176,6 +353,8 @@ def _choose(all_indexes: list[dict], selector: dict, sort: list[tuple[str, str]]
 
     json_indexes = [i for i in all_indexes if i["type"] == "json" and usable(i)]
     warning = None
+    # A partial index is used only when asked for by name (its rows leave documents out).
+    automatic = [i for i in json_indexes if "partial_filter_selector" not in i["def"]]
     if use_index is not None:
         wanted = use_index if isinstance(use_index, list) else [use_index]
         ddoc = "_design/" + str(wanted[0]).removeprefix("_design/")
@@ -184,9 +363,23 @@ def _choose(all_indexes: list[dict], selector: dict, sort: list[tuple[str, str]]
             return chosen[0], None
         warning = (f"{ddoc} was not used because it does not contain a valid index for this query." if len(wanted) < 2
                    else f"{ddoc}, {wanted[1]} was not used because it is not a valid index for this query.")
-    if json_indexes:
-        best = min(json_indexes, key=lambda i: len(i["def"]["fields"]))
-        return best, warning
+    if automatic:
+        # CouchDB's ranking (mango_cursor_view:choose_best_index): the longest prefix of fields the
+        # selector bounds (equalities, then one range), then the fewest fields, then ddoc and name.
+        conditions = _conditions(selector, {})
+
+        def rank(index: dict) -> tuple[int, int, str, str]:
+            prefix = 0
+            for field in (next(iter(f)) for f in index["def"]["fields"]):
+                low, high = _bounds(conditions.get(field, []))
+                if low is _MISSING and high is _MISSING:
+                    break
+                prefix += 1
+                if low is _MISSING or high is _MISSING or collation.encode(low) != collation.encode(high):
+                    break
+            return -prefix, len(index["def"]["fields"]), index["ddoc"], index["name"]
+
+        return min(automatic, key=rank), warning
     if sort_names and sort_names != ["_id"]:
         raise MangoError("No index exists for this sort, try indexing by the sort fields.", error="no_usable_index")
     return None, (warning + "\n" + NO_INDEX) if warning else NO_INDEX
@@ -233,7 +426,10 @@ def explain(db: Database, body: Any) -> dict:
     """``POST /{db}/_explain``."""
     chosen = plan(db, body)
     limit, skip = body.get("limit", DEFAULT_LIMIT), body.get("skip", 0)
+    descending = bool(chosen["sort"]) and chosen["sort"][0][1] == "desc"
     return {"dbname": db.name, "index": chosen["index"], "partitioned": False, "selector": body["selector"],
+            "mrargs": _mrargs(chosen["index"], body, descending),
+            "covering": chosen["index"]["type"] == "json" and _covers(chosen["index"], body) is not None,
             "opts": {"use_index": [], "bookmark": "nil", "limit": limit, "skip": skip, "sort": {},
                      "fields": body.get("fields", "all_fields"), "r": [49], "conflicts": False},
             "limit": limit, "skip": skip, "fields": body.get("fields", "all_fields")}
@@ -246,37 +442,31 @@ def find(db: Database, body: Any) -> dict:
     predicate = compile_selector(body["selector"])
     index, sort = chosen["index"], chosen["sort"]
     limit, skip = body.get("limit", DEFAULT_LIMIT), body.get("skip", 0) + _from_bookmark(body.get("bookmark"))
-    order_fields = [next(iter(f)) for f in index["def"]["fields"]] if index["type"] == "json" else ["_id"]
-    partial = index["def"].get("partial_filter_selector")
-    partial_test = compile_selector(partial) if partial else None
-    matched, examined = [], 0
-    # Without a JSON index the scan is in _id order and stops once the page is full, as CouchDB's does.
-    enough = skip + limit if index["type"] != "json" and not (sort and sort[0][1] == "desc") else None
-    for row in db.all_docs(include_docs=True):
-        if row["id"].startswith("_design/"):
-            continue
-        doc = row["doc"]
-        if index["type"] == "json" and any(get_field(doc, f) is _MISSING for f in order_fields):
-            continue  # not in the index
-        examined += 1
-        if partial_test is not None and not partial_test(doc):
-            continue
-        if predicate(doc):
-            matched.append(doc)
-            if enough is not None and len(matched) >= enough:
-                break
-    if index["type"] == "json":
-        descending = bool(sort) and sort[0][1] == "desc"
-        matched.sort(key=lambda d: (collation.encode([get_field(d, f) for f in order_fields]),
-                                    collation.encode(d["_id"])), reverse=descending)
-    elif sort and sort[0][1] == "desc":
-        matched.reverse()
-    page = matched[skip:skip + limit]
-    docs = [_project(d, body.get("fields")) for d in page]
-    answer: dict[str, Any] = {"docs": docs, "bookmark": _bookmark(skip + len(page)) if page else "nil"}
+    descending = bool(sort) and sort[0][1] == "desc"
+    matched: list[dict] = []
+    keys, examined = 0, 0
+    if index["type"] == "json":  # index order is the answer's order
+        matched, keys, examined = _from_index(db, index, body, predicate, descending, skip + limit)
+    else:
+        # Without a JSON index the scan is in _id order and stops once the page is full, as CouchDB's does.
+        enough = skip + limit if not descending else None
+        for row in db.all_docs(include_docs=True):
+            if row["id"].startswith("_design/"):
+                continue
+            examined += 1
+            if predicate(row["doc"]):
+                matched.append(row["doc"])
+                if enough is not None and len(matched) >= enough:
+                    break
+        keys = examined
+        if descending:
+            matched.reverse()
+    page_docs = matched[skip:skip + limit]
+    docs = [_project(d, body.get("fields")) for d in page_docs]
+    answer: dict[str, Any] = {"docs": docs, "bookmark": _bookmark(skip + len(page_docs)) if page_docs else "nil"}
     if body.get("execution_stats"):
         answer["execution_stats"] = {
-            "total_keys_examined": examined if index["type"] != "json" else 0, "total_docs_examined": examined,
+            "total_keys_examined": keys, "total_docs_examined": examined,
             "total_quorum_docs_examined": 0, "results_returned": len(docs),
             "execution_time_ms": round((time.monotonic() - started) * 1000, 3)}
     warnings = [chosen["warning"]] if chosen["warning"] else []

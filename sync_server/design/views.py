@@ -52,11 +52,29 @@ def _lock(db: Database, sig: str) -> threading.Lock:
         return _locks.setdefault((db.path, sig), threading.Lock())
 
 
-def update(db: Database, ddoc: dict) -> int:
-    """Bring the design document's index up to the database's current sequence; returns it."""
-    sig, names = signature(ddoc), map_views(ddoc)
-    with _lock(db, sig):
-        seq = viewindex.built_seq(db, sig)
+def index_of(db: Database, ddoc: dict) -> viewindex.Index:
+    """The stored index of a design document (its keys in clear in an encrypted store only if it asks)."""
+    clear = bool((ddoc.get("options") or {}).get("keys_in_clear") is True)
+    return viewindex.Index(db, signature(ddoc), clear_keys=clear)
+
+
+# A mapper: (design document, view names, documents) -> per document, per view, the (key, value) pairs.
+Mapper = Callable[[dict, list[str], list[dict]], list[list[list[Any]]]]
+
+
+def _map_js(ddoc: dict, names: list[str], docs: list[dict]) -> list[list[list[Any]]]:
+    return engine().call(ddoc, {"op": "map", "fns": [f"views.{n}.map" for n in names], "docs": docs})
+
+
+def update(db: Database, ddoc: dict, names: list[str] | None = None, mapper: Mapper = _map_js) -> int:
+    """Bring the design document's index up to the database's current sequence; returns it.
+
+    ``names`` and ``mapper``: the views and how documents are mapped (JavaScript by default;
+    Mango's JSON indexes pass their own).
+    """
+    index, names = index_of(db, ddoc), map_views(ddoc) if names is None else names
+    with _lock(db, index.sig):
+        seq = index.built_seq()
         end = db.update_seq
         if seq is not None and seq >= end:
             return seq
@@ -64,17 +82,18 @@ def update(db: Database, ddoc: dict) -> int:
         for change in db.changes(seq or 0, until=end, include_docs=True, all_leaves=True):
             batch.append(change)
             if len(batch) >= BATCH:
-                _index(db, ddoc, sig, names, batch, int(change.seq.split("-", 1)[0]))
+                _index(db, ddoc, index, names, mapper, batch, int(change.seq.split("-", 1)[0]))
                 batch = []
-        _index(db, ddoc, sig, names, batch, end)
+        _index(db, ddoc, index, names, mapper, batch, end)
         return end
 
 
-def _index(db: Database, ddoc: dict, sig: str, names: list[str], changes: list[Any], seq: int) -> None:
+def _index(db: Database, ddoc: dict, index: viewindex.Index, names: list[str], mapper: Mapper, changes: list[Any],
+           seq: int) -> None:
     include_design = bool((ddoc.get("options") or {}).get("include_design"))
     docs = [_map_input(db, c) for c in changes
             if not c.deleted and c.doc_json is not None and (include_design or not c.id.startswith("_design/"))]
-    emitted = engine().call(ddoc, {"op": "map", "fns": [f"views.{n}.map" for n in names], "docs": docs}) if docs and names else []
+    emitted = mapper(ddoc, names, docs) if docs and names else []
     rows: list[viewindex.Row] = []
     for doc, per_view in zip(docs, emitted):
         doc_id = doc["_id"]
@@ -86,7 +105,7 @@ def _index(db: Database, ddoc: dict, sig: str, names: list[str], changes: list[A
             for n, (key_bytes, _, key, value) in enumerate(encoded):
                 rows.append((name, key_bytes, id_key, n, doc_id,
                              json.dumps(key, ensure_ascii=False), json.dumps(value, ensure_ascii=False)))
-    viewindex.apply(db, sig, seq, [c.id for c in changes], rows)
+    index.apply(seq, [c.id for c in changes], rows)
 
 
 def _map_input(db: Database, change: Any) -> dict:
@@ -174,20 +193,20 @@ def query(db: Database, ddoc_name: str, view_name: str, params: dict,
         raise QueryParseError("Multi-key fetches for reduce views must use `group=true`")
     stale = params.get("stale")
     update_mode = params.get("update", "true")
+    index = index_of(db, ddoc)
     if stale in ("ok", "update_after") or update_mode in ("false", False, "lazy"):
-        seq = viewindex.built_seq(db, signature(ddoc))
+        seq = index.built_seq()
         if seq is None:
             seq = update(db, ddoc)
         elif stale == "update_after" or update_mode == "lazy":
             threading.Thread(target=update, args=(db, ddoc), daemon=True).start()
     else:
         seq = update(db, ddoc)
-    sig = signature(ddoc)
     if reduce:
-        rows = _reduced(db, ddoc, sig, view_name, reduce_src, params, group, group_level)
+        rows = _reduced(index, ddoc, view_name, reduce_src, params, group, group_level)
         answer: dict[str, Any] = {"rows": rows}
     else:
-        answer = _mapped(db, sig, view_name, params, load_doc)
+        answer = _mapped(index, view_name, params, load_doc)
     if params.get("update_seq"):
         answer["update_seq"] = db.seq_string(seq)
     return answer
@@ -220,33 +239,33 @@ def _check_range(params: dict, start: Any, end: Any) -> None:
             % ("true" if not descending else "false"))
 
 
-def _mapped(db: Database, sig: str, view: str, params: dict, load_doc: Callable[[str, str | None], dict | None]) -> dict:
+def _mapped(index: viewindex.Index, view: str, params: dict, load_doc: Callable[[str, str | None], dict | None]) -> dict:
     descending = bool(params.get("descending"))
     skip, limit = params.get("skip", 0), params.get("limit")
-    total = viewindex.count(db, sig, view)
+    total = index.count(view)
     if "keys" in params:
         selected: list[tuple[str, str, str]]
         found: list[tuple[str, str, str]] = []
         for key in params["keys"]:
-            rows = viewindex.rows_for_key(db, sig, view, collation.encode(key))
+            rows = index.rows_for_key(view, collation.encode(key))
             found.extend(_reverse_by_doc(rows) if descending else rows)
         selected = found[skip:] if limit is None else found[skip:skip + limit]
         # CouchDB's offset of a multi-key query comes from merging its shards; with one key it is this.
         first = params["keys"][0] if params["keys"] else None
-        offset = viewindex.count_before(db, sig, view, (collation.encode(first), b""), False) if params["keys"] else 0
+        offset = index.count_before(view, (collation.encode(first), b""), False) if params["keys"] else 0
     else:
         start, end, inclusive_end = _bounds(params)
         _check_range(params, start, end)
         selected = []
         skipped = 0
-        for doc_id, key_json, value_json, _key in viewindex.scan(db, sig, view, start, end, inclusive_end, descending):
+        for doc_id, key_json, value_json, _key in index.scan(view, start, end, inclusive_end, descending):
             if skipped < skip:
                 skipped += 1
                 continue
             if limit is not None and len(selected) >= limit:
                 break
             selected.append((doc_id, key_json, value_json))
-        offset = viewindex.count_before(db, sig, view, start, descending) + skipped if start is not None else skipped
+        offset = index.count_before(view, start, descending) + skipped if start is not None else skipped
         offset = min(offset, total)
     out_rows = []
     for doc_id, key_json, value_json in selected:
@@ -269,7 +288,7 @@ def _reverse_by_doc(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, st
     return [row for doc_rows in reversed(list(by_doc.values())) for row in doc_rows]
 
 
-def _reduced(db: Database, ddoc: dict, sig: str, view: str, source: str, params: dict, group: bool,
+def _reduced(index: viewindex.Index, ddoc: dict, view: str, source: str, params: dict, group: bool,
              group_level: int | None) -> list[dict]:
     descending = bool(params.get("descending"))
     skip, limit = params.get("skip", 0), params.get("limit")
@@ -278,13 +297,13 @@ def _reduced(db: Database, ddoc: dict, sig: str, view: str, source: str, params:
     if "keys" in params:
         for key in params["keys"]:
             rows = [(json.loads(k), i, json.loads(v), collation.encode(key))
-                    for i, k, v in viewindex.rows_for_key(db, sig, view, collation.encode(key))]
+                    for i, k, v in index.rows_for_key(view, collation.encode(key))]
             if rows:
                 out.append({"key": key if group else None, "value": reduce_rows(source, ddoc, path, rows)})
         return out[skip:] if limit is None else out[skip:skip + limit]
     start, end, inclusive_end = _bounds(params)
     _check_range(params, start, end)
-    rows_iter = viewindex.scan(db, sig, view, start, end, inclusive_end, descending)
+    rows_iter = index.scan(view, start, end, inclusive_end, descending)
     if not group or group_level == 0:
         rows = [(json.loads(k), i, json.loads(v), kb) for i, k, v, kb in rows_iter]
         if not rows:

@@ -135,10 +135,20 @@ class Database:
             for local_id, body in conn.execute("SELECT id, body FROM local_docs").fetchall():
                 conn.execute("UPDATE local_docs SET body = ? WHERE id = ?", (self._seal(body, "_local", local_id), local_id))
                 sealed += 1
+            # View rows written in clear are dropped, not sealed: the next query rebuilds them sealed.
+            for table in ("view_rows", "view_counts", "view_state"):
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+                    sealed += 1
+                    conn.execute(f"DROP TABLE {table}")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('encryption', ?)", (cipher.key_id,))
         if sealed:
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @property
+    def cipher(self) -> Cipher | None:
+        """The data key's cipher when the store is encrypted (secondary indexes seal their rows with it)."""
+        return self._cipher
 
     # A stored value is bound to where it lives: (doc id, rev) for a body, ("_local", id) for a _local doc.
     def _aad(self, where: tuple[str, ...]) -> bytes:

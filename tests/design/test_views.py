@@ -121,3 +121,11 @@ def test_design_documents_with_broken_views_are_refused(twin: Twin, views: dict)
         # QuickJS versions word syntax errors differently: compare up to the engine's own message.
         cut = lambda body: {**body, "reason": body["reason"].split(" failed: ")[0]}  # noqa: E731
         assert cut(ours.json()) == cut(couch.json())
+
+
+def test_the_keys_in_clear_option_is_accepted_and_changes_no_answer(twin: Twin) -> None:
+    _fill(twin)
+    ddoc = {**DDOC, "options": {"keys_in_clear": True}}
+    twin.same("PUT", "/{db}/_design/clear", json=ddoc, status=201)
+    twin.same("GET", "/{db}/_design/clear/_view/typed", params={"group_level": "1"})
+    twin.same("GET", "/{db}/_design/clear/_view/all", params={"startkey": '"a"', "limit": "4"})
