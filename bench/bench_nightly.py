@@ -38,8 +38,8 @@ What it does, in a fresh temporary directory (removed at the end unless ``--keep
 
 Per night: seconds (``Nightly.seconds``: pull and reports), of which the pull and the
 report (``reports.compute`` + ``write_reports``), HTTP requests to the hub by endpoint
-(counted around ``HttpPeer._send``, which every request goes through, siblings
-included), the time spent inside those requests, bytes (``HttpPeer.traffic``), this
+(counted around ``Connection._send``, which every request goes through, the cells'
+peers included), the time spent inside those requests, bytes (``Connection.traffic``), this
 process's CPU time and the hub's (``/proc/PID/stat``). Checks: no cell failed, cells
 changed = cells we changed, documents written (all of them on the first night, one per
 changed cell after), the report's province row: install_rate_all rounds to 0.84 and
@@ -98,7 +98,7 @@ ROOT = BENCH.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from replication.http_peer import HttpPeer  # noqa: E402
+from replication.http_peer import Connection  # noqa: E402
 from schemas.hierarchy import cell_db_name  # noqa: E402
 from sync_server.errors import PeerUnavailable  # noqa: E402
 from sync_server.handbook import reports  # noqa: E402
@@ -301,18 +301,18 @@ class Meter:
     seconds: Counter = field(default_factory=Counter)  # time inside requests, by kind
     http_seconds: float = 0.0
     report_seconds: float = 0.0
-    roots: list[HttpPeer] = field(default_factory=list)
+    roots: list[Connection] = field(default_factory=list)
 
 
 @contextlib.contextmanager
 def metered(hub: Hub) -> Any:
-    """Count every HttpPeer request and time the report functions, while the block runs."""
+    """Count every request to the hub and time the report functions, while the block runs."""
     meter = Meter()
-    original_send = HttpPeer._send
-    original_peer = province_module.HttpPeer
+    original_send = Connection._send
+    original_connection = province_module.Connection
     original_compute, original_write = reports.compute, reports.write_reports
 
-    def send(self: HttpPeer, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+    def send(self: Connection, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
         crashed = hub.crashed()
         if crashed:  # fail at once rather than retry 2,000 cells against a dead process
             raise PeerUnavailable(crashed)
@@ -323,11 +323,11 @@ def metered(hub: Hub) -> Any:
             elapsed = time.perf_counter() - started
             meter.http_seconds += elapsed
             meter.seconds[endpoint(method, path)] += elapsed
-        meter.requests[endpoint(method, path)] += 1  # answered requests, as HttpPeer.traffic counts them
+        meter.requests[endpoint(method, path)] += 1  # answered requests, as Connection.traffic counts them
         return response
 
-    def peer(*args: Any, **kwargs: Any) -> HttpPeer:
-        root = original_peer(*args, **kwargs)
+    def connection(*args: Any, **kwargs: Any) -> Connection:
+        root = original_connection(*args, **kwargs)
         meter.roots.append(root)
         return root
 
@@ -340,14 +340,14 @@ def metered(hub: Hub) -> Any:
                 meter.report_seconds += time.perf_counter() - started
         return wrapper
 
-    HttpPeer._send = send  # type: ignore[method-assign]
-    province_module.HttpPeer = peer  # type: ignore[assignment,misc]
+    Connection._send = send  # type: ignore[method-assign]
+    province_module.Connection = connection  # type: ignore[assignment,misc]
     reports.compute, reports.write_reports = timed(original_compute), timed(original_write)
     try:
         yield meter
     finally:
-        HttpPeer._send = original_send  # type: ignore[method-assign]
-        province_module.HttpPeer = original_peer  # type: ignore[misc]
+        Connection._send = original_send  # type: ignore[method-assign]
+        province_module.Connection = original_connection  # type: ignore[misc]
         reports.compute, reports.write_reports = original_compute, original_write
 
 
@@ -411,7 +411,7 @@ def run_night(name: str, settings: Settings, server: Any, hub: Hub, month: str, 
         night.bytes_received += root.traffic.bytes_received
     if night.requests != sum(r.traffic.requests for r in meter.roots):
         night.checks.append(f"request counts disagree: {night.requests} counted, "
-                            f"{sum(r.traffic.requests for r in meter.roots)} in HttpPeer.traffic")
+                            f"{sum(r.traffic.requests for r in meter.roots)} in Connection.traffic")
     night.hub_crashed = hub.crashed()
     if night.hub_crashed:
         night.checks.append(night.hub_crashed)

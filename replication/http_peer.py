@@ -1,4 +1,9 @@
-"""A peer over HTTP: any CouchDB-protocol database URL.
+"""A peer over HTTP: any CouchDB-protocol database URL, or a database on a shared ``Connection``.
+
+A ``Connection`` is one server: the link, its retries and what the server supports; an
+``HttpPeer`` is one database on it (the peer the replicator takes). A job that works on many
+databases of one server (the nightly pull, the kiosk's round) opens one connection and asks it
+for a peer per database: one link, one uuid, one set of manners after a cut.
 
 Frugal on the wire: one keep-alive connection, gzip-compressed request bodies,
 gzip responses asked for, few headers, the server's uuid asked once. Every
@@ -63,13 +68,19 @@ _TRANSIENT = {500, 502, 503, 504}
 
 def split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
     """(server root URL, database name, credentials) from a database URL."""
-    parsed = httpx.URL(url)
-    auth = (unquote(parsed.username), unquote(parsed.password)) if parsed.username else None
-    raw_path = parsed.raw_path.decode().split("?", 1)[0].strip("/")
+    raw_path = httpx.URL(url).raw_path.decode().split("?", 1)[0].strip("/")
     if not raw_path:
         raise PeerUnavailable(f"{url}: the URL names no database")
-    root = str(parsed.copy_with(username=None, password=None, raw_path=b"/", query=None, fragment=None)).rstrip("/")
+    root, auth = _server_root(url)
     return root, unquote(raw_path), auth
+
+
+def _server_root(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(the server's root URL without credentials or path, the credentials) from any URL on it."""
+    parsed = httpx.URL(url)
+    auth = (unquote(parsed.username), unquote(parsed.password)) if parsed.username else None
+    root = str(parsed.copy_with(username=None, password=None, raw_path=b"/", query=None, fragment=None)).rstrip("/")
+    return root, auth
 
 
 def db_path(db_name: str) -> str:
@@ -104,51 +115,83 @@ def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
         raise StartupError(f"cannot read the CA bundle {ca_bundle}: {exc}") from None
 
 
-class HttpPeer:
-    """A CouchDB-protocol database at a URL (credentials may be in it)."""
+class Connection:
+    """One CouchDB-protocol server over HTTP: the link to it, shared by every database on it.
+
+    Holds the keep-alive connections, the credentials, the retries, the server's uuid and what
+    it turned out to support, and the link's manners: after a cut, a request that has the link to
+    itself holds back the others, and attachments from a server that cannot resume them come one
+    after the other, whichever database they are in. ``peer(db)`` is one of its databases;
+    root-level calls (``/_users``, ``_security``, a document by path) go through ``request``.
+    """
 
     def __init__(self, url: str, *, timeout: float = 60.0, retries: int = DEFAULT_RETRIES,
-                 transport: httpx.BaseTransport | None = None, ca_bundle: str | None = None) -> None:
-        self.root, self.db_name, auth = split_url(url)
-        self.name = f"{self.root}/{self.db_name}"
-        self.remote = True
-        self.traffic = Traffic()
+                 transport: httpx.BaseTransport | None = None, ca_bundle: str | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
+        """:param url: the server's root (credentials may be in it, or in ``auth``); a path is ignored."""
+        self.root, url_auth = _server_root(url)
+        self.name = self.root
         self.retries = retries
-        self._db_path = db_path(self.db_name)
-        self._gzip_ok = True
-        self._has_bulk_get = True
-        self._server_selector = True
-        # False for a peer whose attachments do not resume with Range (pouchdb-server 4.2 sends
+        self.traffic = Traffic()  # everything on this link: every peer's requests and the root-level ones
+        self.uuid: str | None = None  # asked once, by the first peer's info()
+        self.gzip_bodies = True
+        self.has_bulk_get = True
+        self.server_selector = True
+        # False for a server whose attachments do not resume with Range (pouchdb-server 4.2 sends
         # them whole): a broken transfer starts again from byte 0, so they cross the link one
         # after the other (see _Relay), never several stretched over a cut.
         self.resumes_attachments = True
         self._relay = _Relay()
         self._gate = _Gate()
-        self._exists = False
-        self._owns_client = True  # False for a sibling, which shares this peer's connection
-        self._uuid: str | None = None
         self._count_lock = threading.Lock()
         self._client = httpx.Client(
-            base_url=self.root, auth=auth, transport=transport, trust_env=False, verify=tls_context(ca_bundle),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            base_url=self.root, auth=auth or url_auth, transport=transport, trust_env=False,
+            verify=tls_context(ca_bundle), timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             headers={"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "hbsync/1"},
             limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
         )
 
-    # -- one request ---------------------------------------------------------
+    def peer(self, db_name: str) -> HttpPeer:
+        """The database ``db_name`` on this server, over this connection (closing it leaves the connection open)."""
+        return HttpPeer(self, db_name)
+
+    def welcome(self, traffic: Traffic | None = None) -> dict[str, Any]:
+        """``GET /``: the server's uuid and vendor, kept for every peer on this connection.
+
+        :raises PeerUnavailable: when the server cannot be reached.
+        """
+        welcome = self.request("GET", "/", traffic=traffic)
+        # express-pouchdb (pouchdb-server 4.2) has no _selector filter on _changes, and an
+        # unknown filter crashes it: filter on our side for it (CouchDB 2+ has the filter).
+        self.server_selector = "express-pouchdb" not in welcome
+        self.resumes_attachments = "express-pouchdb" not in welcome
+        self.uuid = str(welcome.get("uuid") or "")
+        return welcome
 
     def request(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
-                headers: dict | None = None, ok: tuple[int, ...] = (200, 201, 202)) -> Any:
+                headers: dict | None = None, ok: tuple[int, ...] = (200, 201, 202),
+                traffic: Traffic | None = None) -> Any:
         """Send one request with retries; return the parsed JSON body.
 
-        :raises CouchError: the peer's own error; PeerUnavailable when it cannot be reached.
+        :param traffic: where its bytes are counted besides the connection's own (a peer's).
+        :raises CouchError: the server's own error; PeerUnavailable when it cannot be reached.
         """
-        response = self._send(method, path, params, body, headers)
+        response = self._send(method, path, params, body, headers, traffic or self.traffic)
         if response.status_code in ok:
             return response.json() if response.content else None
         raise self._error(response)
 
-    def _send(self, method: str, path: str, params: dict | None, body: Any, headers: dict | None) -> httpx.Response:
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, params: dict | None, body: Any, headers: dict | None,
+              traffic: Traffic) -> httpx.Response:
         content, extra = self._encode(body)
         extra.update(headers or {})
         pause = RETRY_PAUSE
@@ -166,10 +209,10 @@ class HttpPeer:
                 failure = exc
                 broke = broke or isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError))
             else:
-                self._count(response, content)
+                self._count(response, content, traffic)
                 if response.status_code == 415 and "Content-Encoding" in extra:
-                    self._gzip_ok = False  # this peer refuses gzip bodies: send them plain from now on
-                    return self._send(method, path, params, body, headers)
+                    self.gzip_bodies = False  # this server refuses gzip bodies: send them plain from now on
+                    return self._send(method, path, params, body, headers, traffic)
                 if response.status_code not in _TRANSIENT:
                     return response
                 failure = self._error(response)
@@ -197,20 +240,30 @@ class HttpPeer:
             return None, {}
         raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json"}
-        if self._gzip_ok and len(raw) >= GZIP_MIN_BYTES:
+        if self.gzip_bodies and len(raw) >= GZIP_MIN_BYTES:
             headers["Content-Encoding"] = "gzip"
             raw = gzip.compress(raw, 6, mtime=0)
         return raw, headers
 
-    def _count(self, response: httpx.Response, content: bytes | None) -> None:
+    def _count(self, response: httpx.Response, content: bytes | None, traffic: Traffic) -> None:
         request = response.request
         head = len(request.method) + len(request.url.raw_path) + 12
         head += sum(len(k) + len(v) + 4 for k, v in request.headers.raw)
         received = 17 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + response.num_bytes_downloaded
+        sent = head + len(content or b"")
         with self._count_lock:
-            self.traffic.bytes_sent += head + len(content or b"")
-            self.traffic.bytes_received += received
-            self.traffic.requests += 1
+            for counter in self._counters(traffic):
+                counter.bytes_sent += sent
+                counter.bytes_received += received
+                counter.requests += 1
+
+    def _count_received(self, traffic: Traffic, count: int) -> None:
+        with self._count_lock:
+            for counter in self._counters(traffic):
+                counter.bytes_received += count
+
+    def _counters(self, traffic: Traffic) -> tuple[Traffic, ...]:
+        return (traffic,) if traffic is self.traffic else (self.traffic, traffic)
 
     def _error(self, response: httpx.Response) -> CouchError:
         try:
@@ -219,10 +272,45 @@ class HttpPeer:
         except (ValueError, KeyError, TypeError):
             return error_for("unknown_error", response.text[:200] or response.reason_phrase, response.status_code)
 
+
+class HttpPeer:
+    """A CouchDB-protocol database: at a URL (credentials may be in it) over a connection of its own,
+    or ``db_name`` on a shared ``Connection`` (``connection.peer(db_name)``)."""
+
+    def __init__(self, url: str | Connection, db_name: str | None = None, *, timeout: float = 60.0,
+                 retries: int = DEFAULT_RETRIES, transport: httpx.BaseTransport | None = None,
+                 ca_bundle: str | None = None) -> None:
+        """:param url: a database URL, whose connection the peer opens and closes; or a connection,
+            with ``db_name`` (the options are the connection's then)."""
+        if isinstance(url, Connection):
+            if db_name is None:
+                raise TypeError("HttpPeer(connection, db_name): which database?")
+            self.connection, self._owns_connection = url, False
+        else:
+            if db_name is not None:
+                raise TypeError("HttpPeer(url): the URL names the database")
+            root, db_name, auth = split_url(url)
+            self.connection = Connection(root, timeout=timeout, retries=retries, transport=transport,
+                                         ca_bundle=ca_bundle, auth=auth)
+            self._owns_connection = True
+        self.db_name = db_name
+        self.root = self.connection.root
+        self.name = f"{self.root}/{db_name}"
+        self.remote = True
+        self.traffic = Traffic()
+        self._db_path = db_path(db_name)
+        self._exists = False
+
+    def request(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
+                headers: dict | None = None, ok: tuple[int, ...] = (200, 201, 202)) -> Any:
+        """``Connection.request``, its bytes counted in this peer's traffic."""
+        return self.connection.request(method, path, params=params, body=body, headers=headers, ok=ok,
+                                       traffic=self.traffic)
+
     # -- the protocol ----------------------------------------------------------
 
     def info(self, create: bool = False) -> PeerInfo:
-        """``GET /`` and ``GET db`` (once per peer), with ``create`` also ``PUT db``: all at once.
+        """``GET /`` (once per connection) and ``GET db`` (once per peer), with ``create`` also ``PUT db``: all at once.
 
         They go out together on separate connections, so they cost one round trip,
         and the replication's next requests find connections open (a new one costs a
@@ -234,26 +322,20 @@ class HttpPeer:
         """
         seq = None
         extra: dict[str, Any] = {}
-        if self._uuid is None or create and not self._exists:
+        server = self.connection
+        if server.uuid is None or create and not self._exists:
             asks: dict[str, Callable[[], Any]] = {"db": lambda: self.request("GET", self._db_path)}
-            if self._uuid is None:
-                asks["welcome"] = lambda: self.request("GET", "/")
+            if server.uuid is None:
+                asks["welcome"] = lambda: server.welcome(self.traffic)
             if create and not self._exists:
                 asks["create"] = lambda: self.request("PUT", self._db_path, ok=(201, 202, 412))
             got = _together(asks)
-            welcome = got.get("welcome", {})
-            if isinstance(welcome, BaseException):
-                raise welcome
+            if isinstance(got.get("welcome"), BaseException):
+                raise got["welcome"]
             seq, created = self._db_state(got["db"], got.get("create"), create)
             if created:
                 extra["created"] = True
-            if self._uuid is None:
-                self._uuid = str(welcome.get("uuid") or "")
-                # express-pouchdb (pouchdb-server 4.2) has no _selector filter on _changes, and an
-                # unknown filter crashes it: filter on our side for it (CouchDB 2+ has the filter).
-                self._server_selector = "express-pouchdb" not in welcome
-                self.resumes_attachments = "express-pouchdb" not in welcome
-        identity = f"{self._uuid}/{self.db_name}" if self._uuid else self.name
+        identity = f"{server.uuid}/{self.db_name}" if server.uuid else self.name
         return PeerInfo(identity, seq, extra)
 
     def _db_state(self, db: Any, made: Any, create: bool) -> tuple[Any, bool]:
@@ -284,7 +366,7 @@ class HttpPeer:
         body: dict[str, Any] | None = None
         if doc_ids is not None:
             params["filter"], body = "_doc_ids", {"doc_ids": doc_ids}
-        elif selector is not None and self._server_selector:
+        elif selector is not None and self.connection.server_selector:
             params["filter"], body = "_selector", {"selector": selector}
         elif selector is not None:
             params["include_docs"] = "true"
@@ -300,7 +382,7 @@ class HttpPeer:
                 raise
             # pouchdb-server 4.2 has no _selector filter on _changes (CouchDB 3 has):
             # filter on our side, at the cost of the documents' bytes.
-            self._server_selector = False
+            self.connection.server_selector = False
             return self.changes(since, limit, selector=selector, wait=wait)
         rows = [r for r in result["results"] if "id" in r]
         if "include_docs" in params:
@@ -316,15 +398,16 @@ class HttpPeer:
         call it "no changes" (None). A dropped connection raises as usual.
         """
         deadline = time.monotonic() + wait + LONGPOLL_GRACE
-        timeout = httpx.Timeout(wait + LONGPOLL_GRACE, connect=self._client.timeout.connect)
+        client = self.connection._client
+        timeout = httpx.Timeout(wait + LONGPOLL_GRACE, connect=client.timeout.connect)
         body = bytearray()
         try:
-            with self._client.stream("GET", self._db_path + "/_changes", params=params, timeout=timeout) as response:
+            with client.stream("GET", self._db_path + "/_changes", params=params, timeout=timeout) as response:
                 for chunk in response.iter_bytes():
                     body += chunk
                     if time.monotonic() > deadline:
                         return None
-                self._count(response, None)
+                self.connection._count(response, None, self.traffic)
                 if response.status_code != 200:
                     raise error_for(*_error_fields(bytes(body), response))
         except httpx.ReadTimeout:
@@ -339,13 +422,13 @@ class HttpPeer:
     def bulk_get(self, wanted: list[dict], attachments: bool = False) -> list[dict]:
         if not wanted:
             return []
-        if self._has_bulk_get:
+        if self.connection.has_bulk_get:
             params = {"revs": "true", "latest": "true", **({"attachments": "true"} if attachments else {})}
             try:
                 result = self.request("POST", self._db_path + "/_bulk_get", params=params, body={"docs": wanted})
                 return [d["ok"] for r in result["results"] for d in r["docs"] if "ok" in d]
             except ResponseBroke:
-                if len(wanted) == 1 or not self.retries:  # retries=0: fail fast, whatever the cause
+                if len(wanted) == 1 or not self.connection.retries:  # retries=0: fail fast, whatever the cause
                     raise
                 # The link stays up, but not as long as this answer takes: ask for it in halves.
                 half = len(wanted) // 2
@@ -353,7 +436,7 @@ class HttpPeer:
             except CouchError as exc:
                 if exc.status not in (400, 404, 405, 501):
                     raise
-                self._has_bulk_get = False  # an older peer: ask open_revs one document at a time
+                self.connection.has_bulk_get = False  # an older server: ask open_revs one document at a time
         return [doc for item in wanted for doc in self._open_revs(item, attachments)]
 
     def _open_revs(self, item: dict, attachments: bool) -> list[dict]:
@@ -369,13 +452,14 @@ class HttpPeer:
         data = bytearray()
         failure: Exception | None = None
         # Retries included: others wait rather than spend their attempts while the link is down.
-        relay = None if self.resumes_attachments else self._relay
+        server = self.connection
+        relay = None if server.resumes_attachments else server._relay
         key = object()
         alone = contextlib.ExitStack()
         if relay is not None:
             relay.enter(key)
         try:
-            for attempt in range(self.retries + 1):
+            for attempt in range(server.retries + 1):
                 try:
                     start = offset + len(data)
                     data += _again_if_stale(lambda: self._attachment_part(path, rev, start, relay, key))  # noqa: B023
@@ -389,8 +473,8 @@ class HttpPeer:
                     # Broken, and it cannot resume: it gets the link to itself until done (other
                     # requests wait to start), or shared with the batches' retries it may never
                     # fit between two cuts (a 2G link cut every 20 s: bench/LINKS.md).
-                    alone.enter_context(self._gate.alone())
-                if attempt < self.retries:
+                    alone.enter_context(server._gate.alone())
+                if attempt < server.retries:
                     time.sleep(RETRY_PAUSE * 2**attempt)
         finally:
             alone.close()
@@ -407,6 +491,7 @@ class HttpPeer:
         (CouchDB does not serve ranges of encoded attachments): the part of a broken gzip transfer
         that arrived is decoded, and the transfer resumes after its content.
         """
+        server = self.connection
         headers = {"Accept": "*/*", "Accept-Encoding": "identity" if offset else "gzip"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
@@ -417,10 +502,10 @@ class HttpPeer:
             relay.restart(key)
         started = time.monotonic()
         try:
-            with self._client.stream("GET", path, params={"rev": rev}, headers=headers) as response:
+            with server._client.stream("GET", path, params={"rev": rev}, headers=headers) as response:
                 if response.status_code not in (200, 206):
                     response.read()
-                    raise self._error(response)
+                    raise server._error(response)
                 skip = offset if response.status_code == 200 else 0  # a peer that ignores Range
                 length = int(response.headers.get("Content-Length") or 0)
                 if response.headers.get("Content-Encoding", "").strip().lower() == "gzip":
@@ -433,16 +518,15 @@ class HttpPeer:
                 if decoder is not None:
                     chunks += decoder.flush()
                 _drop_if_closing(response, started)
-                self._count(response, None)
+                server._count(response, None, self.traffic)
                 if skip:
-                    self.resumes_attachments = False
+                    server.resumes_attachments = False
                 return bytes(chunks[skip:])
         except zlib.error as exc:
             raise PeerUnavailable(f"{self.name}: {path}: a gzip attachment that does not decode: {exc}") from None
         except httpx.TransportError:
             if raw_count:  # keep what arrived (decoded); the caller resumes after it
-                with self._count_lock:
-                    self.traffic.bytes_received += raw_count
+                server._count_received(self.traffic, raw_count)
             if len(chunks) > skip:
                 raise _Partial(bytes(chunks[skip:])) from None
             raise
@@ -463,18 +547,10 @@ class HttpPeer:
     def put_local(self, local_id: str, doc: dict) -> str:
         return self.request("PUT", doc_path(self.db_name, "_local/" + local_id), body=doc)["rev"]
 
-    def sibling(self, db_name: str) -> HttpPeer:
-        """A peer for another database of the same server, sharing this one's connection and uuid."""
-        other = object.__new__(HttpPeer)
-        other.__dict__.update(self.__dict__)
-        other.db_name, other.name = db_name, f"{self.root}/{db_name}"
-        other._db_path = db_path(db_name)
-        other.traffic, other._exists, other._owns_client = self.traffic, False, False
-        return other
-
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        """Close the connection if the peer opened it (a shared one stays open for the others)."""
+        if self._owns_connection:
+            self.connection.close()
 
 
 def _error_fields(body: bytes, response: httpx.Response) -> tuple[str, str, int]:

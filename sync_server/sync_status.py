@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .private_file import write_atomic
+
 # Refused documents remembered (newest first): enough to show and fix, bounded.
 REFUSED_KEPT = 100
 # Days of byte counts kept.
@@ -46,9 +48,7 @@ class SyncStatus:
         with self._lock:
             status = self.read()
             change(status)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(status, ensure_ascii=False, indent=1), encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(status, ensure_ascii=False, indent=1))
             return status
 
 

@@ -201,6 +201,14 @@ def _no_couchdb(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _couch_release(couch_peer: Any) -> Any:
+    """The unpacked CouchDB release; missing, a failure in CI and a skip elsewhere."""
+    rel = couch_peer.release()
+    if rel is None:
+        _no_couchdb(couch_peer.why_missing())
+    return rel
+
+
 @pytest.fixture(scope="session")
 def couchdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real Apache CouchDB 3.4.3 node for the whole session (see tests/peers/couch_node.py)."""
@@ -209,10 +217,7 @@ def couchdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if os.environ.get("COUCHDB_URL"):
         yield ExternalCouch(os.environ["COUCHDB_URL"])
         return
-    rel = couch_peer.release()
-    if rel is None:
-        _no_couchdb(couch_peer.why_missing())
-    server = couch_peer.CouchServer(tmp_path_factory.mktemp("couchdb"), rel)
+    server = couch_peer.CouchServer(tmp_path_factory.mktemp("couchdb"), _couch_release(couch_peer))
     yield server
     server.stop()
 
@@ -229,10 +234,7 @@ def couchdb_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A fresh 3-node CouchDB cluster (n = 3); its nodes are in ``.nodes``."""
     import couch_node as couch_peer
 
-    rel = couch_peer.release()
-    if rel is None:
-        _no_couchdb(couch_peer.why_missing())
-    cluster = couch_peer.CouchCluster(tmp_path_factory.mktemp("couch-cluster"), rel)
+    cluster = couch_peer.CouchCluster(tmp_path_factory.mktemp("couch-cluster"), _couch_release(couch_peer))
     yield cluster
     cluster.stop()
 

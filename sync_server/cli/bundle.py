@@ -13,7 +13,6 @@ cards and bundle numbers are kept in ``DATA_DIR/bundle-keys/`` either way.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import click
 
 from ..errors import BundleError, CouchError, PeerUnavailable, StartupError
+from ..private_file import write_atomic
 from ..settings import Settings, load
 
 _COMMON = [
@@ -122,7 +122,7 @@ def export(path: str, for_cell: str | None, dbs: tuple[str, ...], config_path: s
         own_legs, own_cell = _kiosk(settings)
         done = export_bundle(store, side, own_legs=own_legs, own_cell=own_cell, for_cell=for_cell,
                              dbs=list(dbs) or None)
-        _write(Path(path), done.data)
+        write_atomic(path, done.data)
     parts = ", ".join(f"{db}: {count}" for db, count in done.legs) or "nothing new"
     click.echo(f"wrote {path}: bundle {done.number}, {done.docs} documents ({parts}), "
                f"{done.acks} acknowledgements, {len(done.data) / 1000:.1f} KB")
@@ -148,11 +148,3 @@ def import_(path: str, config_path: str | None, data_dir: str | None, url: str |
     if not done.ok:
         raise click.ClickException("the bundle was not applied completely; importing it again resumes")
 
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)

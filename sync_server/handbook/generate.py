@@ -74,6 +74,8 @@ from typing import Any
 
 from schemas.hierarchy import Hierarchy, Unit, cell_db_name, format_csv, parse_hierarchy
 
+from ..private_file import write_atomic
+
 Doc = dict[str, Any]
 TZ = "+07:00"
 PROVINCE_CODE, PROVINCE_NAME = "TQ", "Tuyên Quang"
@@ -216,9 +218,7 @@ class Province:
 
     def write_hierarchy(self, path: str | Path) -> Path:
         """Write the hierarchy file (UTF-8 CSV, see ``schemas.hierarchy``); returns the path."""
-        path = Path(path)
-        path.write_text(self.hierarchy_csv, encoding="utf-8")
-        return path
+        return write_atomic(path, self.hierarchy_csv)
 
 
 def generate(size: str = "small", seed: int = 1, months: list[str] | tuple[str, ...] = ("2026-11",),
@@ -256,9 +256,7 @@ def write_hierarchy(path: str | Path, size: str = "full", seed: int = 1, provinc
         return province.write_hierarchy(path)
     spec = SIZES[size]
     units, _ = _hierarchy(random.Random(seed), spec)
-    path = Path(path)
-    path.write_text(format_csv(units, comment=_csv_comment(size, seed)), encoding="utf-8")
-    return path
+    return write_atomic(path, format_csv(units, comment=_csv_comment(size, seed)))
 
 
 def write_to_store(province: Province, server: Any, merged_db: str = "province", *, cell_dbs: bool = False,

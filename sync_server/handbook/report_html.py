@@ -126,6 +126,16 @@ def _short(name: str) -> str:
     return name
 
 
+def _chart_open(name: str, width: int, height: int, title: str, desc: str, heading: str, heading_en: str) -> list[str]:
+    """An accessible chart's opening: ``<svg id="chart-NAME">`` labelled by its title and description
+    (read out by screen readers), and its heading in Vietnamese with the English in grey."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="{name}-title {name}-desc" '
+            f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" class="chart" id="chart-{name}">',
+            f'<title id="{name}-title">{_e(title)}</title>', f'<desc id="{name}-desc">{_e(desc)}</desc>',
+            f'<text x="0" y="18" font-size="14" font-weight="bold" fill="#1f2328">{_e(heading)} '
+            f'<tspan fill="#57606a" font-weight="normal">({_e(heading_en)})</tspan></text>']
+
+
 def _axis(x0: float, width: float, top: float, bottom: float, maximum: float, step: float) -> list[str]:
     parts = []
     ticks = int(round(maximum / step))
@@ -150,11 +160,7 @@ def chart_share_using(report: Report, rows: list[Row]) -> str:
                           for r in rows)
     desc = (f"{_month_label(report.month)}. Mục tiêu (goal) {pct_whole(goal)}. {desc_rows}. "
             "Bảng số liệu bên dưới (data table below).")
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="share-title share-desc" '
-           f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" class="chart" id="chart-share">',
-           f'<title id="share-title">{_e(title)}</title>', f'<desc id="share-desc">{_e(desc)}</desc>',
-           '<text x="0" y="18" font-size="14" font-weight="bold" fill="#1f2328">Tỷ lệ chi bộ sử dụng Sổ tay '
-           '<tspan fill="#57606a" font-weight="normal">(share of cells using the handbook)</tspan></text>']
+    out = _chart_open("share", width, height, title, desc, "Tỷ lệ chi bộ sử dụng Sổ tay", "share of cells using the handbook")
     out += _axis(label_w, plot_w, top - 8, bottom, 1.0, 0.2)
     for i, row in enumerate(rows):
         y = top + i * row_h
@@ -208,11 +214,7 @@ def chart_install(report: Report, rows: list[Row]) -> str:
                           for r in rows)
     desc = (f"Tổng số / đối tượng (all members / target group). {desc_rows}. "
             "Bảng số liệu bên dưới (data table below).")
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="install-title install-desc" '
-           f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" class="chart" id="chart-install">',
-           f'<title id="install-title">{_e(title)}</title>', f'<desc id="install-desc">{_e(desc)}</desc>',
-           '<text x="0" y="18" font-size="14" font-weight="bold" fill="#1f2328">Tỷ lệ cài đặt '
-           '<tspan fill="#57606a" font-weight="normal">(installation rate)</tspan></text>']
+    out = _chart_open("install", width, height, title, desc, "Tỷ lệ cài đặt", "installation rate")
     out += _axis(label_w, plot_w, top - 8, bottom, maximum, 0.2)
     x100 = label_w + plot_w / maximum
     out.append(f'<line x1="{x100:.1f}" y1="{top - 8}" x2="{x100:.1f}" y2="{bottom}" stroke="#57606a" '

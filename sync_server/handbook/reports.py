@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 import re
 from collections import Counter
@@ -71,6 +72,8 @@ from pathlib import Path
 from typing import Any
 
 from schemas.hierarchy import LEVELS, Hierarchy
+
+from ..private_file import write_atomic
 
 GOAL = 0.80
 TREND_MONTHS = 6
@@ -530,11 +533,11 @@ def _cell(data: dict[str, Any], column: str) -> str:
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list[str]]) -> Path:
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return path
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return write_atomic(path, text.getvalue().encode("utf-8-sig"))
 
 
 def write_reports(report: Report, out_dir: str | Path) -> dict[str, Path]:
@@ -576,10 +579,7 @@ def write_reports(report: Report, out_dir: str | Path) -> dict[str, Path]:
     written["reading.csv"] = _write_csv(out / "reading.csv", READING_COLUMNS, reading)
     summary = report.summary()
     summary["files"] = [*written, "summary.json", "report.html"]
-    path = out / "summary.json"
-    path.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    written["summary.json"] = path
-    path = out / "report.html"
-    path.write_text(render(report), encoding="utf-8")
-    written["report.html"] = path
+    summary_json = json.dumps(summary, ensure_ascii=False, indent=2) + "\n"
+    written["summary.json"] = write_atomic(out / "summary.json", summary_json)
+    written["report.html"] = write_atomic(out / "report.html", render(report))
     return written

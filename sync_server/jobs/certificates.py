@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from replication.http_peer import HttpPeer, db_path, doc_path
+from replication.http_peer import Connection, db_path, doc_path
 from schemas.hierarchy import cell_db_name, load_hierarchy
 from sync_server.errors import CertificateError, CouchError, NotFound, PeerUnavailable, StartupError
 from sync_server.handbook.ownership import cell_of_db
@@ -287,8 +287,7 @@ def issue_pending(settings: Settings, issuer: AcmeIssuer | None = None) -> Issue
     issuer = issuer or issuer_for(settings)
     zone = str(province.kiosk_zone)
     done = Issued()
-    root = HttpPeer(province.hub_url.rstrip("/") + "/_users", timeout=settings.sync.timeout_seconds,
-                    ca_bundle=settings.sync.ca_bundle)
+    root = Connection(province.hub_url, timeout=settings.sync.timeout_seconds, ca_bundle=settings.sync.ca_bundle)
     try:
         for cell in load_hierarchy(province.hierarchy).cells():
             done.cells += 1
@@ -314,7 +313,7 @@ def issue_pending(settings: Settings, issuer: AcmeIssuer | None = None) -> Issue
     return done
 
 
-def _answer(root: HttpPeer, db: str, cell: str, asked: dict, answer: dict | None, zone: str,
+def _answer(root: Connection, db: str, cell: str, asked: dict, answer: dict | None, zone: str,
             issuer: AcmeIssuer) -> str:
     name = kiosk_name(cell, zone)
     if asked.get("name") != name:

@@ -40,7 +40,7 @@ from urllib.parse import quote
 
 import yaml
 
-from replication.http_peer import HttpPeer, split_url
+from replication.http_peer import Connection, HttpPeer, split_url
 from schemas.hierarchy import cell_db_name, check_code, kiosk_account
 from sync_server.errors import CouchError, NotFound, PeerUnavailable, StartupError
 from sync_server.handbook.members import new_pin
@@ -105,8 +105,7 @@ def reissue(hub_admin_url: str, cell: str, out: str | Path, kiosk_hub_url: str |
     name = kiosk_account(cell)
     enrolment(cell, kiosk_hub_url or hub_admin_url, name, "", public_keys)  # refuses before the hub is touched
     path = f"/_users/{quote(USER_PREFIX + name, safe='')}"
-    hub = HttpPeer(hub_admin_url.rstrip("/") + "/_users")
-    try:
+    with Connection(hub_admin_url) as hub:
         try:
             account = hub.request("GET", path)
         except NotFound:
@@ -114,8 +113,6 @@ def reissue(hub_admin_url: str, cell: str, out: str | Path, kiosk_hub_url: str |
         password = secrets.token_urlsafe(18)
         hub.request("PUT", path, body={**{k: v for k, v in account.items() if not _secret_field(k)},
                                        "password": password})
-    finally:
-        hub.close()
     doc = enrolment(cell, kiosk_hub_url or hub_admin_url, name, password, public_keys, handbook_selector)
     return write_enrolment(out, doc)
 

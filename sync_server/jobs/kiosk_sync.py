@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from replication.http_peer import HttpPeer, split_url
+from replication.http_peer import Connection, HttpPeer, split_url
 from replication.local_peer import LocalPeer
 from replication.replicator import Options, Progress, Replicator, Result
 from sync_server.errors import SyncError
@@ -89,15 +89,17 @@ class Syncer:
         self.hub_url = settings.sync.hub_url
         if settings.sync.hub_credentials:
             self.hub_url = with_credentials(self.hub_url, read_secret(settings.sync.hub_credentials))
+        self._connection: Connection | None = None  # one link to the hub for every database
         self._peers: dict[str, HttpPeer] = {}
         self._checkpoints: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def _hub(self, db: str) -> HttpPeer:
+        if self._connection is None:
+            self._connection = Connection(self.hub_url, timeout=self.settings.sync.timeout_seconds,
+                                          ca_bundle=self.settings.sync.ca_bundle)
         if db not in self._peers:
-            url = self.hub_url.rstrip("/") + "/" + db.replace("/", "%2F")
-            self._peers[db] = HttpPeer(url, timeout=self.settings.sync.timeout_seconds,
-                                       ca_bundle=self.settings.sync.ca_bundle)
+            self._peers[db] = self._connection.peer(db)
         return self._peers[db]
 
     def _options(self, leg: Leg, continuous: bool = False) -> Options:
@@ -217,8 +219,8 @@ class Syncer:
                   for leg, r in done.results])
 
     def close(self) -> None:
-        for peer in self._peers.values():
-            peer.close()
+        if self._connection is not None:
+            self._connection.close()
 
 
 def _leg_summary(leg: Leg, result: Result) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from replication.http_peer import HttpPeer
+from replication.http_peer import Connection
 from replication.local_peer import LocalPeer
 from replication.replicator import Replicator
 from schemas.hierarchy import cell_db_name, load_hierarchy
@@ -55,24 +55,21 @@ def run_nightly(settings: Settings, server: Server, month: str | None = None,
     done = Nightly(month or current_month())
     started = time.monotonic()
     merged = LocalPeer(server, province.merged_db)
-    root = HttpPeer(province.hub_url.rstrip("/") + "/_users", timeout=settings.sync.timeout_seconds,
-                    ca_bundle=settings.sync.ca_bundle)
-    try:
-        root.info()  # asked once: every cell's peer shares the hub's uuid and connection
+    # One connection for every cell: one link, the hub's uuid asked once.
+    with Connection(province.hub_url, timeout=settings.sync.timeout_seconds, ca_bundle=settings.sync.ca_bundle) as hub:
+        hub.welcome()  # a hub that is down stops the night here
         cells = hierarchy.cells()
         for index, cell in enumerate(cells):
             done.cells += 1
-            result = Replicator(root.sibling(cell_db_name(cell.code)), merged, checkpoint_cache=checkpoint_cache).run()
+            result = Replicator(hub.peer(cell_db_name(cell.code)), merged, checkpoint_cache=checkpoint_cache).run()
             if result.ok:
                 done.cells_changed += bool(result.docs_written)
                 done.docs_written += result.docs_written
                 continue
             done.failed.append((cell.code, result.error or "unknown error"))
-            if not _hub_answers(root):  # the hub went away: do not spend hours retrying every cell
+            if not _hub_answers(hub):  # the hub went away: do not spend hours retrying every cell
                 done.failed += [(c.code, "not tried: the hub stopped answering") for c in cells[index + 1:]]
                 break
-    finally:
-        root.close()
     merged_db = server.get_or_create(province.merged_db)
     done.report = reports.compute(merged_db, hierarchy, done.month)
     done.report.missing_cells = [code for code, _ in done.failed]
@@ -81,9 +78,9 @@ def run_nightly(settings: Settings, server: Server, month: str | None = None,
     return done
 
 
-def _hub_answers(root: HttpPeer) -> bool:
+def _hub_answers(hub: Connection) -> bool:
     try:
-        root.request("GET", "/")
+        hub.request("GET", "/")
         return True
     except PeerUnavailable:
         return False

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from replication.http_peer import HttpPeer, db_path, doc_path
+from replication.http_peer import Connection, db_path, doc_path
 from schemas.hierarchy import Hierarchy, cell_db_name, kiosk_account
 from sync_server.errors import Conflict, NotFound
 from sync_server.handbook import ownership
@@ -49,7 +49,7 @@ class Provisioner:
     """Talks to one hub (a CouchDB-protocol server root URL with an admin account)."""
 
     def __init__(self, hub_url: str) -> None:
-        self._hub = HttpPeer(hub_url.rstrip("/") + "/_users")  # any db: we use its root and client
+        self._hub = Connection(hub_url)
         self.report = Report()
 
     def _call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 202)) -> Any:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..private_file import write_private
 from .signing import canonical
 
 GENESIS = "0" * 64
@@ -77,11 +78,7 @@ class AuditLog:
                 entry["hash"] = entry_hash(prev, entry)
                 os.write(fd, (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
                 os.fsync(fd)
-                tmp = self.head_path.with_suffix(f".{os.getpid()}.tmp")
-                head = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(head, "w") as out:
-                    out.write(json.dumps({"n": entry["n"], "hash": entry["hash"]}))
-                os.replace(tmp, self.head_path)
+                write_private(self.head_path, json.dumps({"n": entry["n"], "hash": entry["hash"]}))
             finally:
                 os.close(fd)  # releases the lock
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..errors import CertificateError, StartupError
-from ..private_file import write_private
+from ..private_file import write_atomic, write_private
 
 TLS_DIR = "tls"
 CERT_NAME, KEY_NAME = "kiosk.crt", "kiosk.key"
@@ -85,7 +85,7 @@ def ensure(data_dir: str | Path, host: str, now: datetime.datetime | None = None
     cert = _self_signed(key, _names(host), now)
     write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return Certificate(cert_path, key_path, fingerprint_of(cert), True)
 
 

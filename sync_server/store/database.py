@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import BadRequest, Conflict, CouchError, DatabaseGone, DocumentTooLarge, Forbidden, NotFound, StartupError, Unauthorized
 from . import attachments, revtree
@@ -56,6 +56,14 @@ class StoreOptions:
     check_design: Any = None
 
 
+class DocRow(NamedTuple):
+    """A document's row in ``docs``: what a write merges into and a read starts from."""
+
+    winner: str
+    deleted: bool  # the winner is deleted
+    tree: revtree.Tree
+
+
 @dataclass
 class Change:
     """One row of ``_changes``: the document's latest sequence and its revisions."""
@@ -89,7 +97,7 @@ class Database:
         self._write_lock = threading.Lock()
         self._changed = threading.Condition()
         self._listeners: list[Any] = []  # called after each committed write and at close (see on_change)
-        self._batch: dict[str, Any] = {}  # rows of the batch being written, by id (under the write lock)
+        self._batch: dict[str, DocRow | None] = {}  # rows of the batch being written, by id (under the write lock)
         self._design_revs: list[tuple[str, str]] | None = None  # live design documents (under the write lock)
         with transaction(self._writer):
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(4),))
@@ -342,9 +350,12 @@ class Database:
 
     # -- reading documents ---------------------------------------------------
 
-    def _row(self, doc_id: str, conn: sqlite3.Connection) -> tuple[str, bool, revtree.Tree] | None:
+    def _row(self, doc_id: str, conn: sqlite3.Connection) -> DocRow | None:
         row = conn.execute("SELECT winner, deleted, tree FROM docs WHERE id = ?", (doc_id,)).fetchone()
-        return (row[0], bool(row[1]), json.loads(row[2])) if row else None
+        if row is None:
+            return None
+        winner, deleted, tree = row
+        return DocRow(winner, bool(deleted), json.loads(tree))
 
     def _body(self, doc_id: str, rev: str, conn: sqlite3.Connection) -> dict | None:
         row = conn.execute("SELECT body FROM revs WHERE doc_id = ? AND rev = ?", (doc_id, rev)).fetchone()
@@ -388,7 +399,7 @@ class Database:
         if "_attachments" in body:
             since = 0 if with_atts else self._atts_since_pos(tree, rev, atts_since)
             body["_attachments"] = attachments.expand(conn, body["_attachments"], since, self._cipher)
-        return assemble(doc_id, rev, bool(tree[rev][1]), body)
+        return assemble(doc_id, rev, revtree.is_deleted(tree, rev), body)
 
     @staticmethod
     def _atts_since_pos(tree: revtree.Tree, rev: str, atts_since: list[str] | None) -> int | None:
@@ -404,14 +415,14 @@ class Database:
         marks = ",".join("?" * len(chain))
         stored = {r for (r,) in conn.execute(f"SELECT rev FROM revs WHERE doc_id = ? AND rev IN ({marks})",
                                              (doc_id, *chain))}
-        return [{"rev": r, "status": ("deleted" if tree[r][1] else "available") if r in stored else "missing"}
+        return [{"rev": r, "status": ("deleted" if revtree.is_deleted(tree, r) else "available") if r in stored else "missing"}
                 for r in chain]
 
     @staticmethod
     def _add_conflicts(doc: dict, tree: revtree.Tree, rev: str, conflicts: bool, deleted_conflicts: bool) -> None:
         others = [leaf for leaf in revtree.leaves(tree) if leaf != rev]
-        live = [leaf for leaf in others if not tree[leaf][1]]
-        dead = [leaf for leaf in others if tree[leaf][1]]
+        live = [leaf for leaf in others if not revtree.is_deleted(tree, leaf)]
+        dead = [leaf for leaf in others if revtree.is_deleted(tree, leaf)]
         if conflicts and live:
             doc["_conflicts"] = live
         if deleted_conflicts and dead:
@@ -432,7 +443,7 @@ class Database:
             if which == "all":
                 if row is None:
                     raise NotFound("missing")
-                wanted = revtree.leaves(row[2])
+                wanted = revtree.leaves(row.tree)
             else:
                 wanted = list(dict.fromkeys(which))
             results, seen = [], set()
@@ -445,12 +456,12 @@ class Database:
             ok = sorted(((f, r) for f, r in results if f is not None), key=lambda fr: (revtree.pos(fr[0]), fr[0].split("-", 1)[1]))
             return [r for _, r in ok] + [r for f, r in results if f is None]
 
-    def _open_rev(self, conn: sqlite3.Connection, doc_id: str, row: Any, rev: str, revs: bool, with_atts: bool,
+    def _open_rev(self, conn: sqlite3.Connection, doc_id: str, row: DocRow | None, rev: str, revs: bool, with_atts: bool,
                   atts_since: list[str] | None, latest: bool, raw: bool = False) -> list[tuple[str | None, dict]]:
         """(the revision found or None, its ``open_revs`` entry) for ``rev`` (its leaves, with ``latest``)."""
-        if row is None or rev not in row[2]:
+        if row is None or rev not in row.tree:
             return [(None, {"missing": rev})]
-        tree = row[2]
+        tree = row.tree
         targets = revtree.descendant_leaves(tree, rev) if latest else [rev]
         out: list[tuple[str | None, dict]] = []
         for target in targets:
@@ -477,7 +488,7 @@ class Database:
         body = self._open(row[0], doc_id, rev)
         if '"_attachments"' in body:
             return None
-        text = splice(doc_id, rev, bool(tree[rev][1]), body)
+        text = splice(doc_id, rev, revtree.is_deleted(tree, rev), body)
         if revs:
             text = text[:-1] + ',"_revisions":' + dumps(revtree.revisions(tree, rev, self.revs_limit)) + "}"
         return RawJSON(text)
@@ -547,15 +558,15 @@ class Database:
         self._notify()
         return results
 
-    def _prefetch(self, docs: list[Any]) -> dict[str, Any]:
+    def _prefetch(self, docs: list[Any]) -> dict[str, DocRow | None]:
         """The current rows of a batch's documents, read in a few queries instead of one each."""
         ids = list({d["_id"] for d in docs if isinstance(d, dict) and isinstance(d.get("_id"), str)})
-        found: dict[str, Any] = dict.fromkeys(ids)
+        found: dict[str, DocRow | None] = dict.fromkeys(ids)
         for start in range(0, len(ids), PAGE):
             chunk = ids[start:start + PAGE]
             sql = f"SELECT id, winner, deleted, tree FROM docs WHERE id IN ({','.join('?' * len(chunk))})"
             for doc_id, winner, deleted, tree in self._writer.execute(sql, chunk):
-                found[doc_id] = (winner, bool(deleted), json.loads(tree))
+                found[doc_id] = DocRow(winner, bool(deleted), json.loads(tree))
         return found
 
     def _write_one(self, doc: Any, new_edits: bool, follows: dict[str, bytes] | None,
@@ -587,7 +598,7 @@ class Database:
         """Merge one document into its tree and store the new leaf; returns the leaf's rev."""
         doc_id = check_doc_id(check_incoming(doc, new_edits).get("_id"))
         row = self._batch[doc_id] if doc_id in self._batch else self._row(doc_id, conn)
-        tree: revtree.Tree = row[2] if row else {}
+        tree: revtree.Tree = row.tree if row else {}
         deleted = bool(doc.get("_deleted"))
         if new_edits:
             chain, parent_atts = self._new_edit_path(conn, doc_id, doc, row, tree, deleted)
@@ -625,7 +636,7 @@ class Database:
         self._store(conn, doc_id, row, tree, chain[0], body_json)
         return chain[0]
 
-    def _replaced(self, conn: sqlite3.Connection, doc_id: str, chain: list[str], row: Any,
+    def _replaced(self, conn: sqlite3.Connection, doc_id: str, chain: list[str], row: DocRow | None,
                   tree: revtree.Tree) -> dict | None:
         """The revision a write replaces, as CouchDB's ``validate_doc_update`` sees it (``oldDoc``).
 
@@ -639,20 +650,20 @@ class Database:
             if rev in tree:
                 body = self._body(doc_id, rev, conn)
                 if body is not None:
-                    return {"_id": doc_id, "_rev": rev, **body, **({"_deleted": True} if tree[rev][1] else {})}
+                    return {"_id": doc_id, "_rev": rev, **body, **({"_deleted": True} if revtree.is_deleted(tree, rev) else {})}
         if row is None:
             return None
-        body = self._body(doc_id, row[0], conn) or {}
-        return {"_id": doc_id, "_rev": row[0], **body, **({"_deleted": True} if row[1] else {})}
+        body = self._body(doc_id, row.winner, conn) or {}
+        return {"_id": doc_id, "_rev": row.winner, **body, **({"_deleted": True} if row.deleted else {})}
 
-    def _new_edit_path(self, conn: sqlite3.Connection, doc_id: str, doc: dict, row: Any,
+    def _new_edit_path(self, conn: sqlite3.Connection, doc_id: str, doc: dict, row: DocRow | None,
                        tree: revtree.Tree, deleted: bool) -> tuple[list[str], list[dict]]:
         """The parent chain of an interactive edit (new rev hash filled in later)."""
         rev = doc.get("_rev")
         if rev is None:
-            if row is not None and not row[1]:
+            if row is not None and not row.deleted:
                 raise Conflict()
-            parent = row[0] if row is not None else None  # a deleted winner is extended, as in CouchDB
+            parent = row.winner if row is not None else None  # a deleted winner is extended, as in CouchDB
         else:
             revtree.parse_rev(rev)
             if not revtree.is_leaf(tree, rev):
@@ -710,7 +721,7 @@ class Database:
             for rev in old_revs:
                 old = self._body(doc_id, rev, conn)
                 if old is not None:
-                    return {**assemble(doc_id, rev, bool(tree[rev][1]), old),
+                    return {**assemble(doc_id, rev, revtree.is_deleted(tree, rev), old),
                             "_revisions": revtree.revisions(tree, rev)}
             return None
 
@@ -724,7 +735,7 @@ class Database:
         atts = attachments.for_revid(body.get("_attachments", {}))
         return f"{generation}-{new_revid(deleted, old_pos, old_hash, user_body, atts, self._rev_key)}"
 
-    def _store(self, conn: sqlite3.Connection, doc_id: str, row: Any, tree: revtree.Tree,
+    def _store(self, conn: sqlite3.Connection, doc_id: str, row: DocRow | None, tree: revtree.Tree,
                leaf: str, body_json: str) -> None:
         """Write the new leaf, stem the tree, and move the document to a new sequence."""
         conn.execute("INSERT OR REPLACE INTO revs (doc_id, rev, body) VALUES (?, ?, ?)",
@@ -732,15 +743,15 @@ class Database:
         removed = revtree.stem(tree, self.revs_limit)
         conn.executemany("DELETE FROM revs WHERE doc_id = ? AND rev = ?", [(doc_id, r) for r in removed])
         winner = revtree.winning_rev(tree)
-        deleted = bool(tree[winner][1])
+        deleted = revtree.is_deleted(tree, winner)
         self._seq += 1
         conn.execute("INSERT OR REPLACE INTO docs (id, seq, winner, deleted, tree) VALUES (?, ?, ?, ?, ?)",
                      (doc_id, self._seq, winner, int(deleted), dumps(tree)))
         if doc_id.startswith("_design/"):
             self._design_revs = None  # read again, this write included
         if doc_id in self._batch:
-            self._batch[doc_id] = (winner, deleted, tree)
-        was_deleted = None if row is None else row[1]
+            self._batch[doc_id] = DocRow(winner, deleted, tree)
+        was_deleted = None if row is None else row.deleted
         if was_deleted is not deleted:
             self._docs += (not deleted) - (was_deleted is False)
             self._dels += deleted - (was_deleted is True)
@@ -901,7 +912,8 @@ class Database:
             if row is None:
                 yield {"key": key, "error": "not_found"}
             else:
-                yield self._all_docs_row(key, row[0], bool(row[1]), row[2], include_docs, doc_options)
+                winner, deleted, body = row
+                yield self._all_docs_row(key, winner, bool(deleted), body, include_docs, doc_options)
 
     def count_since(self, seq: int) -> int:
         """How many documents changed after ``seq`` (what waits to be pushed)."""
@@ -924,7 +936,8 @@ class Database:
         row = self._one("SELECT rev, body FROM local_docs WHERE id = ?", (local_id,))
         if row is None:
             raise NotFound("missing")
-        return {"_id": "_local/" + local_id, "_rev": f"0-{row[0]}", **json.loads(self._open(row[1], "_local", local_id))}
+        number, body = row
+        return {"_id": "_local/" + local_id, "_rev": f"0-{number}", **json.loads(self._open(body, "_local", local_id))}
 
     def put_local(self, local_id: str, doc: dict, delete: bool = False) -> dict:
         """Write or delete a ``_local`` document; its ``_rev`` must match the current one.

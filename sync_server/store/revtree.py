@@ -40,6 +40,11 @@ def pos(rev: str) -> int:
     return int(rev.split("-", 1)[0])
 
 
+def is_deleted(tree: Tree, rev: str) -> bool:
+    """Whether the revision ``rev`` of the tree is a deletion."""
+    return bool(tree[rev][1])
+
+
 def sort_key(tree: Tree, rev: str) -> tuple[bool, int, str]:
     """The key CouchDB orders leaves by: live first, then generation, then hash."""
     generation, digest = rev.split("-", 1)

@@ -189,21 +189,33 @@ def live_db(kiosk: Any, name: str = DB) -> str:
         return http.get(f"/{name}").json()["update_seq"]
 
 
-def test_longpoll_waits_for_a_write(kiosk: Any) -> None:
-    since = live_db(kiosk)
+def longpoll_in_background(kiosk: Any, params: dict[str, str], doc_ids: list[str] | None = None) -> tuple[
+        threading.Thread, dict[str, Any]]:
+    """A longpoll ``_changes`` (POST with ``doc_ids``) on a thread, given a second to start waiting;
+    the thread and where its answer (``status``, ``body``) or its ``error`` will be."""
     result: dict[str, Any] = {}
 
     def poll() -> None:
         try:
             with live_client(kiosk) as http:
-                response = http.get(f"/{DB}/_changes", params={"feed": "longpoll", "since": since, "timeout": "25000"})
+                if doc_ids is None:
+                    response = http.get(f"/{DB}/_changes", params={"feed": "longpoll", **params})
+                else:
+                    response = http.post(f"/{DB}/_changes", params={"feed": "longpoll", **params},
+                                         json={"doc_ids": doc_ids})
                 result["status"], result["body"] = response.status_code, response.text
-        except Exception as exc:  # reported by the assertions below
+        except Exception as exc:  # reported by the caller's assertions
             result["error"] = repr(exc)
 
     poller = threading.Thread(target=poll)
     poller.start()
     time.sleep(1.0)
+    return poller, result
+
+
+def test_longpoll_waits_for_a_write(kiosk: Any) -> None:
+    since = live_db(kiosk)
+    poller, result = longpoll_in_background(kiosk, {"since": since, "timeout": "25000"})
     assert poller.is_alive() and not result, "longpoll returned before anything changed"
     with live_client(kiosk) as http:
         rev = http.put(f"/{DB}/late", json={"v": 1}).json()["rev"]
@@ -323,21 +335,8 @@ def test_fifty_longpolls_and_a_writer(kiosk: Any) -> None:
 def test_filtered_longpoll_ignores_other_documents(kiosk: Any) -> None:
     """A longpoll with since=now and a _doc_ids filter sleeps through writes to other documents."""
     live_db(kiosk)
-    result: dict[str, Any] = {}
-
-    def poll() -> None:
-        try:
-            with live_client(kiosk) as http:
-                response = http.post(f"/{DB}/_changes", params={"feed": "longpoll", "since": "now",
-                                                                "filter": "_doc_ids", "timeout": "25000"},
-                                     json={"doc_ids": ["target"]})
-                result["status"], result["body"] = response.status_code, response.text
-        except Exception as exc:  # reported by the assertions below
-            result["error"] = repr(exc)
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    time.sleep(1.0)
+    poller, result = longpoll_in_background(kiosk, {"since": "now", "filter": "_doc_ids", "timeout": "25000"},
+                                            doc_ids=["target"])
     with live_client(kiosk) as http:
         assert http.put(f"/{DB}/noise", json={}).status_code == 201
         time.sleep(1.0)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
+from accounts import ADMIN, account, basic, open_cells
 
 from sync_server.app import create_app
 from sync_server.security.audit import verify
@@ -15,31 +15,16 @@ CELL, OTHER = "TQ.NH.KH.C01", "TQ.NH.KH.C02"
 DB, OTHER_DB = "cell-tq-nh-kh-c01", "cell-tq-nh-kh-c02"
 
 
-def basic(name: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()}
-
-
-ADMIN = basic("admin", "secret")
 KIOSK_ADMIN = basic(f"{CELL}.kiosk", "1357")
 OTHER_ADMIN = basic(f"{OTHER}.kiosk", "2468")
-
-
-def account(name: str, pin: str, *roles: str) -> dict:
-    return {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": list(roles), "pin": pin}
 
 
 @pytest.fixture
 def app(tmp_path):
     app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
-    c = app.test_client()
-    for db, cell in ((DB, CELL), (OTHER_DB, OTHER)):
-        c.put(f"/{db}", headers=ADMIN)
-        c.put(f"/{db}/_security", headers=ADMIN,
-              json={"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": [f"cell:{cell}"]}})
-    c.put("/_users", headers=ADMIN)
-    for doc in (account(f"{CELL}.kiosk", "1357", "kiosk-admin", f"cell:{CELL}"),
-                account(f"{OTHER}.kiosk", "2468", "kiosk-admin", f"cell:{OTHER}")):
-        assert c.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN).status_code == 201
+    open_cells(app.test_client(), {DB: CELL, OTHER_DB: OTHER},
+               [account(f"{CELL}.kiosk", "1357", "kiosk-admin", f"cell:{CELL}"),
+                account(f"{OTHER}.kiosk", "2468", "kiosk-admin", f"cell:{OTHER}")])
     yield app
     app.extensions["sync_server"].close()
 

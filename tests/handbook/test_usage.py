@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from accounts import ADMIN, basic
 
 from schemas.hierarchy import parse_hierarchy
 from sync_server.app import create_app
@@ -18,11 +18,7 @@ HIERARCHY = f"code,name,level,parent\nTQ,Tuyên Quang,province,\nTQ.NH,Na Hang,d
             f"TQ.NH.KH,Khâu Tinh,commune,TQ.NH\n{CELL},Bản Lằn,cell,TQ.NH.KH\n"
 
 
-def basic(name: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()}
-
-
-ADMIN, KIOSK_ADMIN = basic("admin", "secret"), basic(f"{CELL}.kiosk", "1357")
+KIOSK_ADMIN = basic(f"{CELL}.kiosk", "1357")
 
 
 class Clock:

@@ -475,7 +475,7 @@ class Scenario:
         source_peer, target_peer = source.peer(source_cut), target.peer(target_cut)
         for peer in (source_peer, target_peer):
             if isinstance(peer, HttpPeer):
-                peer.retries = op.retries
+                peer.connection.retries = op.retries
         try:
             result = replicate(source_peer, target_peer, Options(batch_size=op.batch_size))
         finally:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from replication import Options, replicate
-from replication.http_peer import HttpPeer
+from replication.http_peer import Connection, HttpPeer
 from replication.local_peer import LocalPeer
 from replication.replicator import PLANNED_PER_SLOT
 from sync_server.app import create_app
@@ -247,7 +247,7 @@ def test_a_413_halves_the_batch_and_a_lone_oversized_doc_is_skipped(sides):
     a.server.create("cell").bulk_docs(docs)
     b.server.create("cell")
     peer = b.peer("http")
-    peer._gzip_ok = False  # the limit counts decoded bytes anyway; plain bodies make sizes obvious
+    peer.connection.gzip_bodies = False  # the limit counts decoded bytes anyway; plain bodies make sizes obvious
     result = replicate(a.peer("local"), peer, Options(batch_bytes=10_000_000))
     assert result.ok
     assert result.docs_written == 60 and b.db().doc_count == 60
@@ -314,7 +314,7 @@ def test_broken_attachment_download_resumes_with_range(sides):
     hub.server.create("cell").bulk_docs([doc])
     cutter: list[CutStream] = []
     source = hub.peer("http", wrap=lambda t: cutter.append(CutStream(t)) or cutter[-1])
-    source.retries = 2
+    source.connection.retries = 2
     result = replicate(source, kiosk.peer("local"))
     assert result.ok, result.error
     assert cutter[0].ranges == [None, "bytes=300000-"]
@@ -450,6 +450,26 @@ def test_a_new_target_is_created_in_the_same_round_trip_as_the_peer_info(sides):
     assert rest == [("POST", "_bulk_docs"), ("PUT", "_local")]
 
 
+def test_databases_of_one_server_share_its_connection(sides):
+    """A job pulling many databases of one hub (the nightly, the kiosk's round) opens one connection:
+    the uuid is asked once, each peer counts its own bytes and the connection all of them."""
+    hub, here = sides(), sides()
+    for name in ("alpha", "beta"):
+        hub.server.create(name).bulk_docs([{"_id": f"{name}-{i}"} for i in range(3)])
+    seen = Methods(httpx.WSGITransport(app=hub.app))
+    with Connection("http://replica.test/", transport=seen, retries=0) as connection:
+        peers = [connection.peer(name) for name in ("alpha", "beta")]
+        results = [replicate(peer, LocalPeer(here.server, peer.db_name)) for peer in peers]
+        peers[0].close()  # a shared connection outlives its peers
+        assert connection.request("GET", "/beta")["doc_count"] == 3
+    assert all(r.ok for r in results) and [here.db(n).doc_count for n in ("alpha", "beta")] == [3, 3]
+    assert [p for m, p, *_ in seen.spans].count("/") == 1
+    assert peers[0].traffic.requests + peers[1].traffic.requests + 1 == connection.traffic.requests == len(seen.spans)
+    assert results[1].requests == peers[1].traffic.requests
+    with pytest.raises(TypeError):
+        HttpPeer(connection)
+
+
 @pytest.mark.parametrize("exists", [True, False])
 def test_a_target_that_may_not_be_created(sides, exists):
     a, b = sides(), sides()
@@ -491,7 +511,7 @@ def test_a_broken_download_that_cannot_resume_gets_the_link_to_itself(sides):
             return self.inner.handle_request(request)
 
     peer = hub.peer("http", wrap=Link)
-    peer.retries, peer.resumes_attachments = 2, False
+    peer.connection.retries, peer.connection.resumes_attachments = 2, False
     got: list[bytes] = []
     download = threading.Thread(target=lambda: got.append(peer.attachment("pdf", rev, "f.pdf")))
     download.start()
@@ -528,7 +548,7 @@ def test_an_answer_too_long_for_the_link_is_asked_for_in_halves(sides):
             return response
 
     peer = hub.peer("http", wrap=Short)
-    peer.retries = 1
+    peer.connection.retries = 1
     wanted = [{"id": f"d{i}", "rev": hub.db().get(f"d{i}")["_rev"]} for i in range(5)]
     docs = peer.bulk_get(wanted)
     assert sorted(d["_id"] for d in docs) == [f"d{i}" for i in range(5)]
@@ -570,7 +590,7 @@ def test_requests_broken_by_one_cut_are_sent_again_one_at_a_time(sides):
             return response
 
     peer = hub.peer("http", wrap=Cut)
-    peer.retries = 2
+    peer.connection.retries = 2
     threads = [threading.Thread(target=peer.request, args=("GET", "/cell")) for _ in range(2)]
     for thread in threads:
         thread.start()

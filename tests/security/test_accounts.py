@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
+from accounts import ADMIN, basic
 
 from sync_server.app import create_app
 from sync_server.handbook import ownership
@@ -13,13 +12,6 @@ from sync_server.settings import Settings
 
 CELL = "TQ.NH.KH.C01"
 DB = "cell-tq-nh-kh-c01"
-
-
-def auth(name: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
-
-
-ADMIN = auth("admin", "secret")
 
 
 def meeting(cell: str, n: int = 1) -> dict:
@@ -46,14 +38,14 @@ def client(tmp_path):
 def test_password_is_stored_hashed_and_authenticates(client):
     stored = client.get("/_users/org.couchdb.user:tinh", headers=ADMIN).json
     assert "password" not in stored and stored["password_scheme"] == "pbkdf2" and len(stored["derived_key"]) == 64
-    session = client.get("/_session", headers=auth("tinh", "mật khẩu 1")).json
+    session = client.get("/_session", headers=basic("tinh", "mật khẩu 1")).json
     assert session["userCtx"] == {"name": "tinh", "roles": ["province"]}
-    assert client.get("/_session", headers=auth("tinh", "sai")).status_code == 401
+    assert client.get("/_session", headers=basic("tinh", "sai")).status_code == 401
 
 
 def test_users_database_is_for_admins_only(client):
     assert client.get("/_users/_all_docs").status_code == 401
-    assert client.get("/_users/org.couchdb.user:tinh", headers=auth("tinh", "mật khẩu 1")).status_code == 403
+    assert client.get("/_users/org.couchdb.user:tinh", headers=basic("tinh", "mật khẩu 1")).status_code == 403
 
 
 def test_malformed_account_is_refused(client):
@@ -69,7 +61,7 @@ def test_cookie_session_for_a_user(client):
 
 
 def test_cell_database_takes_only_its_own_cells_records(client):
-    kiosk = auth("kiosk-tq-nh-kh-c01", "mật khẩu 1")
+    kiosk = basic("kiosk-tq-nh-kh-c01", "mật khẩu 1")
     ok = meeting(CELL)
     assert client.put(f"/{DB}/{ok['_id']}", json=ok, headers=kiosk).status_code == 201
     other = meeting("TQ.NH.KH.C02", 2)
@@ -82,9 +74,9 @@ def test_cell_database_takes_only_its_own_cells_records(client):
 
 def test_only_the_province_writes_the_handbook(client):
     unit = {"_id": "unit:TQ", "type": "unit", "code": "TQ", "name": "Tuyên Quang", "level": "province", "parent": None}
-    response = client.put("/handbook/unit:TQ", json=unit, headers=auth("kiosk-tq-nh-kh-c01", "mật khẩu 1"))
+    response = client.put("/handbook/unit:TQ", json=unit, headers=basic("kiosk-tq-nh-kh-c01", "mật khẩu 1"))
     assert response.status_code == 403 and response.json["reason"] == "only the province writes the handbook"
-    assert client.put("/handbook/unit:TQ", json=unit, headers=auth("tinh", "mật khẩu 1")).status_code == 201
+    assert client.put("/handbook/unit:TQ", json=unit, headers=basic("tinh", "mật khẩu 1")).status_code == 201
 
 
 @pytest.mark.parametrize(
@@ -111,13 +103,13 @@ def test_rendered_javascript_carries_the_same_rule():
 
 
 def test_a_changed_password_or_deleted_account_counts_at_once(client):
-    tinh = auth("tinh", "mật khẩu 1")
+    tinh = basic("tinh", "mật khẩu 1")
     assert client.get("/_session", headers=tinh).json["userCtx"]["name"] == "tinh"  # now cached
     doc = client.get("/_users/org.couchdb.user:tinh", headers=ADMIN).json
     doc["password"] = "mật khẩu 2"
     assert client.put("/_users/org.couchdb.user:tinh", json=doc, headers=ADMIN).status_code == 201
     assert client.get("/_session", headers=tinh).status_code == 401
-    assert client.get("/_session", headers=auth("tinh", "mật khẩu 2")).status_code == 200
+    assert client.get("/_session", headers=basic("tinh", "mật khẩu 2")).status_code == 200
     rev = client.get("/_users/org.couchdb.user:tinh", headers=ADMIN).json["_rev"]
     client.delete(f"/_users/org.couchdb.user:tinh?rev={rev}", headers=ADMIN)
-    assert client.get("/_session", headers=auth("tinh", "mật khẩu 2")).status_code == 401
+    assert client.get("/_session", headers=basic("tinh", "mật khẩu 2")).status_code == 401

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from accounts import ADMIN, account, basic, open_cells
 
 from sync_server.app import create_app
 from sync_server.security import auth
@@ -17,11 +17,6 @@ CELL, OTHER = "TQ.NH.KH.C01", "TQ.NH.KH.C02"
 DB, OTHER_DB = "cell-tq-nh-kh-c01", "cell-tq-nh-kh-c02"
 
 
-def basic(name: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()}
-
-
-ADMIN = basic("admin", "secret")
 MEMBER = basic(f"{CELL}.001", "2468")
 NEIGHBOUR = basic(f"{CELL}.002", "1357")
 SECRETARY = basic(f"{CELL}.009", "9090")
@@ -29,24 +24,15 @@ OUTSIDER = basic(f"{OTHER}.001", "1111")
 MEETING_ID = f"meeting:{CELL}:00000000-0000-4000-8000-000000000001"
 
 
-def account(name: str, pin: str, *roles: str) -> dict:
-    return {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": list(roles), "pin": pin}
-
-
 @pytest.fixture
 def client(tmp_path):
     app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
     c = app.test_client()
-    for db, cell in ((DB, CELL), (OTHER_DB, OTHER)):
-        c.put(f"/{db}", headers=ADMIN)
-        c.put(f"/{db}/_security", headers=ADMIN,
-              json={"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": [f"cell:{cell}", "province"]}})
-    c.put("/_users", headers=ADMIN)
-    for doc in (account(f"{CELL}.001", "2468", "member", f"cell:{CELL}"),
+    open_cells(c, {DB: CELL, OTHER_DB: OTHER},
+               [account(f"{CELL}.001", "2468", "member", f"cell:{CELL}"),
                 account(f"{CELL}.002", "1357", "member", f"cell:{CELL}"),
                 account(f"{CELL}.009", "9090", "secretary", "member", f"cell:{CELL}"),
-                account(f"{OTHER}.001", "1111", "member", f"cell:{OTHER}")):
-        assert c.put(f"/_users/{doc['_id']}", json=doc, headers=ADMIN).status_code == 201
+                account(f"{OTHER}.001", "1111", "member", f"cell:{OTHER}")], roles=("province",))
     meeting = {"_id": MEETING_ID, "type": "meeting", "cell": CELL, "kind": "regular", "status": "held",
                "scheduled": "2026-12-03T19:30:00+07:00"}
     assert c.put(f"/{DB}/{MEETING_ID}", json=meeting, headers=SECRETARY).status_code == 201

@@ -6,10 +6,10 @@ province's public keys), with a member, a neighbour, the secretary and the kiosk
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
+from accounts import ADMIN, account, basic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from replication import replicate
@@ -27,21 +27,12 @@ KEYS = {"tq-2026": signing.public_text(KEY)}
 MEETING_ID = f"meeting:{CELL}:00000000-0000-4000-8000-000000000001"
 
 
-def basic(name: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()}
-
-
-ADMIN = basic("admin", "secret")
 MEMBER = basic(f"{CELL}.0013", "1313")
 NEIGHBOUR = basic(f"{CELL}.0021", "2121")
 SECRETARY = basic(f"{CELL}.0012", "1212")
 KIOSK_ADMIN = basic(f"{CELL}.kiosk", "9999")
 PROVINCE = basic("tinh", "mật khẩu tỉnh")
 KIOSK_ACCOUNT = basic("kiosk-tq-nh-kh-c02", "mật khẩu kiosk")
-
-
-def account(name: str, secret: str, *roles: str, field: str = "pin") -> dict:
-    return {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": list(roles), field: secret}
 
 
 def article(slug: str, **extra: Any) -> dict:

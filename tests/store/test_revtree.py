@@ -40,6 +40,11 @@ def test_leaves_are_sorted_winner_first():
     assert revtree.leaves(tree) == ["2-c", "2-b", "2-d"]
 
 
+def test_is_deleted_reads_each_node():
+    tree = tree_of(["1-a", "2-b"], ["1-a", "2-d"], deleted=("2-d",))
+    assert [revtree.is_deleted(tree, rev) for rev in ("1-a", "2-b", "2-d")] == [False, False, True]
+
+
 def test_merge_path_is_idempotent():
     tree = tree_of(["1-a", "2-b"])
     assert revtree.merge_path(tree, ["2-b", "1-a"], False) is False
