@@ -28,8 +28,18 @@ export function writableTypes(who) {
 export function syncOptions(who) {
   const pull = { live: true, retry: true, back_off_function: backOff, batch_size: 100 };
   const types = writableTypes(who);
-  const push = types
-    ? Object.assign({}, pull, { filter: (doc) => doc._deleted === true || types.includes(doc.type) })
-    : pull;
+  const push = types ? Object.assign({}, pull, { filter: (doc) => offered(doc, who, types) }) : pull;
   return { pull, push };
+}
+
+/**
+ * Whether the push offers this record. A plain member writes only their own attendance and
+ * feedback, so the cell's other attendance records (one per member and meeting, the bulk of a
+ * cell's history) stay down; a secretary writes any record of those types.
+ */
+function offered(doc, who, types) {
+  if (doc._deleted === true) return true;
+  if (!types.includes(doc.type)) return false;
+  if (who.secretary || !who.memberId || !doc.member) return true;
+  return doc.member === who.memberId;
 }

@@ -122,7 +122,7 @@ async function signIn(phone) {
 function startSync(phone) {
   const remote = (name) => new PouchDB(`${cmd.url}/${encodeURIComponent(name)}`, {skip_setup: true, fetch: phone.fetch});
   // A member's phone, as db.js describes the signed-in member (no secretary, no kiosk admin).
-  const {pull, push} = app.syncOptions({secretary: false, kioskAdmin: false});
+  const {pull, push} = app.syncOptions({secretary: false, kioskAdmin: false, memberId: `member:${cmd.cell}:${phone.member_no}`});
   const watch = (rep, what) => {
     rep.on('paused', (err) => {
       if (err) note(phone.index, `${what} paused with ${err.status || ''} ${err.message || err}`);
