@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_nightly.py [--size full|small] [--changed-share 0.5] [--keep]
         [--months 2026-10,2026-11] [--seed 1] [--load-workers 4] [--profile changed,idle,first]
-        [--hub-poll] [--restart-hub] [--json FILE]
+        [--restart-hub] [--json FILE]
 
 Results and findings: bench/NIGHTLY.md.
 
@@ -49,10 +49,9 @@ nights. Exit status 1 when a check fails.
 
 If the hub process dies, every later request fails at once (instead of the replicator's
 retries for each of the 2,000 cells), the night in progress is reported with the hub's
-last log line, and the run stops (MISS). ``--hub-poll`` runs the same server through
-``bench_nightly.py hub-serve serve ARGS``: ``sync-server serve`` unchanged except for
-waitress's ``asyncore_use_poll=True`` (poll() instead of select(), which cannot watch a
-descriptor >= 1024; a hub holding thousands of databases open gets such descriptors).
+last log line, and the run stops (MISS). The hub is ``sync-server serve`` unchanged: uvicorn
+on uvloop (sync_server/api/serving.py), whose epoll watches descriptors past 1,024, which a
+hub holding thousands of databases open hands to new connections.
 
 ``--profile`` adds runs after the measured ones, under cProfile (slower than unprofiled;
 not in the verdict): ``changed`` (another share changed, shared cache, after an
@@ -132,9 +131,8 @@ def free_port() -> int:
 class Hub:
     """Our server as a subprocess in its own session, stopped by its process id."""
 
-    def __init__(self, workdir: Path, poll: bool = False) -> None:
+    def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.poll = poll
         self.port = free_port()
         self.base = f"http://{HOST}:{self.port}"
         self.url = f"http://{ADMIN[0]}:{ADMIN[1]}@{HOST}:{self.port}"
@@ -146,10 +144,7 @@ class Hub:
         data = self.workdir / "hub-data"
         data.mkdir(parents=True, exist_ok=True)
         serve = ["serve", "--data-dir", str(data), "--host", HOST, "--port", str(self.port), "--admin", ":".join(ADMIN)]
-        if self.poll:  # the same server, its waitress loop on poll() instead of select() (see hub_serve)
-            args = [sys.executable, str(Path(__file__).resolve()), "hub-serve", *serve]
-        else:
-            args = [sys.executable, "-m", "sync_server", *serve]
+        args = [sys.executable, "-m", "sync_server", *serve]
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
@@ -508,29 +503,8 @@ class HubCrashed(Exception):
     pass
 
 
-def hub_serve(argv: list[str]) -> int:
-    """``hub-serve serve ARGS``: ``sync-server serve ARGS`` unchanged, except that waitress's main loop
-    uses poll() instead of select() (``asyncore_use_poll=True``): select() cannot watch a
-    socket whose descriptor is 1024 or above, and a hub with thousands of open databases
-    hands out such descriptors to new connections."""
-    import waitress
-
-    from sync_server.cli import main as cli_main
-
-    original = waitress.create_server
-
-    def create_server(app: Any, **kwargs: Any) -> Any:
-        return original(app, asyncore_use_poll=True, **kwargs)
-
-    waitress.create_server = create_server
-    cli_main(argv, prog_name="sync-server")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["hub-serve"]:
-        return hub_serve(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=["full", "small"], default="full")
     parser.add_argument("--changed-share", type=float, default=0.5)
@@ -539,8 +513,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-workers", type=int, default=4, help="concurrent clients loading the hub")
     parser.add_argument("--profile", default="", help="comma list of extra profiled nights: changed,idle,first")
     parser.add_argument("--profile-top", type=int, default=30)
-    parser.add_argument("--hub-poll", action="store_true",
-                        help="run the hub's waitress loop on poll() instead of select() (see hub_serve)")
     parser.add_argument("--restart-hub", action="store_true",
                         help="restart the hub after loading (no database open when the first night starts)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (hub, replica, reports)")
@@ -563,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.datetime.now().astimezone()
     command = ".venv/bin/python bench/bench_nightly.py " + " ".join(argv)
     log(f"{command}\n  machine: {machine()}\n  code: {code_version()}\n  work dir: {tmp}")
-    hub = Hub(tmp, poll=args.hub_poll)
+    hub = Hub(tmp)
     server = None
     nights: list[Night] = []
     results: dict[str, Any] = {"command": command, "date": started_at.isoformat(timespec="seconds"),
@@ -585,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"load: {load['docs']:,} documents into {load['cells']:,} databases in {load['seconds']:.1f} s "
             f"({load['requests']:,} requests, {load['docs'] / load['seconds']:,.0f} docs/s); hub: "
             f"{load['hub_rss_mb']:.0f} MB RSS, {load['hub_fds']:,} open file descriptors (highest "
-            f"{load['hub_max_fd']:,}), waitress loop on {'poll()' if args.hub_poll else 'select()'}")
+            f"{load['hub_max_fd']:,})")
 
         if args.restart_hub:
             hub.stop()
@@ -653,8 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         results["nights"] = [asdict(n) for n in nights]
         if nights:
             print()
-            print(f"{command}  ({started_at:%Y-%m-%d %H:%M %Z}; {machine()}; {results['code']}; hub loop "
-                  f"{'poll()' if args.hub_poll else 'select()'})")
+            print(f"{command}  ({started_at:%Y-%m-%d %H:%M %Z}; {machine()}; {results['code']}; hub: uvicorn)")
             print()
             print(table(nights))
             print()

@@ -10,7 +10,8 @@ the scenario, and reports VmRSS before, VmHWM and VmRSS after, SQLite's own heap
 number of open SQLite reader connections and of threads.
 
 The server is our app run by this file's ``serve`` sub-command: the unchanged
-``create_app`` under waitress, with a ``GET /_probe`` endpoint added by a WSGI
+``create_app`` served as ``sync-server serve`` serves it (uvicorn in front, the app on
+``server.threads`` threads: sync_server/api/serving.py), with a ``GET /_probe`` endpoint added by a WSGI
 wrapper (and, with ``--tracemalloc``, the Python allocation sites alive when the
 largest response chunk is produced). sync_server/ itself is not modified.
 Only 127.0.0.1 is used.
@@ -79,7 +80,7 @@ class Probe:
 
     def probe(self, start_response: Any) -> list[bytes]:
         store = self.app.extensions["sync_server"]
-        readers = sum(len(db._readers._all) for db in store._open.values())  # noqa: SLF001 (read-only look)
+        readers = sum(db._readers.open_count for db in store._open.values())  # noqa: SLF001 (read-only look)
         out = {"threads": threading.active_count(), "reader_connections": readers, "top": self.top}
         if self.lib is not None:
             out["sqlite_used_mb"] = self.lib.sqlite3_memory_used() / 1e6
@@ -91,8 +92,7 @@ class Probe:
 
 
 def serve(args: argparse.Namespace) -> None:
-    import waitress
-
+    from sync_server.api.serving import Serving, listen
     from sync_server.app import create_app
     from sync_server.settings import Settings
 
@@ -100,10 +100,10 @@ def serve(args: argparse.Namespace) -> None:
         tracemalloc.start()
     settings = Settings().replace("server", data_dir=args.data_dir, admin=":".join(bench.ADMIN), threads=args.threads)
     app = create_app(settings)
-    server = waitress.create_server(Probe(app, args.tracemalloc), host=bench.HOST, port=args.port,
-                                    threads=settings.server.threads, channel_timeout=300)
-    print(f"listening on {server.effective_port}", flush=True)
-    server.run()
+    serving = Serving(Probe(app, args.tracemalloc), settings)
+    serving.add(listen(bench.HOST, args.port))
+    print(f"listening on {args.port}", flush=True)
+    serving.run()
 
 
 # --- the driver -----------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/profile_server.py --step all_docs [--docs 10000] [--top 25]
 
-Runs the app with waitress in a thread (threads=1, so every request is handled
-by the one worker thread that the profiler is enabled in), prepares the database
+Serves the app as ``sync-server serve`` does (sync_server/api/serving.py: uvicorn in front,
+the app on ``server.threads`` threads, here the least, 2; the client sends one request at a
+time, so the profiler is on in one worker thread at a time) while a client thread prepares the database
 with the same workload as bench/bench_server.py, then profiles only the requests
 of the chosen step, including the streaming of their response bodies. Also
 times the step without the profiler, to show the profiler's overhead. Only
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import logging
+import os
 import pstats
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -26,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import waitress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_server as bench  # noqa: E402
 from bench_server import ROOT  # noqa: E402
 
+from sync_server.api.serving import Serving, listen  # noqa: E402
 from sync_server.app import create_app  # noqa: E402
 from sync_server.settings import Settings  # noqa: E402
 
@@ -169,41 +171,55 @@ def main() -> int:
     parser.add_argument("--synchronous", choices=["full", "normal"], default="full",
                         help="storage.synchronous of the server (full is the default: an fsync per commit)")
     parser.add_argument("--coalesce", type=int, default=0, metavar="BYTES",
-                        help="experiment: hand waitress the response in pieces of at least BYTES (0: as the app yields)")
+                        help="experiment: hand the server the response in pieces of at least BYTES (0: as the app yields)")
     parser.add_argument("--save", type=Path, help="write the raw pstats file here")
     args = parser.parse_args()
 
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is 1" with threads=1
     data = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    settings = Settings().replace("server", data_dir=str(data), admin=":".join(bench.ADMIN)).replace(
+    settings = Settings().replace("server", data_dir=str(data), admin=":".join(bench.ADMIN), threads=2).replace(
         "storage", synchronous=args.synchronous)
     app = create_app(settings)
     profiled = Profiled(Coalesced(app, args.coalesce) if args.coalesce else app)
-    server = waitress.create_server(profiled, host=bench.HOST, port=0, threads=1)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://{bench.HOST}:{server.effective_port}"
+    serving = Serving(profiled, settings)
+    sock = listen(bench.HOST, 0)
+    base = f"http://{bench.HOST}:{sock.getsockname()[1]}"
+    serving.add(sock)
+    done: dict[str, Any] = {}
+
+    def drive() -> None:
+        """The client, on a thread of its own: the server's event loop has the main thread (its signals)."""
+        try:
+            work = bench.Workload.build(list(bench.make_docs(args.docs)), args.batch, args.revs_diff_batch)
+            with bench.client(base) as http:
+                done["plain"], _ = run_step(args.step, http, work, "plain-a", "plain-b", lambda on: None)
+
+                def toggle(on: bool) -> None:
+                    profiled.on = on
+
+                done["profiled"], done["requests"] = run_step(args.step, http, work, "prof-a", "prof-b", toggle)
+        except BaseException as exc:  # noqa: BLE001 - shown after the server stopped
+            done["error"] = exc
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)  # stops serving.run()
+
+    threading.Thread(target=drive, daemon=True).start()
     try:
-        work = bench.Workload.build(list(bench.make_docs(args.docs)), args.batch, args.revs_diff_batch)
-        with bench.client(base) as http:
-            plain, _ = run_step(args.step, http, work, "plain-a", "plain-b", lambda on: None)
-
-            def toggle(on: bool) -> None:
-                profiled.on = on
-
-            profiled_s, requests = run_step(args.step, http, work, "prof-a", "prof-b", toggle)
+        serving.run()
+        if "error" in done:
+            raise done["error"]
+        plain, profiled_s, requests = done["plain"], done["profiled"], done["requests"]
         print(f"step {args.step}: {args.docs} docs, {requests} request(s); "
               f"{plain:.3f} s without the profiler, {profiled_s:.3f} s with it")
         stats = pstats.Stats(profiled.profile)
         total = stats.total_tt  # type: ignore[attr-defined]
         print(f"profiled time inside the app (worker thread): {total:.3f} s "
-              f"({total / profiled_s:.0%} of the step's wall time with the profiler; the rest is waitress "
+              f"({total / profiled_s:.0%} of the step's wall time with the profiler; the rest is the server "
               "moving bytes, the client and the profiler)\n")
         print_table(stats, total, args.top)
         if args.save:
             stats.dump_stats(str(args.save))
     finally:
-        server.close()
+        serving.bridge.close()
         shutil.rmtree(data, ignore_errors=True)
     return 0
 

@@ -24,7 +24,7 @@ a round writes nothing), and then:
   was restored or wiped may be gone.
 
 In process, no sockets: HTTP peers reach the apps through ``httpx.WSGITransport`` (with the
-raw request URI passed on, as waitress does). ``run_scenario`` takes a plain list of
+raw request URI passed on, as sync_server/api/serving.py does). ``run_scenario`` takes a plain list of
 operations, so a counter-example can be replayed as it is printed.
 """
 
@@ -210,7 +210,7 @@ class Torn(httpx.SyncByteStream):
 
 
 class RawUri:
-    """Gives the app the raw request URI, as waitress does (httpx's WSGITransport sends only PATH_INFO)."""
+    """Gives the app the raw request URI, as sync_server/api/serving.py does (httpx's WSGITransport sends only PATH_INFO)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
