@@ -205,10 +205,10 @@ def stream(chunks: Iterable[str | FeedWait], *, live: bool = False, status: int 
            content_type: str = JSON_TYPE) -> Response:
     """A response built from chunks: whole when small, streamed when large or live.
 
-    A body that fits in ``WHOLE_BODY_LIMIT`` is collected and sent with a length
-    (a WSGI server without chunked encoding, waitress, would otherwise close the
-    connection, and on 3G a new one costs a second or more). Larger bodies
-    stream, memory flat. Gzip when the client accepts it.
+    A body that fits in ``WHOLE_BODY_LIMIT`` is collected and sent with a length, in
+    one message (a client that meets a connection closed after a streamed answer pays
+    a new one, on 3G a second or more). Larger bodies stream, memory flat. Gzip when
+    the client accepts it.
 
     :param live: stream from the first chunk: what came before each
         :class:`FeedWait` (heartbeats, rows of a continuous feed) is sent, and the

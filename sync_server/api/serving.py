@@ -437,7 +437,7 @@ async def _refuse(send: Callable, error: CouchError) -> None:
 
 
 def _environ(scope: dict, body: Any, complete: bool) -> dict[str, Any]:
-    """The WSGI environ of an ASGI request (PEP 3333), with the raw URI as waitress gives it."""
+    """The WSGI environ of an ASGI request (PEP 3333), with the raw URI in ``REQUEST_URI`` (the router decodes ids from it)."""
     query = scope.get("query_string", b"")
     raw_path = scope.get("raw_path") or scope["path"].encode()
     server = scope.get("server") or ("localhost", 0)
