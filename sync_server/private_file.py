@@ -19,11 +19,13 @@ _PUBLIC_MODE = 0o666
 _PRIVATE_MODE = 0o600
 
 
-def write_atomic(path: str | Path, data: bytes | str, *, private: bool = False) -> Path:
+def write_atomic(path: str | Path, data: bytes | str, *, private: bool = False, exclusive: bool = False) -> Path:
     """Replace ``path`` with ``data`` (text is written as UTF-8); return the path.
 
     :param private: mode 0600 (only the owner reads it), whatever the umask; otherwise the
         mode a new file gets (0666 less the umask).
+    :param exclusive: never replace: the whole file appears under ``path`` only if nothing is
+        there (a hard link), else FileExistsError (a new key must not overwrite an old one).
     :raises OSError: the old file, if any, is left as it was.
     """
     path = Path(path)
@@ -36,7 +38,11 @@ def write_atomic(path: str | Path, data: bytes | str, *, private: bool = False) 
             out.write(raw)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -20,7 +20,6 @@ import base64
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import Forbidden, StartupError
+from ..private_file import write_atomic
 
 ALG = "Ed25519"
 
@@ -151,9 +151,10 @@ def create_key(directory: str | Path, key_id: str) -> tuple[Path, str]:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    try:
+        write_atomic(path, pem, private=True, exclusive=True)  # whole or absent, even after a crash
+    except FileExistsError:
+        raise StartupError(f"{path} exists already: choose another key id") from None
     return path, public_text(key)
 
 

@@ -94,5 +94,20 @@ def test_key_files(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
     assert signing.public_text(signing.load_key(path)) == public
     assert len(base64.b64decode(public)) == 32
+    before = path.read_bytes()
     with pytest.raises(Exception, match="exists already"):
         signing.create_key(tmp_path, "tq-2026")
+    assert path.read_bytes() == before  # the old key is never replaced
+
+
+def test_a_key_cut_off_while_written_leaves_no_file(tmp_path, monkeypatch):
+    """A crash (here: the disk refusing to sync) while a key is written leaves no half key under its name."""
+    import os as os_module
+
+    def refuse(_fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os_module, "fsync", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        signing.create_key(tmp_path, "tq-2027")
+    assert list(tmp_path.iterdir()) == []  # neither the key nor a temporary file
