@@ -6,7 +6,8 @@ kiosk adds them to ``reading:<cell>:<date>:<kiosk>`` (``handbook/usage.py``), wh
 person: the hub learns how often a cell read an article on a day, never who read it.
 Only a signed-in cell member may send; dates are the last ``MAX_AGE_DAYS`` days (by the
 kiosk's clock, a day ahead allowed for a phone's time zone), at most ``MAX_READS`` reads a
-request. Anything else is refused with 400 and nothing is counted.
+request. Anything else is refused with 400 and nothing is counted. A member adds at most
+``READS_PER_MEMBER_DAY`` (200) reads to one day; the answer's ``counted`` says how many were.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import NotFound
@@ -36,6 +36,10 @@ from .ownership import MEMBER_ROLE
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
 ACTIVE_MONTHS_KEPT = 24  # months of activity a member record keeps (the report's trend reads them)
+# Reads one member may add to a day's counts: far above what a person reads, low enough that a
+# phone replaying or scripting its counts cannot make a cell's reading figures mean nothing.
+READS_PER_MEMBER_DAY = 200
+READS_KEPT_DAYS = 62  # how long the per-member tallies are kept (the oldest date a count may carry, and more)
 
 
 def _now() -> datetime:
@@ -74,6 +78,7 @@ class Usage:
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._day, self._day_ends = "", 0.0  # today, and until when (time.time()) that holds
+        self._tallies: dict[tuple[str, str], int] = {}  # (account, date) -> reads counted for it
 
     def _as_server(self, db: Any, docs: list[dict]) -> list[dict]:
         """Write as the server itself, whoever's request this runs in."""
@@ -197,11 +202,13 @@ class Usage:
     def read(self, user: User | None, reads: dict[str, dict[str, int]]) -> int:
         """Article reads a member's app counted (date -> article id -> times), added to the cell's
         ``reading:<cell>:<date>:<kiosk>`` documents. Only the counts are kept: no document says who read.
+        A member adds at most ``READS_PER_MEMBER_DAY`` reads to a day; past it the rest is dropped
+        (the tallies are kept in memory: a restart of the kiosk forgets them, which a member cannot cause).
         Returns how many reads were added; nothing is written for an account that is not a cell member."""
         found = member_of(user)
         if found is None:
             return 0
-        cell = found[0]
+        cell, number = found
         db_name = cell_db_name(cell)
         if not self.server.exists(db_name):
             return 0
@@ -209,18 +216,33 @@ class Usage:
         kiosk = self.server.uuid[:16].lower()
         added = 0
         with self._lock:  # one writer per document: read, add, write without a conflict
-            changes = []
+            changes, tallies = [], {}
             for date, counts in sorted(reads.items()):
+                key = (f"{cell}.{number}", date)
+                left = READS_PER_MEMBER_DAY - self._tallies.get(key, 0)
+                if left <= 0:
+                    continue
                 doc_id = f"reading:{cell}:{date}:{kiosk}"
                 try:
                     doc = db.get(doc_id)
                 except NotFound:
                     doc = {"_id": doc_id, "type": "reading", "cell": cell, "date": date, "counts": {}}
                 merged = dict(doc.get("counts") or {})
-                for article, times in counts.items():
+                for article, times in sorted(counts.items()):
+                    times = min(times, left)
+                    if times <= 0:
+                        break
                     merged[article] = merged.get(article, 0) + times
-                    added += times
+                    added, left = added + times, left - times
+                tallies[key] = READS_PER_MEMBER_DAY - left
                 changes.append({**doc, "counts": dict(sorted(merged.items()))})
             if changes:
                 self._as_server(db, changes)
+                self._tallies.update(tallies)
+                self._forget_old_tallies()
         return added
+
+    def _forget_old_tallies(self) -> None:
+        oldest = (self.clock().date() - timedelta(days=READS_KEPT_DAYS)).isoformat()
+        for key in [k for k in self._tallies if k[1] < oldest]:
+            del self._tallies[key]

@@ -10,7 +10,7 @@ from accounts import ADMIN, basic
 
 from schemas.hierarchy import parse_hierarchy
 from sync_server.app import create_app
-from sync_server.handbook import reports
+from sync_server.handbook import reports, usage
 from sync_server.settings import Settings
 
 CELL, DB = "TQ.NH.KH.C01", "cell-tq-nh-kh-c01"
@@ -182,6 +182,28 @@ def test_reading_is_counted_per_cell_and_day_never_per_person(kiosk):
               "counts": {"article:x": 500}}
     assert c.put(f"/{DB}/{forged['_id']}", headers=lua, json=forged).status_code == 403
     assert c.put(f"/{DB}/{forged['_id']}", headers=KIOSK_ADMIN, json=forged).status_code == 403
+
+
+def test_a_member_adds_at_most_a_days_worth_of_reads_to_a_day(kiosk):
+    app, c, clock, pins = kiosk
+    lua, thang = basic(f"{CELL}.0012", pins["0012"]), basic(f"{CELL}.0003", pins["0003"])
+    cap = usage.READS_PER_MEMBER_DAY
+
+    def send(who: dict, reads: dict) -> int:
+        answer = c.post("/_reading", headers=who, json={"reads": reads})
+        assert answer.status_code == 200, answer.json
+        return answer.json["counted"]
+
+    assert send(lua, {"2026-12-03": {"article:a": cap - 10}}) == cap - 10
+    # the same phone replaying its counts gets only what is left of its day, and then nothing
+    assert send(lua, {"2026-12-03": {"article:a": 8, "article:b": 8}, "2026-12-02": {"article:a": 3}}) == 10 + 3
+    assert send(lua, {"2026-12-03": {"article:b": 1}}) == 0
+    assert send(thang, {"2026-12-03": {"article:b": 2}}) == 2  # another member's day is their own
+    rows = c.get(f"/{DB}/_all_docs?startkey=%22reading:%22&endkey=%22reading;%22&include_docs=true",
+                 headers=ADMIN).json["rows"]
+    counts = {r["doc"]["date"]: r["doc"]["counts"] for r in rows}
+    assert counts == {"2026-12-02": {"article:a": 3}, "2026-12-03": {"article:a": cap - 2, "article:b": 4}}
+    assert month_report(app).reads == cap + 5
 
 
 def test_a_remembered_phone_is_a_device_record_and_signing_out_on_it_revokes_it(kiosk):
