@@ -76,9 +76,7 @@ def claim() -> Response:
         authenticator.failed(request.remote_addr)
         audit.record("pairing_failed", name=name, remote=request.remote_addr)
         raise
-    audit.record("paired", name=user.name, device=device["device_id"], remote=request.remote_addr)
-    current_app.extensions["usage"].paired(user, device["device_id"], label)
-    return respond({"ok": True, **device}, 201)
+    return _paired(user, device, label, {})
 
 
 def shared_screen(address: str | None) -> bool:
@@ -101,9 +99,17 @@ def remember() -> Response:
         raise Forbidden("Only a cell member's own phone is remembered.")
     authenticator = current_app.extensions["authenticator"]
     device = _pairing().remember(user.name or name, label, binding=authenticator.binding(user.name or name))
-    current_app.extensions["audit"].record("paired", name=user.name, device=device["device_id"], via="remember",
-                                           remote=request.remote_addr)
+    return _paired(user, device, label, {"via": "remember"})
+
+
+def _paired(user: User, device: dict, label: str, how: dict[str, str]) -> Response:
+    """Audit and record a new device; the member's oldest phones it replaced are marked revoked."""
+    audit = current_app.extensions["audit"]
+    audit.record("paired", name=user.name, device=device["device_id"], **how, remote=request.remote_addr)
     current_app.extensions["usage"].paired(user, device["device_id"], label)
+    for old in device.pop("replaced"):
+        _revoked_record(old, user.name or "")
+        audit.record("revoked", device=old, by=user.name, reason="replaced")
     return respond({"ok": True, **device}, 201)
 
 
@@ -137,9 +143,14 @@ def forget(device_id: str, by: str | None) -> None:
     """Refuse a device's token from now on, and mark its device record revoked."""
     _pairing().revoke(device_id)
     member = next((d["member"] for d in _pairing().devices() if d["device_id"] == device_id), "")
+    _revoked_record(device_id, member)
+    current_app.extensions["audit"].record("revoked", device=device_id, by=by)
+
+
+def _revoked_record(device_id: str, member: str) -> None:
+    """Mark a revoked device's record in its member's cell database."""
     if member.count(".") >= 4:  # <cell code (4 parts)>.<member no>: its device record is marked too
         current_app.extensions["usage"].revoked(".".join(member.split(".")[:4]), device_id)
-    current_app.extensions["audit"].record("revoked", device=device_id, by=by)
 
 
 def signed_out(token: str) -> None:

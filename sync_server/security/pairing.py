@@ -30,6 +30,9 @@ CODE_SECONDS = 600
 # Wrong codes (from anyone) after which every live code is dropped.
 WRONG_CODES = 10
 FILE_NAME = "devices.json"
+# Live phones a member may have: a new one past this forgets the oldest (a lost phone, a new
+# phone, a second SIM), so a PIN seen over a shoulder cannot mint tokens without end.
+DEVICES_PER_MEMBER = 3
 
 
 def _digest(token: str) -> str:
@@ -78,7 +81,7 @@ class Pairing:
         return {**shown, "fingerprint": fingerprint} if fingerprint else shown
 
     def claim(self, code: str, member: str, label: str, now: float | None = None,
-              binding: str | None = None) -> dict[str, str]:
+              binding: str | None = None) -> dict[str, Any]:
         """Use a code (once) for an authenticated member's phone; returns its device id and token.
 
         :param binding: what the token is bound to (the account's PIN, see ``Authenticator.binding``).
@@ -102,19 +105,25 @@ class Pairing:
                 raise Unauthorized("This pairing code is unknown, used or expired: ask for a new one.")
             return self._add(state, member, label, now, binding, "code")
 
-    def remember(self, member: str, label: str, now: float | None = None, binding: str | None = None) -> dict[str, str]:
+    def remember(self, member: str, label: str, now: float | None = None, binding: str | None = None) -> dict[str, Any]:
         """A member's own phone, remembered on their PIN alone (no code: the caller checked the PIN and
         that the client is not the kiosk's shared screen); returns its device id and token, as ``claim``."""
         with self._lock:
             return self._add(self._load(), member, label, time.time() if now is None else now, binding, "pin")
 
     def _add(self, state: dict[str, Any], member: str, label: str, now: float, binding: str | None,
-             via: str) -> dict[str, str]:
+             via: str) -> dict[str, Any]:
+        """Add a device for ``member``; past ``DEVICES_PER_MEMBER`` live ones the oldest are revoked,
+        and their ids returned under ``replaced`` (the caller marks their device records)."""
+        live = [i for i, d in state["devices"].items() if d["member"] == member and not d["revoked_at"]]
+        replaced = live[:max(0, len(live) - DEVICES_PER_MEMBER + 1)]  # the file keeps the order of pairing
+        for old in replaced:
+            state["devices"][old]["revoked_at"] = int(now)
         device_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
         state["devices"][device_id] = {"token": _digest(token), "member": member, "label": label[:100],
                                        "paired_at": int(now), "revoked_at": None, "binding": binding, "via": via}
         self._save(state)
-        return {"device_id": device_id, "token": token}
+        return {"device_id": device_id, "token": token, "replaced": replaced}
 
     def device_of(self, token: str) -> str | None:
         """The id of the device a token belongs to (live or not), or None."""

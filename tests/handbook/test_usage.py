@@ -11,6 +11,7 @@ from accounts import ADMIN, basic
 from schemas.hierarchy import parse_hierarchy
 from sync_server.app import create_app
 from sync_server.handbook import reports, usage
+from sync_server.security.pairing import DEVICES_PER_MEMBER
 from sync_server.settings import Settings
 
 CELL, DB = "TQ.NH.KH.C01", "cell-tq-nh-kh-c01"
@@ -223,3 +224,13 @@ def test_a_remembered_phone_is_a_device_record_and_signing_out_on_it_revokes_it(
     device = c.get(f"/{DB}/device:{CELL}:{device_id}", headers=ADMIN).json
     assert device["revoked"] is True and device["revoked_at"] == "2026-12-03T20:30:00+07:00"
     assert month_report(app).installed == 0
+
+
+def test_a_phone_replaced_by_a_members_fourth_is_marked_revoked(kiosk):
+    app, c, clock, pins = kiosk
+    own_phone = {"REMOTE_ADDR": "192.168.50.23"}
+    ids = [c.post("/_pairing/remember", json={"name": f"{CELL}.0003", "pin": pins["0003"], "label": f"máy {n}"},
+                  environ_base=own_phone).json["device_id"] for n in range(DEVICES_PER_MEMBER + 1)]
+    revoked = [c.get(f"/{DB}/device:{CELL}:{i}", headers=ADMIN).json["revoked"] for i in ids]
+    assert revoked == [True] + [False] * DEVICES_PER_MEMBER
+    assert month_report(app).installed == 1  # the member still has live phones

@@ -8,6 +8,7 @@ import pytest
 
 from sync_server.app import create_app
 from sync_server.errors import StartupError
+from sync_server.security.pairing import DEVICES_PER_MEMBER
 from sync_server.settings import Settings
 
 CELL = "TQ.NH.KH.C01"
@@ -122,6 +123,21 @@ def test_a_member_remembers_their_own_phone_with_the_pin_never_on_the_kiosks_sha
     account = client.get(f"/_users/org.couchdb.user:{MEMBER}", headers=ADMIN).json
     assert client.put(f"/_users/org.couchdb.user:{MEMBER}", headers=ADMIN, json={**account, "pin": "1357"}).status_code == 201
     assert client.get(f"/{DB}/_changes", headers=bearer).status_code == 401
+
+
+def test_a_fourth_phone_forgets_the_members_oldest(client):
+    code = client.post("/_pairing/code", headers=kiosk_admin()).json["code"]
+    tokens = [pair(client, code).json["token"]] + [remember(client).json["token"] for _ in range(DEVICES_PER_MEMBER)]
+
+    def works(token: str) -> bool:
+        return client.get(f"/{DB}/_changes", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    assert [works(t) for t in tokens] == [False] + [True] * DEVICES_PER_MEMBER
+    listed = client.get("/_pairing/devices", headers=kiosk_admin()).json
+    assert [(d["via"], bool(d["revoked_at"])) for d in sorted(listed, key=lambda d: (d["paired_at"], d["via"]))] == \
+        [("code", True)] + [("pin", False)] * DEVICES_PER_MEMBER
+    assert "replaced" not in remember(client).json  # what the kiosk did is its own business, not the phone's
+    assert sum(works(t) for t in tokens) == DEVICES_PER_MEMBER - 1
 
 
 def test_the_shared_screens_addresses_are_a_setting(tmp_path):
