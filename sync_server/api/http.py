@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import threading
 import zlib
 from collections import OrderedDict
@@ -86,19 +87,29 @@ def _gunzip(data: bytes, limit: int) -> bytes:
     return out
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
+# 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 def parse_json(data: bytes) -> Any:
-    """Strict JSON from bytes.
+    """Strict JSON from bytes, read by orjson (C, several times faster than the standard library).
+    What it refuses CouchDB refuses too (``tests/api/test_differential.py``): malformed text,
+    invalid UTF-8, escapes of lone surrogates, numbers beyond a double's range, ``NaN``. A body
+    with 19 digits in a row is read again by the standard library, which keeps integers beyond
+    64 bits exact (orjson makes them floats; CouchDB keeps them).
 
     :raises BadRequest: ``invalid UTF-8 JSON``, as CouchDB says for any malformed body.
     """
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
         raise BadRequest("invalid UTF-8 JSON") from None
+    if _LONG_DIGITS.search(data):
+        try:
+            return json.loads(data.decode("utf-8"))
+        except RecursionError:  # deeper than the standard library goes (past 100 levels a document is refused anyway)
+            raise BadRequest("invalid UTF-8 JSON") from None
+    return value
 
 
 def json_body(require_type: bool = True, expect: type | None = dict) -> Any:

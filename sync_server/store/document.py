@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from ..errors import BadRequest, InvalidDocId
 from .revtree import parse_rev
 
@@ -34,8 +36,14 @@ _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 
 
 def dumps(obj: Any) -> str:
-    """Compact JSON, UTF-8 text kept as is."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """Compact JSON, UTF-8 text kept as is: orjson (C, about twenty times faster: every write
+    stores a body and a tree), or the standard library for what orjson refuses (integers beyond
+    64 bits, lone surrogates, keys that are not strings). Not-a-number and infinite floats never
+    reach here from a client (``parse_json`` refuses them, as CouchDB does)."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def check_doc_id(doc_id: object) -> str:

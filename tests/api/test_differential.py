@@ -425,3 +425,29 @@ def test_design_functions_that_are_missing(pair: Pair, path: str) -> None:
     pair.same("PUT", "/{db}/_design/foo", json={"views": {"v": {"map": "function(doc) { emit(doc._id); }"}}})
     pair.same("PUT", "/{db}/_design/bare", json={})
     pair.same("GET", "/{db}" + path)
+
+
+# -- JSON numbers and text at the edges ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    '{"x": 1e400}', '{"x": -1e400}', '{"x": NaN}', '{"x": Infinity}', '{"x": 1,}', '{"x": "\\u00"}',
+    '{"x": "a lone \\ud800"}', '{"x": "\\udc00", "n": 12345678901234567890123}', '{"x": "tab\there"}',
+])
+def test_a_body_no_json_can_hold_is_refused_as_couchdb_refuses_it(pair: Pair, text: str) -> None:
+    pair.same("PUT", "/{db}/d", content=text.encode(), headers={"Content-Type": "application/json"})
+    pair.same("POST", "/{db}/_bulk_docs", content=('{"docs": [' + text + ']}').encode(),
+              headers={"Content-Type": "application/json"})
+    pair.same("GET", "/{db}/d")
+
+
+@pytest.mark.parametrize("text", [
+    '{"big": 123456789012345678901234567890, "neg": -98765432109876543210}',  # beyond 64 bits: exact
+    '{"edge": 18446744073709551615, "small": -9223372036854775808, "f": 0.1, "e": 1e300, "z": -0.0}',
+    '{"s": "\\ud83d\\ude00 \\u00e9\\u0000", "phone": "0912345678901234567890", "t": "Bản Lằn"}',
+])
+def test_numbers_and_escapes_come_back_as_couchdb_keeps_them(pair: Pair, text: str) -> None:
+    made, _ = pair.same("PUT", "/{db}/d", content=text.encode(), headers={"Content-Type": "application/json"})
+    couch, kiosk = pair.same("GET", "/{db}/d")
+    assert kiosk == couch  # the same revision id too: the same values were hashed
+    assert pair.same("GET", "/{db}/_all_docs?include_docs=true")[1]["rows"][0]["doc"] == couch
