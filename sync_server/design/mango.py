@@ -402,7 +402,7 @@ def _index_rows(db: Database, index: dict, selector: dict, descending: bool, upd
     if update:
         views.update(db, ddoc, _index_views(ddoc), _map_json)
     stored = views.index_of(db, ddoc)
-    if stored.built_seq() is None:
+    if not update and stored.built_seq() is None:
         return
     low, high = _range_bytes(index, selector)
     bounds = (high, low) if descending else (low, high)
@@ -493,9 +493,12 @@ def _from_all_docs(db: Database, body: dict, predicate: Any, descending: bool, w
     examined = 0
     rows = db.all_docs(start=start, end=end, include_docs=True, doc_options=options)
     for row in rows:
-        examined += 1  # design documents are read and counted, never answered (as CouchDB)
         if row["id"].startswith("_design/"):
+            # Never answered. CouchDB counts one as examined only when the selector refuses it (one it
+            # matches is dropped after its shard sent it, with its count).
+            examined += not predicate(row["doc"])
             continue
+        examined += 1
         if predicate(row["doc"]):
             matched.append(row["doc"])
             if not descending and len(matched) >= want:
@@ -655,9 +658,7 @@ def _use_index(value: Any) -> list[str] | None:
         return value if len(value) <= 2 and all(isinstance(v, str) for v in value) else None
     if not isinstance(value, str):
         return None
-    parts = value.split("/")
-    if parts[0] == "_design" and len(parts) > 1:
-        parts = ["_design/" + parts[1], *parts[2:]]
+    parts = value.removeprefix("_design/").split("/")
     return parts if len(parts) <= 2 else None
 
 
@@ -700,8 +701,6 @@ def _check(body: Any) -> dict:
     for field in fields:
         if not isinstance(field, str):
             raise MangoError(f"Invalid JSON for field spec: {_show(field)}", error="invalid_field")
-        if not field:
-            raise MangoError("Invalid field name: ", error="invalid_field_name")
     use_index = body.get("use_index")
     if _use_index(use_index) is None:
         raise MangoError(f"Invalid index name: {_show(use_index)}", error="invalid_index_name")

@@ -118,8 +118,14 @@ def _collate_objects(a: dict, b: dict) -> int:
 
 
 def _equal(a: Any, b: Any) -> bool:
-    """Deep, type-strict JSON equality (True is not 1)."""
+    """Deep, type-strict JSON equality (True is not 1; strings ICU finds equal are)."""
+    if type(a) is str and type(b) is str and _plain(a) and _plain(b):
+        return a == b  # printable ASCII is never ignorable nor equivalent to other text: no ICU call
     return collate(a, b) == 0
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 def _type_name(value: Any) -> str:
@@ -275,6 +281,8 @@ def _is_integer(value: Any) -> bool:
 def _build_comparison(op: str, arg: Any) -> Predicate:
     """$eq $ne $lt $lte $gt $gte: collate the value against the argument."""
     relation = _RELATIONS[op]
+    if op in ("$eq", "$ne"):
+        return lambda value: _equal(value, arg) == (op == "$eq")
     return lambda value: relation(collate(value, arg))
 
 
