@@ -127,6 +127,8 @@ def create_index(db: Database, body: dict) -> dict:
     if not isinstance(body, dict):
         raise MangoError("Missing required key: index", error="missing_required_key")
     index = body.get("index")
+    if "index" in body and not isinstance(index, dict):
+        raise MangoError(f"JSON indexes must be an object, not: {_show(index)}", error="invalid_index")
     if not isinstance(index, dict) or "fields" not in index:
         raise MangoError("Missing required key: index" if not isinstance(index, dict) else "Missing required key: fields",
                          error="missing_required_key")
@@ -684,7 +686,7 @@ def _check(body: Any) -> dict:
     if not isinstance(body, dict) or "selector" not in body:
         raise MangoError("Missing required key: selector", error="missing_required_key")
     if not isinstance(body["selector"], dict):
-        raise MangoError("Invalid selector", error="invalid_selector")
+        compile_selector(body["selector"])  # CouchDB's invalid_selector_json
     for name in ("limit", "skip"):
         value = body.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):

@@ -61,7 +61,7 @@ _UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
 def compile_selector(selector: dict) -> Callable[[dict], bool]:
     """Validate a selector once and return a predicate over a document (a dict with _id, _rev, fields)."""
     if not isinstance(selector, dict):
-        raise BadRequest(f"Selector must be a JSON object, not: {_show(selector)}")
+        raise BadRequest(f"Selector must be a JSON object, not: {_show(selector)}", error="invalid_selector_json")
     return _compile_object(selector, None, False)
 
 

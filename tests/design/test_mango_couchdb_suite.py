@@ -47,6 +47,10 @@ def test_index_definitions_are_refused_as_couchdb_refuses_them(twin: Twin) -> No
         for value in values:
             assert _error(twin, "POST", "/{db}/_index", {"index": {"fields": ["foo"]}, key: value})[0] == 400
     assert _error(twin, "POST", "/{db}/_index", {"index": {"fields": ["a"], "selector": {"a": 1}}}) == (400, "invalid_key")
+    assert _error(twin, "POST", "/{db}/_index", {"index": []}) == (400, "invalid_index")
+    assert _error(twin, "POST", "/{db}/_index", {"index": {"fields": ["a"], "partial_filter_selector": 5}}) == \
+        (400, "invalid_selector_json")
+    assert _error(twin, "POST", "/{db}/_find", {"selector": []}) == (400, "invalid_selector_json")
 
 
 def test_index_listing_deleting_and_info(twin: Twin) -> None:
