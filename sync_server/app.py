@@ -30,7 +30,7 @@ from .store import Server
 from .store.database import CROSS_PROCESS_POLL
 
 log = logging.getLogger(__name__)
-_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "COPY", "OPTIONS", "PATCH"]
+_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "COPY", "OPTIONS", "PATCH", "TRACE", "CONNECT"]
 
 
 def create_app(settings: Settings, server: Server | None = None) -> Flask:

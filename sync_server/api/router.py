@@ -108,8 +108,10 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
     if first == "_design" and len(rest) >= 4 and rest[2] in design.KINDS:
         return _pick({"GET": design.function, "POST": design.function, "PUT": design.function}), \
             [head, rest[1], rest[2], "/".join(rest[3:])]
-    if first == "_index" and len(rest) in (4, 5) and rest[-2] == "json":  # #18: DELETE a Mango index
-        return _pick({"DELETE": find.index_delete}), [head, "/".join(rest[1:-2]), rest[-1]]
+    if first == "_design" and len(rest) == 3 and rest[2] == "_info":
+        return _pick({"GET": views.info}), [head, rest[1]]
+    if first == "_index" and len(rest) > 1:  # #18: Mango indexes
+        return _index_route(head, rest[1:])
     if first in ("_design", "_local") and len(rest) >= 2:
         return _named(head, f"{first}/{rest[1]}", rest[2:])
     if first.startswith(("_design/", "_local/")):
@@ -117,6 +119,17 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
     if first.startswith("_"):
         raise BadRequest("Only reserved document ids may start with underscore.", error="illegal_docid")
     return _named(head, first, rest[1:])
+
+
+def _index_route(db: str, rest: list[str]) -> tuple[Handler, list[str]]:
+    """``/{db}/_index/_bulk_delete`` and ``/{db}/_index/[_design/]{ddoc}/{type}/{name}``; else 404."""
+    if rest == ["_bulk_delete"]:
+        return _pick({"POST": find.bulk_delete}), [db]
+    if len(rest) == 4 and rest[0] == "_design":
+        rest = ["_design/" + rest[1], *rest[2:]]
+    if len(rest) == 3:
+        return _pick({"DELETE": find.index_delete}), [db, *rest]
+    raise NotFound("missing")
 
 
 def _pairing_route(rest: list[str]) -> tuple[Handler, list[str]]:

@@ -27,6 +27,13 @@ def view(name: str, ddoc: str, view_name: str) -> Response:
     return respond(views.query(db, ddoc, view_name, params, load_doc))
 
 
+def info(name: str, ddoc: str) -> Response:
+    """``GET /{db}/_design/{ddoc}/_info``: the state of a design document's index, in CouchDB's shape."""
+    db = open_db(name)
+    doc = db.get("_design/" + ddoc)
+    return respond(views.info(db, doc))
+
+
 def view_cleanup(name: str) -> Response:
     """Drop the index rows no live design document uses (202, as CouchDB)."""
     db = open_db(name, design_write=True)

@@ -17,28 +17,19 @@ finds them equal.
 from __future__ import annotations
 
 import struct
-import threading
 from typing import Any
 
-import icu
+from ..icu_collation import collator
 
-_local = threading.local()
 NULL, FALSE, TRUE, NUMBER, STRING, ARRAY, OBJECT = (bytes([b]) for b in range(1, 8))
 END = b"\x00"
 # Above every encoded value: an open end of a range (``endkey`` of ``{}`` in CouchDB idiom is an object).
 HIGHEST = b"\xff"
 
 
-def _collator() -> Any:
-    coll = getattr(_local, "collator", None)
-    if coll is None:  # ICU collators are not thread-safe: one per thread
-        coll = _local.collator = icu.Collator.createInstance(icu.Locale.getRoot())
-    return coll
-
-
 def string_key(text: str) -> bytes:
     """The ICU root-collation sort key of a string (ends with 0x00)."""
-    key = _collator().getSortKey(text)
+    key = collator().getSortKey(text)
     return key if key.endswith(END) else key + END
 
 

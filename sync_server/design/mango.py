@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import BadRequest, CouchError, NotFound
+from ..errors import BadRequest, CouchError, InvalidDocId, NotFound
 from ..store import Database
 from ..store.selector import compile_selector
 from . import collation, views
@@ -47,34 +47,62 @@ def _path(name: str) -> list[str]:
 
 
 def get_field(doc: Any, name: str) -> Any:
-    """A dotted field of a document, or ``_MISSING``."""
+    """A dotted field of a document (``favorites.3``: an array's item), or ``_MISSING``."""
     for part in _path(name):
         if isinstance(doc, dict) and part in doc:
             doc = doc[part]
+        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
         else:
             return _MISSING
     return doc
 
 
-# -- indexes ------------------------------------------------------------------------------------
+def _show(value: Any) -> str:
+    return json.dumps(value)
 
-def _fields(spec: Any) -> list[tuple[str, str]]:
-    """``["a", {"b": "desc"}]`` -> ``[("a", "asc"), ("b", "desc")]``.
 
-    :raises BadRequest: for a malformed list.
-    """
+def _sort_spec(spec: Any) -> list[tuple[str, str]]:
+    """``["a", {"b": "desc"}]`` -> ``[("a", "asc"), ("b", "desc")]``, refused as CouchDB refuses
+    a malformed ``sort`` or index ``fields`` (``invalid_sort_json``, ``invalid_sort_field``)."""
     if not isinstance(spec, list):
-        raise BadRequest("fields must be an array")
+        raise MangoError(f"Sort must be an array of sort specs, not: {_show(spec)}", error="invalid_sort_json")
     out = []
     for item in spec:
-        if isinstance(item, str):
+        if isinstance(item, str) and item:
             out.append((item, "asc"))
-        elif isinstance(item, dict) and len(item) == 1 and list(item.values())[0] in ("asc", "desc"):
+        elif isinstance(item, dict) and len(item) == 1 and next(iter(item)) and \
+                next(iter(item.values())) in ("asc", "desc"):
             out.append(next(iter(item.items())))
         else:
-            raise BadRequest(f"Invalid sort field: {json.dumps(item)}")
+            raise MangoError(f"Invalid sort field: {item if isinstance(item, str) else _show(item)}",
+                             error="invalid_sort_field")
     return out
 
+
+def columns(index: dict) -> list[str]:
+    """The fields a JSON index is keyed by, in order (``["a"]`` as older CouchDBs wrote it, or ``[{"a": "asc"}]``)."""
+    out = []
+    for item in index["def"].get("fields") or []:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict) and item:
+            out.append(next(iter(item)))
+    return out
+
+
+def partial_selector(index: dict) -> Any:
+    """The selector a partial index keeps documents by (``partial_filter_selector``, or the ``selector``
+    of the view's ``map`` as CouchDB 2.0 wrote it), or None."""
+    return index["def"].get("partial_filter_selector") or index.get("_selector")
+
+
+def public(index: dict) -> dict:
+    """An index as ``GET /{db}/_index`` and ``_explain`` show it."""
+    return {k: v for k, v in index.items() if not k.startswith("_")}
+
+
+# -- indexes ------------------------------------------------------------------------------------
 
 def indexes(db: Database) -> list[dict]:
     """Every index: ``_all_docs`` first, then the JSON indexes of ``language: query`` design documents."""
@@ -87,19 +115,33 @@ def indexes(db: Database) -> list[dict]:
             definition = (view.get("options") or {}).get("def") if isinstance(view, dict) else None
             if isinstance(definition, dict) and isinstance(definition.get("fields"), list):
                 entry = {"ddoc": ddoc["_id"], "name": name, "type": "json", "partitioned": False, "def": definition}
+                old_selector = view["map"].get("selector") if isinstance(view.get("map"), dict) else None
+                if isinstance(old_selector, dict) and old_selector:
+                    entry["_selector"] = old_selector
                 found.append(entry)
     return found
 
 
 def create_index(db: Database, body: dict) -> dict:
     """``POST /{db}/_index``: the design document is written (or found already there)."""
+    if not isinstance(body, dict):
+        raise MangoError("Missing required key: index", error="missing_required_key")
     index = body.get("index")
+    if "index" in body and not isinstance(index, dict):
+        raise MangoError(f"JSON indexes must be an object, not: {_show(index)}", error="invalid_index")
     if not isinstance(index, dict) or "fields" not in index:
         raise MangoError("Missing required key: index" if not isinstance(index, dict) else "Missing required key: fields",
                          error="missing_required_key")
-    if body.get("type", "json") != "json":
-        raise MangoError(f"Invalid index type: {body.get('type')}", error="invalid_index_type")
-    fields = [{f: d} for f, d in _fields(index["fields"])]
+    kind, ddoc_name, name = (_name_option(body, key) for key in ("type", "ddoc", "name"))
+    if kind not in (None, "json"):
+        if kind == "text":
+            raise MangoError(f"Invalid index type: {kind}", error="invalid_index_type")
+        raise MangoError(f"Invalid type for index: {kind}", error="invalid_index")
+    if "selector" in index:  # CouchDB 2.0's name of partial_filter_selector, refused since
+        raise MangoError("Invalid key selector for this request.", error="invalid_key")
+    if ddoc_name is not None and not ddoc_name.removeprefix("_design/"):
+        raise InvalidDocId(f"Illegal document id `{ddoc_name}`")
+    fields = [{f: d} for f, d in _sort_spec(index["fields"])]
     if not fields:
         raise MangoError("Index fields cannot be empty", error="invalid_index_fields")
     if len({d for item in fields for d in item.values()}) > 1:
@@ -109,10 +151,10 @@ def create_index(db: Database, body: dict) -> dict:
         compile_selector(index["partial_filter_selector"])
         definition["partial_filter_selector"] = index["partial_filter_selector"]
     digest = hashlib.sha1(json.dumps(definition, sort_keys=True).encode()).hexdigest()
-    name = body.get("name") or digest
+    name = name or digest
     # Two indexes on the same fields under different names go to different design documents.
     ddoc_digest = hashlib.sha1(json.dumps([definition, name], sort_keys=True).encode()).hexdigest()
-    ddoc_id = "_design/" + (body.get("ddoc") or ddoc_digest).removeprefix("_design/")
+    ddoc_id = "_design/" + (ddoc_name or ddoc_digest).removeprefix("_design/")
     view = {"map": {"fields": {f: d for item in fields for f, d in item.items()},
                     **({"partial_filter_selector": definition["partial_filter_selector"]}
                        if "partial_filter_selector" in definition else {})},
@@ -134,20 +176,58 @@ def create_index(db: Database, body: dict) -> dict:
     return {"result": "created", "id": ddoc_id, "name": name}
 
 
-def delete_index(db: Database, ddoc_name: str, name: str) -> dict:
-    """``DELETE /{db}/_index/{ddoc}/json/{name}``."""
+def _name_option(body: dict, key: str) -> str | None:
+    """The ``type``, ``ddoc`` or ``name`` of ``POST /{db}/_index``: a non-empty string when given."""
+    if key not in body:
+        return None
+    value = body[key]
+    if not isinstance(value, str):
+        raise MangoError(f"Invalid string: {_show(value)}", error="invalid_string")
+    if not value and key != "type":
+        raise MangoError("Index name or ddoc cannot be empty string", error="invalid_empty_string")
+    return value
+
+
+def delete_index(db: Database, ddoc_name: str, name: str, kind: str = "json") -> dict:
+    """``DELETE /{db}/_index/{ddoc}/{type}/{name}``: only JSON indexes exist here, anything else is missing."""
     ddoc_id = "_design/" + ddoc_name.removeprefix("_design/")
     try:
         ddoc = db.get(ddoc_id)
     except NotFound:
         raise NotFound("missing") from None
-    if name not in (ddoc.get("views") or {}):
-        raise NotFound("Index not found")
+    if kind != "json" or ddoc.get("language") != "query" or name not in _index_views(ddoc):
+        raise NotFound("missing")
     del ddoc["views"][name]
     if not ddoc["views"]:
         ddoc["_deleted"] = True
     db.bulk_docs([ddoc])
     return {"ok": True}
+
+
+def bulk_delete(db: Database, body: Any) -> dict:
+    """``POST /{db}/_index/_bulk_delete``: every JSON index of each named design document goes."""
+    ids = body.get("docids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise MangoError(f"Bulk Delete requires an array of non-null docids. Docids: {_show(ids)}",
+                         error="invalid_bulk_docs")
+    success, fail = [], []
+    known = {i["ddoc"] for i in indexes(db) if i["type"] == "json"}
+    for ddoc_id in ids:
+        full = "_design/" + ddoc_id.removeprefix("_design/")
+        if full not in known:
+            fail.append({"id": ddoc_id, "error": "not_found"})
+            continue
+        ddoc = db.get(full)
+        for name in _index_views(ddoc):
+            del ddoc["views"][name]
+        if not ddoc["views"]:
+            ddoc["_deleted"] = True
+        result = db.bulk_docs([ddoc])[0]
+        if "error" in result:
+            fail.append({"id": ddoc_id, "error": result["error"]})
+        else:
+            success.append({"id": ddoc_id, "ok": True})
+    return {"success": success, "fail": fail}
 
 
 def _index_views(ddoc: dict) -> list[str]:
@@ -161,10 +241,11 @@ def _map_json(ddoc: dict, names: list[str], docs: list[dict]) -> list[list[list[
     (and passes the index's ``partial_filter_selector``)."""
     specs = []
     for name in names:
-        definition = ddoc["views"][name]["options"]["def"]
-        fields = [next(iter(f)) for f in definition.get("fields", [])]
-        partial = definition.get("partial_filter_selector")
-        specs.append((fields, compile_selector(partial) if partial else None))
+        view = ddoc["views"][name]
+        entry = {"def": view["options"]["def"],
+                 "_selector": view["map"].get("selector") if isinstance(view.get("map"), dict) else None}
+        partial = partial_selector(entry)
+        specs.append((columns(entry), compile_selector(partial) if isinstance(partial, dict) else None))
     out = []
     for doc in docs:
         per_view = []
@@ -192,12 +273,78 @@ def _conditions(selector: Any, out: dict[str, list[Any]], prefix: str = "") -> d
     return out
 
 
+def _operators(cond: Any) -> dict[str, Any]:
+    """A field's condition as operators (a plain value is ``$eq``)."""
+    return cond if isinstance(cond, dict) and cond and all(k.startswith("$") for k in cond) else {"$eq": cond}
+
+
+# The operators CouchDB reads an index range from (mango_idx_view.erl, indexable/1).
+_INDEXABLE = frozenset({"$lt", "$lte", "$eq", "$gt", "$gte", "$beginsWith", "$exists"})
+
+
+def _indexable(conditions: dict[str, list[Any]]) -> set[str]:
+    """The fields whose conditions an index can be read by."""
+    return {f for f, conds in conditions.items() if any(op in _INDEXABLE for c in conds for op in _operators(c))}
+
+
+def _constant(conditions: dict[str, list[Any]], field: str) -> bool:
+    """Whether the selector fixes a field to one value (``$eq``)."""
+    return any("$eq" in _operators(c) for c in conditions.get(field, []))
+
+
+def _unmet(selector: Any, need: set[str], prefix: str = "") -> set[str]:
+    """The fields of ``need`` a selector does not require to exist (CouchDB's has_required_fields):
+    every condition but ``$exists: false`` requires its field; ``$and`` is seen through, an ``$or``
+    requires what all its branches require (an empty one: everything)."""
+    if not need or not isinstance(selector, dict):
+        return need
+    for key, value in selector.items():
+        if key == "$and" and isinstance(value, list):
+            for part in value:
+                need = _unmet(part, need, prefix)
+        elif key == "$or" and isinstance(value, list):
+            need = set().union(*(_unmet(part, need, prefix) for part in value)) if value else set()
+        elif key.startswith("$"):
+            continue
+        elif isinstance(value, dict) and value and all(not k.startswith("$") for k in value):
+            need = _unmet(value, need, prefix + key + ".")
+        elif _operators(value) != {"$exists": False}:
+            need = need - {prefix + key}
+    return need
+
+
+def _can_sort(cols: list[str], sort_names: list[str], conditions: dict[str, list[Any]]) -> bool:
+    """Whether an index's order is the asked order: the sort fields follow in order, after columns
+    the selector holds constant (CouchDB's can_use_sort)."""
+    if not sort_names:
+        return True
+    for i, col in enumerate(cols):
+        if col == sort_names[0]:
+            return cols[i:i + len(sort_names)] == sort_names
+        if not _constant(conditions, col):
+            return False
+    return False
+
+
+def _unusable(index: dict, selector: dict, sort_names: list[str], conditions: dict[str, list[Any]]) -> list[str]:
+    """Why an index cannot answer a query, in CouchDB's words (is_usable; empty: it can): a column the
+    selector does not require (sort names aside), or an order that is not the asked one."""
+    if index["type"] == "special":
+        if not sort_names:
+            return []
+        fits = "_id" in _indexable(conditions)
+        cols = ["_id"]
+    else:
+        cols = columns(index)
+        fits = not _unmet(selector, set(cols) - set(sort_names) - {"_id", "_rev"})
+    return ["field_mismatch"] * (not fits) + ["sort_order_mismatch"] * (not _can_sort(cols, sort_names, conditions))
+
+
 def _bounds(conditions: list[Any]) -> tuple[Any, Any]:
     """The lowest and highest value a field may have (``_MISSING``: unbounded), tightest first."""
     lows, highs = [], []
     for cond in conditions:
-        ops = cond if isinstance(cond, dict) and cond and all(k.startswith("$") for k in cond) else {"$eq": cond}
-        for op, arg in ops.items():
+        for op, arg in _operators(cond).items():
             if op == "$eq":
                 lows.append(arg)
                 highs.append(arg)
@@ -205,6 +352,9 @@ def _bounds(conditions: list[Any]) -> tuple[Any, Any]:
                 lows.append(arg)
             elif op in ("$lt", "$lte"):
                 highs.append(arg)
+            elif op == "$beginsWith" and isinstance(arg, str):
+                lows.append(arg)
+                highs.append(arg + "\uffff")
     low = max(lows, key=collation.encode) if lows else _MISSING
     high = min(highs, key=collation.encode) if highs else _MISSING
     return low, high
@@ -228,35 +378,48 @@ def key_range(selector: dict, fields: list[str]) -> tuple[list[Any], list[Any]]:
     return start, end
 
 
+def _id_range(selector: dict) -> tuple[Any, Any]:
+    """The ``_id`` bounds of an ``_all_docs`` scan (``_MISSING``: open)."""
+    return _bounds(_conditions(selector, {}).get("_id", []))
+
+
+def _nothing(selector: dict) -> bool:
+    """CouchDB reads no rows at all for a selector that is only an empty ``$or``, ``$and``, ``$in`` or
+    ``$all`` (mango_cursor's maybe_noop_range)."""
+    return len(selector) == 1 and next(iter(selector.items())) in (("$or", []), ("$and", []), ("$in", []), ("$all", []))
+
+
 def _range_bytes(index: dict, selector: dict) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
     """The (key bytes, id bytes) bounds of a JSON index's rows a selector allows, in ascending order."""
-    start, end = key_range(selector, [next(iter(f)) for f in index["def"]["fields"]])
+    start, end = key_range(selector, columns(index))
     low = (collation.encode(start), b"")
     high = (collation.encode(end)[:-1] + collation.HIGHEST, collation.HIGHEST)  # [end..., <max>]
     return low, high
 
 
-def _index_rows(db: Database, index: dict, selector: dict, descending: bool) -> Iterator[tuple[str, str]]:
+def _index_rows(db: Database, index: dict, selector: dict, descending: bool, update: bool) -> Iterator[tuple[str, str]]:
     """(doc id, key JSON) of the rows of a JSON index a selector allows, in index order; the index is
-    brought up to date first."""
+    brought up to date first unless ``update`` is false (then a never built index has no rows)."""
     ddoc = db.get(index["ddoc"])
-    views.update(db, ddoc, _index_views(ddoc), _map_json)
+    if update:
+        views.update(db, ddoc, _index_views(ddoc), _map_json)
+    stored = views.index_of(db, ddoc)
+    if not update and stored.built_seq() is None:
+        return
     low, high = _range_bytes(index, selector)
     bounds = (high, low) if descending else (low, high)
-    for doc_id, key_json, _value, _bytes in views.index_of(db, ddoc).scan(index["name"], *bounds, True, descending):
+    for doc_id, key_json, _value, _bytes in stored.scan(index["name"], *bounds, True, descending):
         yield doc_id, key_json
 
 
 def _named(selector: Any, out: set[str], prefix: str = "") -> bool:
-    """Every field a selector names, anywhere; False when it matches inside arrays or maps (then no
-    index covers it)."""
+    """Every field a selector names, anywhere (an ``$elemMatch`` and its kind test the field's whole
+    value); False when it names none that an index could hold."""
     if isinstance(selector, list):
         return all(_named(part, out, prefix) for part in selector)
     if not isinstance(selector, dict):
         return True
     for key, value in selector.items():
-        if key in ("$elemMatch", "$allMatch", "$keyMapMatch"):
-            return False
         if key.startswith("$"):
             if key in ("$and", "$or", "$nor", "$not") and not _named(value, out, prefix):
                 return False
@@ -270,7 +433,9 @@ def _named(selector: Any, out: set[str], prefix: str = "") -> bool:
 def _covers(index: dict, body: dict) -> list[str] | None:
     """The index's fields when its rows alone answer the query (CouchDB 3.4's covering index: the
     asked ``fields`` and every field of the selector are indexed, or ``_id``); else None."""
-    fields = [next(iter(f)) for f in index["def"]["fields"]]
+    if index["type"] != "json":
+        return None
+    fields = columns(index)
     asked = body.get("fields")
     named: set[str] = set()
     if not isinstance(asked, list) or not asked or not _named(body["selector"], named):
@@ -286,9 +451,11 @@ def _from_index(db: Database, index: dict, body: dict, predicate: Any, descendin
     covering index answers from its rows and reads none.
     """
     covered = _covers(index, body)
-    rows = _index_rows(db, index, body["selector"], descending)
+    rows = _index_rows(db, index, body["selector"], descending, body.get("update", True))
+    options = {"conflicts": True} if body.get("conflicts") else None
     matched: list[dict] = []
     keys = examined = 0
+    more = False  # a row after the full page was reached
     while len(matched) < want:
         page = list(itertools.islice(rows, FETCH))
         if not page:
@@ -296,9 +463,11 @@ def _from_index(db: Database, index: dict, body: dict, predicate: Any, descendin
         if covered is not None:
             docs: Iterator[Any] = (_from_key(doc_id, covered, json.loads(key)) for doc_id, key in page)
         else:
-            docs = (row.get("doc") for row in db.all_docs_keys([doc_id for doc_id, _ in page], include_docs=True))
+            docs = (row.get("doc") for row in db.all_docs_keys([doc_id for doc_id, _ in page], include_docs=True,
+                                                               doc_options=options))
         for doc in docs:  # each document read as it is reached
             if len(matched) >= want:
+                more = True
                 break
             keys += 1
             if doc is None:
@@ -306,7 +475,40 @@ def _from_index(db: Database, index: dict, body: dict, predicate: Any, descendin
             examined += covered is None
             if predicate(doc):
                 matched.append(doc)
+    if want and (more or (len(matched) >= want and next(rows, None) is not None)):
+        keys += 1  # CouchDB reads the row after a full page before it stops, and counts it
+        examined += covered is None
     return matched, keys, examined
+
+
+def _from_all_docs(db: Database, body: dict, predicate: Any, descending: bool, want: int) -> tuple[list[dict], int]:
+    """Matching documents in ``_id`` order (the ``_id`` bounds of the selector narrow the scan), with
+    the documents examined; stops once ``want`` are found when ascending."""
+    low, high = _id_range(body["selector"])
+    start = low if isinstance(low, str) else None
+    end = high if isinstance(high, str) else None
+    if (low is not _MISSING and isinstance(low, (list, dict))) or \
+            (high is not _MISSING and not isinstance(high, (str, list, dict))):
+        return [], 0  # the range is above or below every id
+    options = {"conflicts": True} if body.get("conflicts") else None
+    matched: list[dict] = []
+    examined = 0
+    rows = db.all_docs(start=start, end=end, include_docs=True, doc_options=options)
+    for row in rows:
+        if row["id"].startswith("_design/"):
+            # Never answered. CouchDB counts one as examined only when the selector refuses it (one it
+            # matches is dropped after its shard sent it, with its count).
+            examined += not predicate(row["doc"])
+            continue
+        examined += 1
+        if predicate(row["doc"]):
+            matched.append(row["doc"])
+            if not descending and len(matched) >= want:
+                examined += next(rows, None) is not None  # the row after a full page, read and counted
+                break
+    if descending:
+        matched.reverse()
+    return matched, examined
 
 
 def _from_key(doc_id: str, fields: list[str], values: list[Any]) -> dict:
@@ -324,65 +526,142 @@ def _mrargs(index: dict, body: dict, descending: bool) -> dict:
     """What ``_explain`` says of the rows read, in CouchDB's shape (``<MAX>``: above every key)."""
     first: Any
     last: Any
-    if index["type"] == "json":
-        start, end = key_range(body["selector"], [next(iter(f)) for f in index["def"]["fields"]])
+    if _nothing(body["selector"]):
+        first, last = None, None
+    elif index["type"] == "json":
+        start, end = key_range(body["selector"], columns(index))
         first, last = start, [*end, "<MAX>"]
     else:
-        first, last = None, "<MAX>"
+        low, high = _id_range(body["selector"])
+        first = None if low is _MISSING else low
+        last = "<MAX>" if high is _MISSING else high
     if descending:
         first, last = last, first
-    include_docs = index["type"] != "json" or _covers(index, body) is None
-    return {"include_docs": include_docs, "view_type": "map", "reduce": False, "partition": None, "start_key": first,
-            "end_key": last, "direction": "rev" if descending else "fwd", "stable": False, "update": True,
-            "conflicts": "undefined"}
+    return {"include_docs": _covers(index, body) is None, "view_type": "map", "reduce": False, "partition": None,
+            "start_key": first, "end_key": last, "direction": "rev" if descending else "fwd",
+            "stable": body.get("stable", False), "update": body.get("update", True),
+            "conflicts": True if body.get("conflicts") else "undefined"}
 
 
 # -- queries ------------------------------------------------------------------------------------
 
-def _choose(all_indexes: list[dict], selector: dict, sort: list[tuple[str, str]], use_index: Any) -> tuple[dict | None, str | None]:
-    """The JSON index a query uses (None: all documents) and the warning to give."""
-    constrained = set(_conditions(selector, {}))
+def _wanted(index: dict, use_index: list[str]) -> bool:
+    """Whether ``use_index`` (``[ddoc]`` or ``[ddoc, name]``) names an index."""
+    if not use_index or index["ddoc"] != "_design/" + use_index[0].removeprefix("_design/"):
+        return False
+    return len(use_index) < 2 or index["name"] == use_index[1]
+
+
+def _rank(index: dict, indexable: set[str]) -> tuple[int, int, str, str]:
+    """CouchDB's ranking (mango_cursor_view:choose_best_index): the fewest indexable fields of the
+    selector left out of the index's leading columns, then the fewest columns, then ddoc and name."""
+    cols = columns(index)
+    prefix = next((i for i, col in enumerate(cols) if col not in indexable), len(cols))
+    return len(indexable) - prefix, len(cols), index["ddoc"], index["name"]
+
+
+def _choose(all_indexes: list[dict], body: dict, sort: list[tuple[str, str]], for_find: bool) -> dict:
+    """The index a query uses (``index``; None: no index can answer it, in ``_explain``), the warning to
+    give and what ``_explain`` tells of the others, as CouchDB 3.4 chooses (mango_cursor:create): the
+    usable ones, narrowed to ``use_index`` when it names one of them; a JSON index before
+    ``_all_docs``; a partial index only when named."""
+    selector = body["selector"]
+    use_index = _use_index(body.get("use_index")) or []
     sort_names = [f for f, _ in sort]
-
-    def usable(index: dict) -> bool:
-        names = [next(iter(f)) for f in index["def"]["fields"]]
-        if not set(names) <= constrained | set(sort_names):
-            return False
-        return not sort_names or names[:len(sort_names)] == sort_names or \
-            (set(sort_names) <= set(names) and names[-len(sort_names):] == sort_names)
-
-    json_indexes = [i for i in all_indexes if i["type"] == "json" and usable(i)]
+    conditions = _conditions(selector, {})
+    candidates = [i for i in all_indexes if partial_selector(i) is None or _wanted(i, use_index)]
+    reasons = {id(i): _unusable(i, selector, sort_names, conditions) for i in candidates}
+    usable = [i for i in candidates if not reasons[id(i)]]
+    plan: dict[str, Any] = {"all": all_indexes, "candidates": candidates, "reasons": reasons, "usable": usable,
+                            "pool": [], "of_type": [], "index": None, "warning": None, "indexable": set()}
+    if not usable:
+        if for_find:
+            raise MangoError("No index exists for this sort, try indexing by the sort fields.", error="no_usable_index")
+        return plan
+    named = [i for i in usable if _wanted(i, use_index)]
     warning = None
-    # A partial index is used only when asked for by name (its rows leave documents out).
-    automatic = [i for i in json_indexes if "partial_filter_selector" not in i["def"]]
-    if use_index is not None:
-        wanted = use_index if isinstance(use_index, list) else [use_index]
-        ddoc = "_design/" + str(wanted[0]).removeprefix("_design/")
-        chosen = [i for i in json_indexes if i["ddoc"] == ddoc and (len(wanted) < 2 or i["name"] == wanted[1])]
-        if chosen:
-            return chosen[0], None
-        warning = (f"{ddoc} was not used because it does not contain a valid index for this query." if len(wanted) < 2
-                   else f"{ddoc}, {wanted[1]} was not used because it is not a valid index for this query.")
-    if automatic:
-        # CouchDB's ranking (mango_cursor_view:choose_best_index): the longest prefix of fields the
-        # selector bounds (equalities, then one range), then the fewest fields, then ddoc and name.
-        conditions = _conditions(selector, {})
+    if not named:
+        if not body.get("allow_fallback", True) and (use_index or len(usable) < 2):
+            what = ", ".join(["_design/" + use_index[0].removeprefix("_design/"), *use_index[1:]]) if use_index else ""
+            raise MangoError(f"{what} specified by `use_index` could not be found or it is not suitable." if what else
+                             "You must specify an index with the `use_index` parameter.", error="invalid_index")
+        if use_index:
+            ddoc = "_design/" + use_index[0].removeprefix("_design/")
+            warning = (f"{ddoc} was not used because it does not contain a valid index for this query."
+                       if len(use_index) < 2 else
+                       f"{ddoc}, {use_index[1]} was not used because it is not a valid index for this query.")
+    plan["pool"] = pool = named or usable
+    plan["of_type"] = json_indexes = [i for i in pool if i["type"] == "json"]
+    if json_indexes:
+        plan["indexable"] = indexable = _indexable(conditions)
+        plan["index"], plan["warning"] = min(json_indexes, key=lambda i: _rank(i, indexable)), warning
+    else:
+        plan["of_type"] = [pool[0]]
+        plan["index"], plan["warning"] = pool[0], (warning + "\n" + NO_INDEX) if warning else NO_INDEX
+    return plan
 
-        def rank(index: dict) -> tuple[int, int, str, str]:
-            prefix = 0
-            for field in (next(iter(f)) for f in index["def"]["fields"]):
-                low, high = _bounds(conditions.get(field, []))
-                if low is _MISSING and high is _MISSING:
-                    break
-                prefix += 1
-                if low is _MISSING or high is _MISSING or collation.encode(low) != collation.encode(high):
-                    break
-            return -prefix, len(index["def"]["fields"]), index["ddoc"], index["name"]
 
-        return min(automatic, key=rank), warning
-    if sort_names and sort_names != ["_id"]:
-        raise MangoError("No index exists for this sort, try indexing by the sort fields.", error="no_usable_index")
-    return None, (warning + "\n" + NO_INDEX) if warning else NO_INDEX
+def _candidates(plan: dict, body: dict) -> list[dict]:
+    """``index_candidates`` of ``_explain``: every index but the chosen one, whether and why it could
+    serve, and its rank (CouchDB 3.4's mango_cursor:extract_candidate_indexes)."""
+    winner = plan["index"]
+    ranked = sorted(plan["of_type"], key=lambda i: _rank(i, plan["indexable"])) if winner and winner["type"] == "json" else []
+    groups = [
+        [i for i in plan["pool"] if not any(i is t for t in plan["of_type"])],  # of another type
+        [i for i in plan["usable"] if not any(i is p for p in plan["pool"])],  # left out by use_index
+        [i for i in plan["candidates"] if plan["reasons"][id(i)]],  # cannot answer
+    ]
+    rank = max(1, len(ranked))
+    tags: dict[int, tuple[bool, str, int]] = {}
+    for group, reason, usable in zip(groups, ("unfavored_type", "excluded_by_user", None), (True, True, False)):
+        for index in group:
+            tags[id(index)] = (usable, reason or plan["reasons"][id(index)][0], rank)
+        rank += bool(group)
+    for index in plan["all"]:
+        if not any(index is c for c in plan["candidates"]):
+            tags[id(index)] = (False, "is_partial", rank)
+    width = len(columns(winner)) if winner and winner["type"] == "json" else 0
+    for n, index in enumerate(ranked):
+        distance, cols = _rank(index, plan["indexable"])[:2]
+        reason = "less_overlap" if distance > 0 else "too_many_fields" if cols > width else "alphabetically_comes_after"
+        tags[id(index)] = (True, reason, n)
+    fields = body.get("fields") or None
+    out = []
+    for index in plan["all"]:
+        if index is winner or id(index) not in tags:
+            continue
+        usable, reason, rank = tags[id(index)]
+        covering = (index["type"] == "json" and fields is not None and set(fields) <= {"_id", *columns(index)}) \
+            if index["type"] == "json" else None
+        out.append({"index": public(index), "analysis": {"usable": usable, "reasons": [{"name": reason}],
+                                                          "ranking": rank, "covering": covering}})
+    # CouchDB lists them in reverse order of their Erlang records: by design document, then name, descending
+    # (its own "_all_docs", whose ddoc is an atom, last).
+    out.sort(key=lambda c: (c["index"]["ddoc"] is not None, (c["index"]["ddoc"] or "").encode(),
+                            c["index"]["name"].encode()), reverse=True)
+    return out
+
+
+def _hints(selector: dict) -> list[dict]:
+    """``selector_hints`` of ``_explain``: the fields a JSON index could be read by, and the others."""
+    named: set[str] = set()
+    _named(selector, named)
+    named = {n for n in named if not any(m.startswith(n + ".") for m in named)}  # "a" of a.b is no field
+    indexable = _indexable(_conditions(selector, {}))
+    return [{"type": "json", "indexable_fields": sorted(indexable), "unindexable_fields": sorted(named - indexable)}]
+
+
+def _use_index(value: Any) -> list[str] | None:
+    """``use_index`` as ``[ddoc]`` or ``[ddoc, name]``: a string ``"ddoc/name"`` or ``"_design/ddoc/name"``
+    too, as CouchDB reads it (mango_opts:validate_use_index); None when it is neither."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value if len(value) <= 2 and all(isinstance(v, str) for v in value) else None
+    if not isinstance(value, str):
+        return None
+    parts = value.removeprefix("_design/").split("/")
+    return parts if len(parts) <= 2 else None
 
 
 def _bookmark(skip: int) -> str:
@@ -399,40 +678,69 @@ def _from_bookmark(text: Any) -> int:
         raise MangoError(f"Invalid bookmark value: {json.dumps(text)}", error="invalid_bookmark") from None
 
 
+_BOOLEANS = ("conflicts", "update", "stable", "execution_stats", "allow_fallback")
+
+
 def _check(body: Any) -> dict:
+    """The body of ``_find`` or ``_explain``, refused as CouchDB refuses it (mango_opts.erl)."""
     if not isinstance(body, dict) or "selector" not in body:
         raise MangoError("Missing required key: selector", error="missing_required_key")
     if not isinstance(body["selector"], dict):
-        raise MangoError("Invalid selector", error="invalid_selector")
+        compile_selector(body["selector"])  # CouchDB's invalid_selector_json
     for name in ("limit", "skip"):
         value = body.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise MangoError(f"{json.dumps(value)} is not an integer greater than or equal to zero",
                              error="invalid_non_neg_integer")
+    if "r" in body and (not isinstance(body["r"], int) or isinstance(body["r"], bool) or body["r"] < 1):
+        raise MangoError(f"{_show(body['r'])} is not an integer greater than zero", error="invalid_pos_integer")
+    for name in _BOOLEANS:
+        if name in body and not isinstance(body[name], bool):
+            raise MangoError(f"Invalid boolean value: {_show(body[name])}", error="invalid_boolean")
+    fields = body.get("fields", [])
+    if not isinstance(fields, list):
+        raise MangoError(f"Fields must be an array of strings, not: {_show(fields)}", error="invalid_fields")
+    for field in fields:
+        if not isinstance(field, str):
+            raise MangoError(f"Invalid JSON for field spec: {_show(field)}", error="invalid_field")
+    use_index = body.get("use_index")
+    if _use_index(use_index) is None:
+        raise MangoError(f"Invalid index name: {_show(use_index)}", error="invalid_index_name")
+    if body.get("bookmark") is not None and not isinstance(body["bookmark"], str):
+        raise MangoError(f"Invalid bookmark value: {_show(body['bookmark'])}", error="invalid_bookmark")
     return body
 
 
-def plan(db: Database, body: Any) -> dict:
+def plan(db: Database, body: Any, for_find: bool = True) -> dict:
     """What ``_explain`` answers (and ``_find`` follows)."""
     body = _check(body)
-    sort = _fields(body.get("sort", []))
+    sort = _sort_spec(body.get("sort", []))
     if len({d for _, d in sort}) > 1:
         raise MangoError("Sorts currently only support a single direction for all fields.", error="unsupported_mixed_sort")
-    index, warning = _choose(indexes(db), body["selector"], sort, body.get("use_index"))
-    return {"index": index or indexes(db)[0], "sort": sort, "warning": warning, "selector": body["selector"]}
+    return {**_choose(indexes(db), body, sort, for_find), "sort": sort, "selector": body["selector"]}
 
 
 def explain(db: Database, body: Any) -> dict:
     """``POST /{db}/_explain``."""
-    chosen = plan(db, body)
+    chosen = plan(db, body, for_find=False)
+    index = chosen["index"]
     limit, skip = body.get("limit", DEFAULT_LIMIT), body.get("skip", 0)
+    fields = body.get("fields", [])
     descending = bool(chosen["sort"]) and chosen["sort"][0][1] == "desc"
-    return {"dbname": db.name, "index": chosen["index"], "partitioned": False, "selector": body["selector"],
-            "mrargs": _mrargs(chosen["index"], body, descending),
-            "covering": chosen["index"]["type"] == "json" and _covers(chosen["index"], body) is not None,
-            "opts": {"use_index": [], "bookmark": "nil", "limit": limit, "skip": skip, "sort": {},
-                     "fields": body.get("fields", "all_fields"), "r": [49], "conflicts": False},
-            "limit": limit, "skip": skip, "fields": body.get("fields", "all_fields")}
+    opts = {"use_index": _use_index(body.get("use_index")) or [], "bookmark": body.get("bookmark") or "nil",
+            "limit": limit, "skip": skip, "sort": {f: d for f, d in chosen["sort"]}, "fields": fields,
+            "partition": "", "r": body.get("r", 1), "conflicts": body.get("conflicts", False),
+            "stale": False, "update": body.get("update", True), "stable": body.get("stable", False),
+            "execution_stats": body.get("execution_stats", False),
+            "allow_fallback": body.get("allow_fallback", True)}
+    answer: dict[str, Any] = {"dbname": db.name, "index": public(index) if index else None, "partitioned": False,
+                              "selector": body["selector"], "opts": opts, "limit": limit, "skip": skip,
+                              "fields": fields, "index_candidates": _candidates(chosen, body),
+                              "selector_hints": _hints(body["selector"])}
+    if index is not None:
+        answer["mrargs"] = _mrargs(index, body, descending)
+        answer["covering"] = _covers(index, body) is not None
+    return answer
 
 
 def find(db: Database, body: Any) -> dict:
@@ -445,29 +753,22 @@ def find(db: Database, body: Any) -> dict:
     descending = bool(sort) and sort[0][1] == "desc"
     matched: list[dict] = []
     keys, examined = 0, 0
-    if index["type"] == "json":  # index order is the answer's order
+    if _nothing(body["selector"]):
+        pass
+    elif index["type"] == "json":  # index order is the answer's order
         matched, keys, examined = _from_index(db, index, body, predicate, descending, skip + limit)
     else:
-        # Without a JSON index the scan is in _id order and stops once the page is full, as CouchDB's does.
-        enough = skip + limit if not descending else None
-        for row in db.all_docs(include_docs=True):
-            if row["id"].startswith("_design/"):
-                continue
-            examined += 1
-            if predicate(row["doc"]):
-                matched.append(row["doc"])
-                if enough is not None and len(matched) >= enough:
-                    break
+        matched, examined = _from_all_docs(db, body, predicate, descending, skip + limit)
         keys = examined
-        if descending:
-            matched.reverse()
     page_docs = matched[skip:skip + limit]
     docs = [_project(d, body.get("fields")) for d in page_docs]
-    answer: dict[str, Any] = {"docs": docs, "bookmark": _bookmark(skip + len(page_docs)) if page_docs else "nil"}
+    bookmark = _bookmark(skip + len(page_docs)) if page_docs else (body.get("bookmark") or "nil")
+    answer: dict[str, Any] = {"docs": docs, "bookmark": bookmark}
+    quorum = body.get("r", 1) > 1  # documents read again at quorum: CouchDB counts them apart
     if body.get("execution_stats"):
         answer["execution_stats"] = {
-            "total_keys_examined": keys, "total_docs_examined": examined,
-            "total_quorum_docs_examined": 0, "results_returned": len(docs),
+            "total_keys_examined": keys, "total_docs_examined": 0 if quorum else examined,
+            "total_quorum_docs_examined": examined if quorum else 0, "results_returned": len(docs),
             "execution_time_ms": round((time.monotonic() - started) * 1000, 3)}
     warnings = [chosen["warning"]] if chosen["warning"] else []
     if examined / max(len(docs), 1) > SCAN_WARNING_RATIO:

@@ -89,6 +89,10 @@ def check_design_doc(body: dict) -> None:
     (filters, validate_doc_update) are compiled when first used, as in CouchDB.
     :raises InvalidDesignDoc, CompilationError: 400, with CouchDB's reasons.
     """
+    if body.get("language") == "query" and isinstance(body.get("views"), dict):
+        for name, view in body["views"].items():  # Mango's indexes: the map is an object
+            if isinstance(view, dict) and "map" in view and not isinstance(view["map"], dict):
+                raise InvalidDesignDoc(f"`views.{name}.map` field must have object type")
     if body.get("language", "javascript") != "javascript" or "views" not in body:
         return
     views = body["views"]

@@ -47,6 +47,17 @@ def map_views(ddoc: dict) -> list[str]:
     return sorted(n for n, v in views.items() if n != "lib" and isinstance(v, dict) and isinstance(v.get("map"), str))
 
 
+def info(db: Database, ddoc: dict) -> dict:
+    """``GET /{db}/_design/{ddoc}/_info``: CouchDB's shape; the index's sizes are not measured here."""
+    built = index_of(db, ddoc).built_seq()
+    pending = db.update_seq - (built or 0)
+    return {"name": ddoc["_id"].removeprefix("_design/"), "view_index": {
+        "updates_pending": {"minimum": pending, "preferred": pending, "total": pending},
+        "waiting_commit": False, "waiting_clients": 0, "updater_running": False, "update_seq": built or 0,
+        "sizes": {"file": 0, "external": 0, "active": 0}, "signature": signature(ddoc)[:32], "purge_seq": 0,
+        "language": ddoc.get("language", "javascript"), "compact_running": False}}
+
+
 def _lock(db: Database, sig: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault((db.path, sig), threading.Lock())

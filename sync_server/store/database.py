@@ -624,7 +624,11 @@ class Database:
         if self.options.validate_design is not None and not doc_id.startswith("_design/"):
             self._validate_design(conn, doc_id, doc, body, deleted, chain, tree, new_edits)
         if self.options.check_design is not None and doc_id.startswith("_design/") and not deleted:
-            self.options.check_design(body)
+            try:
+                self.options.check_design(body)
+            except CouchError as exc:
+                exc.refusal = True  # type: ignore[attr-defined]  # in _bulk_docs a row, as CouchDB answers
+                raise
         if new_edits:
             chain[0] = self._hash_rev(chain, body, deleted)
             if chain[0] in tree:

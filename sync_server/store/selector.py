@@ -16,7 +16,8 @@ Semantics follow CouchDB 3 (``mango_selector.erl``), including its quirks:
   ``$eq`` compares the whole value.
 * Values are compared with ``collate`` (view collation), so booleans never
   equal numbers and objects compare key/value pairs in order.
-* Strings compare by code point, as PouchDB does; CouchDB itself uses ICU.
+* Strings compare by ICU's root collation, as CouchDB's do (``a`` < ``A`` < ``b``); PouchDB's by
+  code point.
 * ``$regex`` uses RE2 (``search`` semantics; linear time, so no backreferences or lookaround), not PCRE.
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 import re2
 
 from ..errors import BadRequest
+from ..icu_collation import compare as _compare_strings
 
 Predicate = Callable[[Any], bool]
 Path = tuple[str, ...]
@@ -59,7 +61,7 @@ _UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
 def compile_selector(selector: dict) -> Callable[[dict], bool]:
     """Validate a selector once and return a predicate over a document (a dict with _id, _rev, fields)."""
     if not isinstance(selector, dict):
-        raise BadRequest(f"Selector must be a JSON object, not: {_show(selector)}")
+        raise BadRequest(f"Selector must be a JSON object, not: {_show(selector)}", error="invalid_selector_json")
     return _compile_object(selector, None, False)
 
 
@@ -68,8 +70,10 @@ def collate(a: Any, b: Any) -> int:
     rank_a, rank_b = _rank(a), _rank(b)
     if rank_a != rank_b:
         return -1 if rank_a < rank_b else 1
-    if rank_a in (3, 4):
+    if rank_a == 3:
         return (a > b) - (a < b)
+    if rank_a == 4:
+        return _compare_strings(a, b)
     if rank_a == 5:
         return _collate_arrays(a, b)
     if rank_a == 6:
@@ -114,8 +118,14 @@ def _collate_objects(a: dict, b: dict) -> int:
 
 
 def _equal(a: Any, b: Any) -> bool:
-    """Deep, type-strict JSON equality (True is not 1)."""
+    """Deep, type-strict JSON equality (True is not 1; strings ICU finds equal are)."""
+    if type(a) is str and type(b) is str and _plain(a) and _plain(b):
+        return a == b  # printable ASCII is never ignorable nor equivalent to other text: no ICU call
     return collate(a, b) == 0
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 def _type_name(value: Any) -> str:
@@ -178,7 +188,7 @@ def _compile_entry(key: str, arg: Any, path: Path | None, negated: bool) -> Pred
         return _leaf(key, arg, path, negated)
     if key in _UNSUPPORTED:
         raise BadRequest(f"Unsupported operator: {key}")
-    raise BadRequest(f"Invalid operator: {key}")
+    raise _invalid_operator(key)
 
 
 def _compile_value(arg: Any, path: Path | None, negated: bool) -> Predicate:
@@ -246,8 +256,13 @@ def _require(op: str, arg: Any, kind: type, expected: str) -> Any:
 
 
 def _bad_arg(op: str, arg: Any, expected: str) -> BadRequest:
-    """The error for an operator given the wrong kind of argument."""
-    return BadRequest(f"Bad argument for operator {op}: {_show(arg)} (expected {expected})")
+    """The error for an operator given the wrong kind of argument (CouchDB's ``bad_arg``)."""
+    return BadRequest(f"Bad argument for operator {op}: {_show(arg)} (expected {expected})", error="bad_arg")
+
+
+def _invalid_operator(op: str) -> BadRequest:
+    """An unknown operator, or ``$regex``/``$beginsWith`` on a non-string (CouchDB's ``invalid_operator``)."""
+    return BadRequest(f"Invalid operator: {op}", error="invalid_operator")
 
 
 def _show(value: Any) -> str:
@@ -266,6 +281,8 @@ def _is_integer(value: Any) -> bool:
 def _build_comparison(op: str, arg: Any) -> Predicate:
     """$eq $ne $lt $lte $gt $gte: collate the value against the argument."""
     relation = _RELATIONS[op]
+    if op in ("$eq", "$ne"):
+        return lambda value: _equal(value, arg) == (op == "$eq")
     return lambda value: relation(collate(value, arg))
 
 
@@ -328,7 +345,9 @@ def _build_regex(op: str, arg: Any) -> Predicate:
     from anyone who may read a database (issue #15). RE2 has no backreferences or lookaround,
     which such a pattern is refused for, as an invalid one is.
     """
-    source = _require(op, arg, str, "a regular expression string")
+    if not isinstance(arg, str):
+        raise _invalid_operator(op)
+    source = arg
     if len(source) > MAX_REGEX:
         raise _bad_arg(op, arg, f"a regular expression of at most {MAX_REGEX} characters")
     try:
@@ -340,7 +359,9 @@ def _build_regex(op: str, arg: Any) -> Predicate:
 
 def _build_begins_with(op: str, arg: Any) -> Predicate:
     """$beginsWith: a string value starting with the (case-sensitive) prefix."""
-    prefix = _require(op, arg, str, "a string")
+    if not isinstance(arg, str):
+        raise _invalid_operator(op)
+    prefix = arg
     return lambda value: isinstance(value, str) and value.startswith(prefix)
 
 
