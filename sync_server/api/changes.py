@@ -24,7 +24,7 @@ from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
 from .design import design_function
-from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, server, settings, stream
+from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, raw_body, server, settings, stream
 
 
 @dataclass
@@ -99,7 +99,7 @@ def changes(name: str) -> Response:
 
 
 def _parse(db: Database) -> _Feed:
-    body = json_body() if request.method == "POST" else {}
+    body = json_body() if request.method == "POST" and raw_body() else {}  # CouchDB takes an empty POST
     since = request.args.get("since", body.get("since", 0))
     if isinstance(since, str) and since.startswith('"'):
         since = json.loads(since)
@@ -110,9 +110,20 @@ def _parse(db: Database) -> _Feed:
     cap = settings().couchdb.changes_timeout_ms
     timeout = min(integer("timeout", cap) or 0, cap) / 1000
     heartbeat = request.args.get("heartbeat")
-    beat = None if heartbeat in (None, "false") else (60.0 if heartbeat == "true" else (integer("heartbeat") or 0) / 1000)
+    beat = None if heartbeat in (None, "false") else (60.0 if heartbeat == "true" else _heartbeat(heartbeat))
     return _Feed(db, db.parse_since(since), integer("limit"), flag("descending"), style == "all_docs",
                  flag("include_docs"), doc_ids, predicate, timeout, beat or None, doc_read_options())
+
+
+def _heartbeat(text: str) -> float:
+    """``heartbeat`` in milliseconds, refused in CouchDB's words; seconds."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest("Invalid heartbeat value. Expecting a positive integer value (in milliseconds).") from None
+    if value < 0:
+        raise BadRequest("The heartbeat value should be a positive integer (in milliseconds).")
+    return value / 1000
 
 
 def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:

@@ -34,6 +34,7 @@ _DATABASE: dict[str, Handler] = {
 }
 _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_all_docs": {"GET": database.all_docs, "POST": database.all_docs},
+    "_local_docs": {"GET": database.local_docs, "POST": database.local_docs},
     "_changes": {"GET": changes.changes, "POST": changes.changes},
     "_bulk_docs": {"POST": bulk.bulk_docs},
     "_bulk_get": {"POST": bulk.bulk_get},
@@ -110,6 +111,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
             [head, rest[1], rest[2], "/".join(rest[3:])]
     if first == "_index" and len(rest) in (4, 5) and rest[-2] == "json":  # #18: DELETE a Mango index
         return _pick({"DELETE": find.index_delete}), [head, "/".join(rest[1:-2]), rest[-1]]
+    if first in ("_local", "_local/") and len(rest) == 1:  # no id after the prefix
+        raise BadRequest("Invalid _local document id.")
     if first in ("_design", "_local") and len(rest) >= 2:
         return _named(head, f"{first}/{rest[1]}", rest[2:])
     if first.startswith(("_design/", "_local/")):
@@ -150,6 +153,8 @@ def _members_route(rest: list[str]) -> tuple[Handler, list[str]]:
 
 def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
     if doc_id.startswith("_local/"):
+        if doc_id == "_local/":
+            raise BadRequest("Invalid _local document id.")
         if att:
             raise BadRequest("_local documents do not accept attachments.")
         return _pick(_LOCAL), [db, doc_id[7:]]

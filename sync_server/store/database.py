@@ -388,7 +388,8 @@ class Database:
                 doc["_revs_info"] = self._revs_info(conn, doc_id, tree, rev)
             self._add_conflicts(doc, tree, rev, conflicts, deleted_conflicts)
             if local_seq:
-                doc["_local_seq"] = self.seq_string(conn.execute("SELECT seq FROM docs WHERE id = ?", (doc_id,)).fetchone()[0])
+                # an integer, as CouchDB's (the sequence of its shard, here of the one database)
+                doc["_local_seq"] = conn.execute("SELECT seq FROM docs WHERE id = ?", (doc_id,)).fetchone()[0]
             return doc
 
     def _assemble(self, conn: sqlite3.Connection, doc_id: str, rev: str, tree: revtree.Tree,
@@ -938,6 +939,34 @@ class Database:
             raise NotFound("missing")
         number, body = row
         return {"_id": "_local/" + local_id, "_rev": f"0-{number}", **json.loads(self._open(body, "_local", local_id))}
+
+    def local_docs(self, *, keys: list[Any] | None = None, start: str | None = None, end: str | None = None,
+                   inclusive_end: bool = True, descending: bool = False, limit: int | None = None, skip: int = 0,
+                   include_docs: bool = False) -> Iterator[dict]:
+        """``_local_docs`` rows (ids with their ``_local/`` prefix), by id or in the order of ``keys``;
+        a key that is not there gets ``"error": "not_found"``, as in ``_all_docs``.
+
+        A database holds few of them (replication checkpoints), so they are read at once.
+        """
+        rows = {"_local/" + local_id: number for local_id, number in self._all("SELECT id, rev FROM local_docs")}
+        if keys is not None:
+            chosen: list[Any] = list(reversed(keys)) if descending else list(keys)
+        else:
+            sign = -1 if descending else 1  # compare as if ascending
+
+            def inside(k: str) -> bool:
+                after_start = start is None or k == start or (k > start) == (sign > 0)
+                before_end = end is None or (k == end and inclusive_end) or (k != end and (k < end) == (sign > 0))
+                return after_start and before_end
+            chosen = [k for k in sorted(rows, reverse=descending) if inside(k)]
+        for key in chosen[skip:None if limit is None else skip + limit]:
+            if key not in rows:
+                yield {"key": key, "error": "not_found"}
+                continue
+            row: dict[str, Any] = {"id": key, "key": key, "value": {"rev": f"0-{rows[key]}"}}
+            if include_docs:
+                row["doc"] = self.get_local(key[7:])
+            yield row
 
     def put_local(self, local_id: str, doc: dict, delete: bool = False) -> dict:
         """Write or delete a ``_local`` document; its ``_rev`` must match the current one.
