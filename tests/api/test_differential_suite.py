@@ -6,8 +6,12 @@ here); the README says how it was run and what it gave.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import httpx
 import pytest
-from differential import Pair
+from differential import Pair, shape
 from test_differential import module_kiosk, pair  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.peers
@@ -143,3 +147,64 @@ def test_local_docs(pair: Pair) -> None:
     pair.same("POST", "/{db}/_local_docs", json={"keys": ["_local/foo", "_local/foo2"], "limit": 1})
     pair.same("POST", "/{db}/_local_docs?limit=0", json={"keys": ["_local/foo", "_local/foo2"], "limit": 2})
     pair.same("POST", "/{db}/_local_docs", json={"keys": "_local/foo"})
+
+
+def _events(text: str) -> list[dict]:
+    """Server-sent events as {field: value} (the data parsed as JSON when there is some)."""
+    events = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "")
+                      for line in block.splitlines() if line)
+        if fields:
+            if fields.get("data"):
+                fields["data"] = json.loads(fields["data"])
+            events.append(fields)
+    return events
+
+
+def _fresh(base: httpx.Client, path: str, **kwargs: Any) -> httpx.Response:
+    """A GET on a connection of its own: CouchDB 3.4.3 writes a stray chunk after an eventsource feed
+    ends, which breaks the next request on that connection."""
+    with httpx.Client(base_url=base.base_url, auth=base.auth, trust_env=False, timeout=30) as client:
+        return client.get(path, **kwargs)
+
+
+def test_eventsource_feed(pair: Pair) -> None:
+    for doc_id in ("foo", "bar", "baz"):
+        pair.same("PUT", f"/{{db}}/{doc_id}", json={})
+    path, shapes = f"/{pair.db}/_changes", []
+    for client in (pair.couch, pair.kiosk):
+        response = _fresh(client, path, params={"feed": "eventsource", "timeout": "300"})
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert response.headers["Cache-Control"] == "no-cache"
+        events = _events(response.text)
+        assert [e["data"]["id"] for e in events] == ["foo", "bar", "baz"]
+        assert all(json.loads(e["id"]) == e["data"]["seq"] for e in events)  # the id is the JSON of the seq
+        shapes.append(shape([e | {"id": "<id>"} for e in events]))
+        # a browser resuming sends the last id back: the feed goes on after it, whatever since says
+        resumed = _fresh(client, path, params={"feed": "eventsource", "timeout": "100", "since": "0"},
+                         headers={"Last-Event-ID": json.loads(events[0]["id"])})
+        assert [e["data"]["id"] for e in _events(resumed.text)] == ["bar", "baz"]
+        limited = _fresh(client, path, params={"feed": "eventsource", "timeout": "100", "limit": "2"})
+        assert [e["data"]["id"] for e in _events(limited.text)] == ["foo", "bar"]
+    assert shapes[1] == shapes[0]
+
+
+def test_eventsource_heartbeats(pair: Pair) -> None:
+    for base in (pair.couch, pair.kiosk):  # a client of its own: the feed is left unread
+        with httpx.Client(base_url=base.base_url, auth=base.auth, trust_env=False, timeout=30) as client, \
+                client.stream("GET", f"/{pair.db}/_changes", params={"feed": "eventsource", "heartbeat": "20",
+                                                                       "since": "now"}) as response:
+            text = ""
+            for chunk in response.iter_text():
+                text += chunk
+                if text.count("\n\n") >= 3:
+                    break
+        assert _events(text)[:3] == [{"event": "heartbeat", "data": ""}] * 3, text
+
+
+def test_live_feed_is_continuous(pair: Pair) -> None:
+    pair.same("PUT", "/{db}/doc", json={})
+    for response in pair.both("GET", "/{db}/_changes?feed=live&timeout=100"):
+        lines = [json.loads(line) for line in response.text.splitlines() if line]
+        assert [line.get("id") for line in lines] == ["doc", None] and "last_seq" in lines[1], response.text
