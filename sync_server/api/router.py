@@ -15,7 +15,7 @@ from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import app_static, bulk, changes, database, design, document, find, pairing, reading, server, views
+from . import app_static, bulk, changes, database, design, document, find, node, pairing, reading, server, views
 from . import members as members_api
 
 Handler = Callable[..., BaseResponse]
@@ -27,6 +27,7 @@ _SERVER: dict[str, dict[str, Handler]] = {
     "_uuids": {"GET": server.uuids},
     "_session": {"GET": server.session_get, "POST": server.session_post, "DELETE": server.session_delete},
     "_reading": {"POST": reading.post},
+    "_membership": {"GET": node.membership},
 }
 _DATABASE: dict[str, Handler] = {
     "PUT": database.create, "DELETE": database.delete, "GET": database.info,
@@ -95,6 +96,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
         return _members_route(rest)
     if head == "_app":
         return _pick({"GET": app_static.serve}), [rest]
+    if head == "_node" and len(rest) >= 2 and rest[1] == "_config":
+        return _pick({"GET": node.config, "PUT": node.config, "DELETE": node.config}), [rest[0], rest[2:]]
     if head == "" or (head.startswith("_") and not rest and head in _SERVER):
         return _pick(_SERVER.get(head) or {}), []
     if head.startswith("_") and head not in ("_users", "_replicator", "_global_changes"):

@@ -208,3 +208,31 @@ def test_live_feed_is_continuous(pair: Pair) -> None:
     for response in pair.both("GET", "/{db}/_changes?feed=live&timeout=100"):
         lines = [json.loads(line) for line in response.text.splitlines() if line]
         assert [line.get("id") for line in lines] == ["doc", None] and "last_seq" in lines[1], response.text
+
+
+def test_membership_and_config_read(pair: Pair) -> None:
+    # keys CouchDB 3.4.3 has in its ini files (it shows no built-in default; the kiosk shows its values)
+    for key in ("couch_httpd_auth/authentication_db", "couchdb/single_node", "couchdb/no_such_key"):
+        pair.same("GET", f"/_node/_local/_config/{key}")
+    for client in (pair.couch, pair.kiosk):
+        nodes = client.get("/_membership").json()
+        assert len(nodes["all_nodes"]) == 1 and nodes["cluster_nodes"] == nodes["all_nodes"]
+        got = client.get(f"/_node/{nodes['all_nodes'][0]}/_config/couchdb").json()
+        assert got["single_node"] == "true"
+        with httpx.Client(base_url=client.base_url, trust_env=False) as anonymous:
+            assert anonymous.get("/_node/_local/_config").status_code == 401
+            assert anonymous.get("/_membership").status_code == 401
+    assert pair.kiosk.get("/_node/_local/_config/uuids").json()["algorithm"] == "sequential"
+    max_size = pair.kiosk.get("/_node/_local/_config/couchdb/max_document_size").json()
+    assert max_size == "8000000"
+
+
+def test_config_set_to_what_it_is(pair: Pair) -> None:
+    # the no-op a tool makes when it sets a value and restores it: accepted by both, the old value back
+    pair.same("PUT", "/_node/_local/_config/couch_httpd_auth/authentication_db", json="_users",
+              headers={"X-Couch-Persist": "false"})
+    # a change: CouchDB makes it; the kiosk's configuration is its config.yaml (README)
+    refused = pair.kiosk.put("/_node/_local/_config/uuids/algorithm", json="random")
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    assert pair.kiosk.get("/_node/_local/_config/uuids/algorithm").json() == "sequential"
+    assert pair.kiosk.delete("/_node/_local/_config/uuids/algorithm").status_code == 403
