@@ -187,7 +187,8 @@ def _request_id() -> str:
 def _finish(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "must-revalidate")
     response.headers["Server"] = "party-handbook-sync (CouchDB 3 API)"
-    response.headers["X-Couch-Request-ID"] = _request_id()  # as CouchDB: one per request, for logs
+    # as CouchDB: one per request, for logs; the client's own when it sends one (at most 64 characters)
+    response.headers["X-Couch-Request-ID"] = request.headers.get("X-Couch-Request-ID", "")[:64] or _request_id()
     response.headers["X-CouchDB-Body-Time"] = "0"
     if g.get("refresh_cookie") and g.user.name:
         set_session_cookie(response, g.user.name)

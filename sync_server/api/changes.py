@@ -24,7 +24,7 @@ from ..store.database import Database
 from ..store.selector import compile_selector
 from .access import open_db
 from .design import design_function
-from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, server, settings, stream
+from .http import FeedWait, doc_read_options, flag, integer, json_body, json_param, raw_body, server, settings, stream
 
 
 @dataclass
@@ -85,8 +85,12 @@ def changes(name: str) -> Response:
     """``GET/POST /{db}/_changes``."""
     feed = _parse(open_db(name))
     kind = request.args.get("feed", "normal")
-    if kind == "continuous":
+    if kind in ("continuous", "live"):  # CouchDB reads "live" as continuous
         return stream(_continuous(feed), live=True)
+    if kind == "eventsource":
+        response = stream(_continuous(feed, _EVENTSOURCE), live=True, content_type="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        return response
     if kind == "longpoll":
         scan = feed.scan(feed.since, feed.limit)  # before the response: a missing database is a 404
         first = scan.first()
@@ -94,13 +98,15 @@ def changes(name: str) -> Response:
             return stream(_document(feed, scan, first))
         return stream(_longpoll(feed, scan, first), live=True)
     if kind != "normal":
-        raise BadRequest(f"Supported feeds are normal, longpoll and continuous, not {kind[:40]!r}")
+        raise BadRequest(f"Supported feeds are normal, longpoll, continuous and eventsource, not {kind[:40]!r}")
     return stream(_document(feed, feed.scan(feed.since, feed.limit)))
 
 
 def _parse(db: Database) -> _Feed:
-    body = json_body() if request.method == "POST" else {}
+    body = json_body() if request.method == "POST" and raw_body() else {}  # CouchDB takes an empty POST
     since = request.args.get("since", body.get("since", 0))
+    if request.args.get("feed") == "eventsource" and "Last-Event-ID" in request.headers:
+        since = request.headers["Last-Event-ID"]  # a browser's EventSource resuming: where it stopped
     if isinstance(since, str) and since.startswith('"'):
         since = json.loads(since)
     style = request.args.get("style", "main_only")
@@ -110,9 +116,20 @@ def _parse(db: Database) -> _Feed:
     cap = settings().couchdb.changes_timeout_ms
     timeout = min(integer("timeout", cap) or 0, cap) / 1000
     heartbeat = request.args.get("heartbeat")
-    beat = None if heartbeat in (None, "false") else (60.0 if heartbeat == "true" else (integer("heartbeat") or 0) / 1000)
+    beat = None if heartbeat in (None, "false") else (60.0 if heartbeat == "true" else _heartbeat(heartbeat))
     return _Feed(db, db.parse_since(since), integer("limit"), flag("descending"), style == "all_docs",
                  flag("include_docs"), doc_ids, predicate, timeout, beat or None, doc_read_options())
+
+
+def _heartbeat(text: str) -> float:
+    """``heartbeat`` in milliseconds, refused in CouchDB's words; seconds."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest("Invalid heartbeat value. Expecting a positive integer value (in milliseconds).") from None
+    if value < 0:
+        raise BadRequest("The heartbeat value should be a positive integer (in milliseconds).")
+    return value / 1000
 
 
 def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
@@ -207,15 +224,31 @@ def _wait(feed: _Feed, seq: int, deadline: float) -> Generator[FeedWait, None, b
     return wait.changed
 
 
-def _continuous(feed: _Feed) -> Iterator[str | FeedWait]:
-    """One JSON line per change; waits for more until ``timeout`` passes with nothing new."""
+@dataclass(frozen=True)
+class _Lines:
+    """How a live feed writes a change, a heartbeat and its end."""
+
+    row: Callable[[str], str]
+    beat: str
+    end: Callable[[str], str]
+
+
+_CONTINUOUS = _Lines(lambda row: row + "\n", "\n", lambda seq: json.dumps({"last_seq": seq}) + "\n")
+# Server-sent events, as CouchDB writes them: the change as data, its sequence as the event id
+# (a browser's EventSource sends it back as Last-Event-ID), heartbeats as events; no end line.
+_EVENTSOURCE = _Lines(lambda row: f"data: {row}\nid: {json.dumps(json.loads(row)['seq'])}\n\n",
+                      "event: heartbeat\ndata: \n\n", lambda seq: "")
+
+
+def _continuous(feed: _Feed, lines: _Lines = _CONTINUOUS) -> Iterator[str | FeedWait]:
+    """One JSON line (or event) per change; waits for more until ``timeout`` passes with nothing new."""
     sent, last = 0, feed.since
     deadline = time.monotonic() + feed.timeout
     while True:
         try:
             scan = feed.scan(last, None if feed.limit is None else feed.limit - sent)
             for row in scan:
-                yield row + "\n"
+                yield lines.row(row)
         except DatabaseGone:
             break  # deleted under the feed: it ends
         sent, last = sent + scan.count, scan.last
@@ -224,5 +257,5 @@ def _continuous(feed: _Feed) -> Iterator[str | FeedWait]:
         if (feed.limit is not None and sent >= feed.limit) or time.monotonic() >= deadline:
             break
         if not (yield from _wait(feed, last, deadline)):
-            yield "\n" if feed.heartbeat else ""
-    yield json.dumps({"last_seq": feed.db.seq_string(last)}) + "\n"
+            yield lines.beat if feed.heartbeat else ""
+    yield lines.end(feed.db.seq_string(last))

@@ -14,7 +14,7 @@ from ..errors import BadRequest
 from ..security.auth import require_admin, require_db_admin
 from .access import open_db
 from .document import batch_write, write_result
-from .http import doc_read_options, flag, integer, json_body, json_param, respond, server, stream
+from .http import body_params, doc_read_options, flag, integer, json_body, json_param, raw_body, respond, server, stream
 
 
 def create(name: str) -> Response:
@@ -28,7 +28,8 @@ def delete(name: str) -> Response:
     """``DELETE /{db}``: admin only."""
     require_admin(g.user)
     if request.args.get("rev"):
-        raise BadRequest("You tried to DELETE a database with a ?rev= parameter. Did you mean to DELETE a document instead?")
+        # CouchDB's words, its "?=rev" included
+        raise BadRequest("You tried to DELETE a database with a ?=rev parameter. Did you mean to DELETE a document instead?")
     server().delete(name)
     return respond({"ok": True})
 
@@ -101,6 +102,7 @@ def all_docs(name: str) -> Response:
     """``GET/POST /{db}/_all_docs``, streamed so memory stays flat."""
     db = open_db(name)
     body = json_body() if request.method == "POST" else {}
+    body_params(body)
     keys = body.get("keys", json_param("keys"))
     include_docs, doc_options = flag("include_docs"), doc_read_options()
     head: dict[str, Any] = {"total_rows": db.doc_count}
@@ -109,7 +111,7 @@ def all_docs(name: str) -> Response:
     options = _range_options()
     if keys is not None:
         if not isinstance(keys, list):
-            raise BadRequest("`keys` must be an array", error="query_parse_error")
+            raise BadRequest(f"`keys` {'body member' if 'keys' in body else 'parameter'} must be an array.")
         # CouchDB reads a single key as key=that key (couch_mrview_http:parse_param/4); a range
         # beside keys is an error unless it is that same key.
         single = keys[0] if len(keys) == 1 else None
@@ -121,6 +123,23 @@ def all_docs(name: str) -> Response:
     start = options["start"]
     rows = db.all_docs(**options, include_docs=include_docs, doc_options=doc_options)
     return stream(_rows(head | {"offset": db.count_before(start, options["descending"]) + options["skip"]}, rows))
+
+
+def local_docs(name: str) -> Response:
+    """``GET/POST /{db}/_local_docs``: the ``_local`` documents by id, as ``_all_docs`` lists the others
+    (CouchDB gives no ``total_rows`` and no ``offset`` here)."""
+    db = open_db(name)
+    body = json_body() if request.method == "POST" and raw_body() else {}
+    body_params(body)
+    keys = body.get("keys", json_param("keys"))
+    if keys is not None and not isinstance(keys, list):
+        raise BadRequest(f"`keys` {'body member' if 'keys' in body else 'parameter'} must be an array.")
+    options = _range_options()
+    head: dict[str, Any] = {"total_rows": None, "offset": None}
+    if flag("update_seq"):
+        head["update_seq"] = None
+    rows = db.local_docs(keys=keys, include_docs=flag("include_docs"), **options)
+    return stream(_rows(head, rows))
 
 
 def _range_options() -> dict[str, Any]:

@@ -28,8 +28,13 @@ def write_result(result: dict, db: str, att: str | None = None) -> Response:
 
 
 def location(db: str, doc_id: str, att: str | None = None) -> str:
-    """The absolute URL of a document (or attachment) just written, as CouchDB sends it in ``Location``."""
-    url = f"{request.host_url}{quote(db, safe='')}/{quote(doc_id, safe='')}"
+    """The absolute URL of a document (or attachment) just written, as CouchDB sends it in ``Location``.
+
+    As CouchDB's default ``[chttpd] x_forwarded_host``, a proxy's ``X-Forwarded-Host`` names the host.
+    """
+    forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    base = f"{request.scheme}://{forwarded}/" if forwarded else request.host_url
+    url = f"{base}{quote(db, safe='')}/{quote(doc_id, safe='')}"
     return url + (f"/{quote(att)}" if att is not None else "")
 
 
@@ -37,10 +42,26 @@ def _error_from(result: dict) -> CouchError:
     return error_for(result["error"], result["reason"])
 
 
-def _rev_param() -> str | None:
+def _rev_param(body_rev: Any = None) -> str | None:
+    """The revision a write names: ``_rev`` of the body, ``?rev=`` or ``If-Match``, which must agree.
+
+    :raises BadRequest: in CouchDB's words when two of them name different revisions.
+    """
     rev = request.args.get("rev")
     if_match = request.headers.get("If-Match")
-    return rev or (if_match.strip('"') if if_match else None)
+    etag = if_match.strip().strip('"') if if_match else None
+    if body_rev is not None and rev is not None and body_rev != rev:
+        raise BadRequest("Document rev from request body and query string have different values")
+    explicit = body_rev if body_rev is not None else rev
+    if explicit is not None and etag is not None and explicit != etag:
+        raise BadRequest("Document rev and etag have different values")
+    return explicit if explicit is not None else etag
+
+
+def _not_modified(etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak or strong, one of a list), as CouchDB compares."""
+    header = request.headers.get("If-None-Match")
+    return header is not None and any(t.strip().removeprefix("W/") == etag for t in header.split(","))
 
 
 def get(name: str, doc_id: str) -> Response:
@@ -66,7 +87,7 @@ def get(name: str, doc_id: str) -> Response:
     doc = db.get(doc_id, rev, revs_info=flag("revs_info") and rev is None, conflicts=flag("conflicts"),
                  deleted_conflicts=flag("deleted_conflicts"), local_seq=flag("local_seq"), **options)
     etag = f'"{doc["_rev"]}"'
-    if request.headers.get("If-None-Match") == etag:
+    if _not_modified(etag):
         return Response(status=304, headers={"ETag": etag})
     if any("data" in a for a in doc.get("_attachments", {}).values()) and _accepts_related():
         return _related(doc, etag)
@@ -116,9 +137,9 @@ def put(name: str, doc_id: str) -> Response:
     if request.mimetype == "multipart/related":
         doc, follows = _read_related()
     else:
-        doc = json_body(require_type=False)
+        doc = _json_doc()
     doc["_id"] = doc_id
-    rev = _rev_param()
+    rev = _rev_param(doc.get("_rev"))
     if rev and "_rev" not in doc:
         doc["_rev"] = rev
     new_edits = flag("new_edits", True)
@@ -138,6 +159,17 @@ def put(name: str, doc_id: str) -> Response:
     return response
 
 
+def _json_doc() -> dict:
+    """The request body as a document (any content type, as CouchDB reads a PUT).
+
+    :raises BadRequest: in CouchDB's words when it is not an object.
+    """
+    doc = json_body(require_type=False, expect=None)
+    if not isinstance(doc, dict):
+        raise BadRequest("Document must be a JSON object")
+    return doc
+
+
 def batch_write(db: Any, doc: dict) -> Response:
     """``?batch=ok``: CouchDB answers 202 before writing and drops a conflicting write silently.
 
@@ -155,6 +187,8 @@ def copy(name: str, doc_id: str) -> Response:
     destination = request.headers.get("Destination")
     if not destination:
         raise BadRequest("Destination header is mandatory for COPY.")
+    if "://" in destination:  # CouchDB copies within one database only
+        raise BadRequest("Destination URL must be relative.")
     target, _, query = destination.partition("?")
     target = unquote(target)
     db = open_db(name, design_write=target.startswith("_design/"))
@@ -227,6 +261,7 @@ def delete(name: str, doc_id: str) -> Response:
     """``DELETE /{db}/{docid}?rev=``: writes a tombstone."""
     db = open_db(name, design_write=doc_id.startswith("_design/"))
     rev = _rev_param()
+    db.get(doc_id)  # as CouchDB: first 404 (missing or deleted) for a document that is not there
     if not rev:
         raise Conflict()
     result = db.bulk_docs([{"_id": doc_id, "_rev": rev, "_deleted": True}])[0]
@@ -252,9 +287,10 @@ def local(name: str, local_id: str) -> Response:
         return respond(doc)
     if request.method == "DELETE":
         return respond(db.put_local(local_id, {"_rev": _rev_param()}, delete=True))
-    doc = json_body(require_type=False)
-    if _rev_param() and "_rev" not in doc:
-        doc["_rev"] = _rev_param()
+    doc = _json_doc()
+    rev = _rev_param(doc.get("_rev"))
+    if rev and "_rev" not in doc:
+        doc["_rev"] = rev
     deleted = doc.get("_deleted") is True  # CouchDB: a PUT with _deleted deletes, 200 and rev 0-0
     return respond(db.put_local(local_id, doc), 200 if deleted else 201,
                    {"Location": location(name, "_local/" + local_id)})
@@ -267,7 +303,7 @@ def attachment_get(name: str, doc_id: str, att: str) -> Response:
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "must-revalidate",
                # shown where it is opened (a PDF in the browser's viewer), not saved as a download (issue 13)
                "Content-Disposition": "inline; filename*=UTF-8''" + quote(att, safe="")}
-    if request.headers.get("If-None-Match") == etag:
+    if _not_modified(etag):
         return Response(status=304, headers=headers)
     span = _range(request.headers.get("Range"), len(data))
     if span is None:
@@ -329,8 +365,8 @@ def _current(db: Any, doc_id: str) -> dict:
     try:
         doc = db.get(doc_id, rev, attachments_=False) if rev else db.get(doc_id)
     except NotFound:
-        if rev:
-            raise Conflict() from None
+        if rev:  # CouchDB: a revision that is not there is 409 not_found
+            raise Conflict("missing_rev", error="not_found") from None
         return {"_id": doc_id}
     if rev is None:
         raise Conflict()

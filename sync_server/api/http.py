@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app, g, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 from ..errors import BadContentType, BadRequest, RequestTooLarge
 from ..store import Server
@@ -164,6 +165,14 @@ def json_param(name: str, default: Any = None) -> Any:
         return json.loads(value)
     except ValueError:
         raise BadRequest(f"Invalid JSON in query parameter {name}", error="query_parse_error") from None
+
+
+def body_params(body: dict, skip: tuple[str, ...] = ("keys",)) -> None:
+    """Take a POST body's members as query parameters, as CouchDB reads ``_all_docs`` and
+    ``_local_docs`` bodies; a parameter in the query string wins over the body's."""
+    extra = [(k, json.dumps(v)) for k, v in body.items() if k not in skip and k not in request.args]
+    if extra:
+        request.args = ImmutableMultiDict(list(request.args.items(multi=True)) + extra)
 
 
 def encode(obj: Any) -> bytes:

@@ -15,7 +15,7 @@ from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
-from . import app_static, bulk, changes, database, design, document, find, pairing, reading, server, views
+from . import app_static, bulk, changes, database, design, document, find, node, pairing, reading, server, views
 from . import members as members_api
 
 Handler = Callable[..., BaseResponse]
@@ -27,6 +27,7 @@ _SERVER: dict[str, dict[str, Handler]] = {
     "_uuids": {"GET": server.uuids},
     "_session": {"GET": server.session_get, "POST": server.session_post, "DELETE": server.session_delete},
     "_reading": {"POST": reading.post},
+    "_membership": {"GET": node.membership},
 }
 _DATABASE: dict[str, Handler] = {
     "PUT": database.create, "DELETE": database.delete, "GET": database.info,
@@ -34,6 +35,7 @@ _DATABASE: dict[str, Handler] = {
 }
 _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_all_docs": {"GET": database.all_docs, "POST": database.all_docs},
+    "_local_docs": {"GET": database.local_docs, "POST": database.local_docs},
     "_changes": {"GET": changes.changes, "POST": changes.changes},
     "_bulk_docs": {"POST": bulk.bulk_docs},
     "_bulk_get": {"POST": bulk.bulk_get},
@@ -94,6 +96,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
         return _members_route(rest)
     if head == "_app":
         return _pick({"GET": app_static.serve}), [rest]
+    if head == "_node" and len(rest) >= 2 and rest[1] == "_config":
+        return _pick({"GET": node.config, "PUT": node.config, "DELETE": node.config}), [rest[0], rest[2:]]
     if head == "" or (head.startswith("_") and not rest and head in _SERVER):
         return _pick(_SERVER.get(head) or {}), []
     if head.startswith("_") and head not in ("_users", "_replicator", "_global_changes"):
@@ -112,6 +116,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
         return _pick({"GET": views.info}), [head, rest[1]]
     if first == "_index" and len(rest) > 1:  # #18: Mango indexes
         return _index_route(head, rest[1:])
+    if first in ("_local", "_local/") and len(rest) == 1:  # no id after the prefix
+        raise BadRequest("Invalid _local document id.")
     if first in ("_design", "_local") and len(rest) >= 2:
         return _named(head, f"{first}/{rest[1]}", rest[2:])
     if first.startswith(("_design/", "_local/")):
@@ -163,6 +169,8 @@ def _members_route(rest: list[str]) -> tuple[Handler, list[str]]:
 
 def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
     if doc_id.startswith("_local/"):
+        if doc_id == "_local/":
+            raise BadRequest("Invalid _local document id.")
         if att:
             raise BadRequest("_local documents do not accept attachments.")
         return _pick(_LOCAL), [db, doc_id[7:]]

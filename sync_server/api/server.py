@@ -12,7 +12,7 @@ from flask import Response, current_app, g, request
 from .. import __version__
 from ..errors import BadRequest, Unauthorized
 from ..security.auth import require_admin
-from .http import integer, parse_json, raw_body, respond, server
+from .http import flag, integer, json_param, parse_json, raw_body, respond, server
 from .pairing import signed_out
 
 # The CouchDB API version whose behaviour this server follows.
@@ -38,7 +38,16 @@ def up() -> Response:
 def all_dbs() -> Response:
     """``GET /_all_dbs``: admin only, as in CouchDB 3."""
     require_admin(g.user)
-    return respond(server().all_dbs())
+    descending = flag("descending")
+    start = json_param("start_key", json_param("startkey"))
+    end = json_param("end_key", json_param("endkey"))
+    names = server().all_dbs()[::-1] if descending else server().all_dbs()
+    if start is not None:
+        names = [n for n in names if (n <= start if descending else n >= start)]
+    if end is not None:
+        names = [n for n in names if (n >= end if descending else n <= end)]
+    skip, limit = integer("skip", 0) or 0, integer("limit")
+    return respond(names[skip:None if limit is None else skip + limit])
 
 
 class SequentialUuids:

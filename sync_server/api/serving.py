@@ -356,6 +356,9 @@ class WsgiBridge:
                 headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in state["headers"]]
                 if environ.get("sync_server.body_unread"):
                     headers.append((b"connection", b"close"))
+                # WSGI drops it from a 304; CouchDB sends Content-Length: 0
+                if state["status"] == 304 and not any(k == b"content-length" for k, _ in headers):
+                    headers.append((b"content-length", b"0"))
                 await send({"type": "http.response.start", "status": state["status"], "headers": headers})
 
         gone: asyncio.Future = loop.create_future()

@@ -91,7 +91,10 @@ def _data_of(name: str, att: dict, follows: dict[str, bytes] | None) -> bytes:
         text = att.get("data")
         if not isinstance(text, str):
             raise BadRequest(f"Attachment {name} has neither data nor stub")
+        text = "".join(text.split())  # Erlang's base64 skips white space and wants the padding
         try:
+            if len(text) % 4:
+                raise ValueError(text)
             data = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             raise BadRequest(f"Invalid attachment data for {name}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -322,13 +323,16 @@ class Database:
 
     def info(self) -> dict:
         """``GET /{db}``."""
-        size = self._one("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")[0]
+        # active: the pages in use (CouchDB: the live data); file: the bytes on disk, write-ahead log included
+        active = self._one("SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), "
+                           "pragma_freelist_count(), pragma_page_size()")[0]
+        file = sum(_file_size(p) for p in (str(self.path), f"{self.path}-wal"))
         return {
             "db_name": self.name, "update_seq": self.seq_string(self.update_seq),
             "doc_count": self.doc_count, "doc_del_count": self.del_count,
             "purge_seq": self.seq_string(0), "instance_start_time": "0",
             "compact_running": False, "disk_format_version": 8,
-            "sizes": {"file": size, "external": size, "active": size},
+            "sizes": {"file": max(file, active), "external": active, "active": active},
             "props": {}, "cluster": {"q": 1, "n": 1, "w": 1, "r": 1},
         }
 
@@ -388,7 +392,8 @@ class Database:
                 doc["_revs_info"] = self._revs_info(conn, doc_id, tree, rev)
             self._add_conflicts(doc, tree, rev, conflicts, deleted_conflicts)
             if local_seq:
-                doc["_local_seq"] = self.seq_string(conn.execute("SELECT seq FROM docs WHERE id = ?", (doc_id,)).fetchone()[0])
+                # an integer, as CouchDB's (the sequence of its shard, here of the one database)
+                doc["_local_seq"] = conn.execute("SELECT seq FROM docs WHERE id = ?", (doc_id,)).fetchone()[0]
             return doc
 
     def _assemble(self, conn: sqlite3.Connection, doc_id: str, rev: str, tree: revtree.Tree,
@@ -943,6 +948,34 @@ class Database:
         number, body = row
         return {"_id": "_local/" + local_id, "_rev": f"0-{number}", **json.loads(self._open(body, "_local", local_id))}
 
+    def local_docs(self, *, keys: list[Any] | None = None, start: str | None = None, end: str | None = None,
+                   inclusive_end: bool = True, descending: bool = False, limit: int | None = None, skip: int = 0,
+                   include_docs: bool = False) -> Iterator[dict]:
+        """``_local_docs`` rows (ids with their ``_local/`` prefix), by id or in the order of ``keys``;
+        a key that is not there gets ``"error": "not_found"``, as in ``_all_docs``.
+
+        A database holds few of them (replication checkpoints), so they are read at once.
+        """
+        rows = {"_local/" + local_id: number for local_id, number in self._all("SELECT id, rev FROM local_docs")}
+        if keys is not None:
+            chosen: list[Any] = list(reversed(keys)) if descending else list(keys)
+        else:
+            sign = -1 if descending else 1  # compare as if ascending
+
+            def inside(k: str) -> bool:
+                after_start = start is None or k == start or (k > start) == (sign > 0)
+                before_end = end is None or (k == end and inclusive_end) or (k != end and (k < end) == (sign > 0))
+                return after_start and before_end
+            chosen = [k for k in sorted(rows, reverse=descending) if inside(k)]
+        for key in chosen[skip:None if limit is None else skip + limit]:
+            if key not in rows:
+                yield {"key": key, "error": "not_found"}
+                continue
+            row: dict[str, Any] = {"id": key, "key": key, "value": {"rev": f"0-{rows[key]}"}}
+            if include_docs:
+                row["doc"] = self.get_local(key[7:])
+            yield row
+
     def put_local(self, local_id: str, doc: dict, delete: bool = False) -> dict:
         """Write or delete a ``_local`` document; its ``_rev`` must match the current one.
 
@@ -993,3 +1026,11 @@ class Database:
             conn.executemany("DELETE FROM atts WHERE digest = ?", [(d,) for d in orphans])
         with self._write_lock:
             self._writer.execute("VACUUM")
+
+
+def _file_size(path: str) -> int:
+    """Bytes of a file, 0 when it is not there (the write-ahead log comes and goes)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0

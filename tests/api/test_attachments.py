@@ -97,8 +97,10 @@ def test_standalone_put_get_delete(db: Any) -> None:
     assert get(db, f"/{DB}/doc")["_attachments"]["report.pdf"]["digest"] == md5_digest(DATA)
 
     assert_couch_error(db.put(f"/{DB}/doc/second.txt", data=b"x", content_type="text/plain"), 409, "conflict")
-    assert_couch_error(db.put(f"/{DB}/doc/second.txt?rev=1-{'0' * 32}", data=b"x", content_type="text/plain"),
-                       409, "conflict")
+    # a revision that is not there: CouchDB's 409 with "not_found" / "missing_rev"
+    missing = db.put(f"/{DB}/doc/second.txt?rev=1-{'0' * 32}", data=b"x", content_type="text/plain")
+    assert_couch_error(missing, 409, "not_found")
+    assert body(missing)["reason"] == "missing_rev"
     rev2 = body(db.put(f"/{DB}/doc/second.txt?rev={created['rev']}", data=TEXT, content_type="text/plain"))["rev"]
     assert rev2.startswith("2-")
     atts = get(db, f"/{DB}/doc")["_attachments"]

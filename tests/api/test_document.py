@@ -151,6 +151,19 @@ def test_database_info(db: Any) -> None:
     assert all(isinstance(result["sizes"][k], int) for k in ("file", "external", "active"))
 
 
+def test_database_sizes_active_and_on_disk(db: Any) -> None:
+    """``active`` counts the pages in use, ``file`` the bytes on disk: deleted documents freed by
+    compaction leave ``active`` smaller, never above ``file`` (CouchDB's compact_test checks this)."""
+    made = body(db.post(f"/{DB}/_bulk_docs", json={"docs": [{"_id": f"d{i}", "pad": "x" * 4000} for i in range(40)]}))
+    full = info(db)["sizes"]
+    assert 0 < full["active"] <= full["file"]
+    body(db.post(f"/{DB}/_bulk_docs", json={"docs": [{"_id": r["id"], "_rev": r["rev"], "_deleted": True}
+                                                   for r in made]}))
+    assert db.post(f"/{DB}/_compact", json={}).status_code == 202
+    compacted = info(db)["sizes"]
+    assert compacted["active"] < full["active"] and compacted["active"] <= compacted["file"]
+
+
 def test_post_generates_an_id(db: Any) -> None:
     result = post(db, f"/{DB}", {"a": 1}, status=201)
     assert result["ok"] is True and isinstance(result["id"], str) and len(result["id"]) >= 16
