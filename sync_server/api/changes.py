@@ -142,8 +142,10 @@ def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
             raise BadRequest("`doc_ids` filter parameter is not a list of doc ids.")
         return ids, None
     if name == "_selector":
-        if "selector" not in body:
+        if request.method != "POST":
             raise BadRequest("Selector must be specified in POST payload")
+        if not isinstance(body.get("selector"), dict):  # CouchDB's words here; _find says them otherwise
+            raise BadRequest("Selector error: expected a JSON object")
         return None, compile_selector(body["selector"])
     if name == "_design":
         return None, lambda doc: str(doc.get("_id", "")).startswith("_design/")

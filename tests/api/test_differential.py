@@ -254,6 +254,17 @@ def test_changes_design_filter_that_is_missing(pair: Pair, query: str) -> None:
     pair.same("POST", f"/{{db}}/_changes?{query}", json={})
 
 
+@pytest.mark.parametrize("body", [
+    {"selector": "foo"}, {"selector": ["user"]}, {"selector": 5}, {"selector": None}, {},
+    {"selector": {"user": "foo"}},
+])
+def test_changes_selector_that_is_not_an_object(pair: Pair, body: dict) -> None:
+    """PouchDB's "Invalid selector" (SERVER=couchdb-master): CouchDB's words for a selector that is not an object."""
+    pair.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": "0", "user": "foo"}, {"_id": "1", "user": "bar"}]})
+    pair.same("POST", "/{db}/_changes?filter=_selector", json=body)
+    pair.same("GET", "/{db}/_changes?filter=_selector&selector=" + json.dumps(body.get("selector")))
+
+
 # -- reading documents --------------------------------------------------------------
 
 
