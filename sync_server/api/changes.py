@@ -144,6 +144,8 @@ def _filter(db: Database, body: dict) -> tuple[list[str] | None, Any]:
     if name == "_selector":
         if request.method != "POST":
             raise BadRequest("Selector must be specified in POST payload")
+        if not raw_body():  # an empty POST is taken without this filter; with it CouchDB parses the nothing
+            raise BadRequest("invalid UTF-8 JSON")
         if not isinstance(body.get("selector"), dict):  # CouchDB's words here; _find says them otherwise
             raise BadRequest("Selector error: expected a JSON object")
         return None, compile_selector(body["selector"])

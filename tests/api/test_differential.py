@@ -462,3 +462,9 @@ def test_numbers_and_escapes_come_back_as_couchdb_keeps_them(pair: Pair, text: s
     couch, kiosk = pair.same("GET", "/{db}/d")
     assert kiosk == couch  # the same revision id too: the same values were hashed
     assert pair.same("GET", "/{db}/_all_docs?include_docs=true")[1]["rows"][0]["doc"] == couch
+
+
+def test_changes_selector_filter_with_an_empty_post(pair: Pair) -> None:
+    """An empty POST is taken by ``_changes`` (the elixir suite's habit), but not with ``filter=_selector``."""
+    pair.same("POST", "/{db}/_changes", content=b"", headers={"Content-Type": "application/json"})
+    pair.same("POST", "/{db}/_changes?filter=_selector", content=b"", headers={"Content-Type": "application/json"})
