@@ -237,6 +237,7 @@ class Replica:
     def __init__(self, name: str, path: Path) -> None:
         self.name, self.path = name, path
         self.http = name in HTTP_REPLICAS
+        self.deleted_404 = 0  # HTTP DELETEs answered 404 "deleted"
         self.open()
         self.server.create(DB)
 
@@ -311,6 +312,9 @@ class Replica:
         response = self.client.delete(f"/{DB}/{quote(doc_id, safe='')}", params={"rev": rev})
         if response.status_code == 409:
             return None
+        if response.status_code == 404 and response.json()["reason"] == "deleted":
+            self.deleted_404 += 1
+            return None  # CouchDB: the winner is a tombstone, so every leaf is (checked by the caller)
         assert response.status_code == 200, response.text
         return response.json()["rev"]
 
@@ -445,7 +449,11 @@ class Scenario:
                    **({"_attachments": stubs} if stubs else {})}
             self.ack(op, replica.put(doc), Written(False, user_fields(doc), atts, rev))
         elif isinstance(op, Delete):
-            self.ack(op, replica.delete(op.doc, rev), Written(True, {}, {}, rev))
+            refused = replica.deleted_404
+            new_rev = replica.delete(op.doc, rev)
+            # HTTP DELETE of a deleted document (its winner a tombstone): 404, as CouchDB; of a live one never
+            assert (replica.deleted_404 > refused) == bool(replica.http and leaves[0].get("_deleted")), (op, new_rev)
+            self.ack(op, new_rev, Written(True, {}, {}, rev))
         else:
             written = Written(False, user_fields(leaf), {**atts, op.name: op.payload}, rev)
             if replica.http and leaf is leaves[0] and not leaf.get("_deleted"):  # the winner, or no document
