@@ -34,6 +34,7 @@ _DATABASE: dict[str, Handler] = {
 }
 _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_all_docs": {"GET": database.all_docs, "POST": database.all_docs},
+    "_design_docs": {"GET": database.design_docs, "POST": database.design_docs},
     "_changes": {"GET": changes.changes, "POST": changes.changes},
     "_bulk_docs": {"POST": bulk.bulk_docs},
     "_bulk_get": {"POST": bulk.bulk_get},
