@@ -153,7 +153,7 @@ def json_param(name: str, default: Any = None, args: Mapping[str, str] | None = 
     try:
         return json.loads(value)
     except ValueError:
-        raise BadRequest(f"Invalid JSON in query parameter {name}", error="query_parse_error") from None
+        raise BadRequest("invalid UTF-8 JSON") from None  # CouchDB's words, whichever parameter
 
 
 def encode(obj: Any) -> bytes:

@@ -44,6 +44,7 @@ _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_revs_limit": {"GET": database.revs_limit, "PUT": database.revs_limit},
     "_compact": {"POST": database.compact},
     "_view_cleanup": {"POST": views.view_cleanup},
+    "_temp_view": {"POST": views.temp_view},
     "_find": {"POST": find.find},
     "_explain": {"POST": find.explain},
     "_index": {"GET": find.index, "POST": find.index},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, request
 
 from ..design import views
-from ..errors import NotFound
+from ..errors import Gone, NotFound
 from ..store import viewindex
 from .access import open_db
 from .http import json_body, respond
@@ -35,3 +35,9 @@ def view_cleanup(name: str) -> Response:
         keep.add(views.signature(row["doc"]))
     viewindex.drop_others(db, keep)
     return respond({"ok": True}, 202)
+
+
+def temp_view(name: str) -> Response:
+    """``POST /{db}/_temp_view``: gone since CouchDB 2, and answered as CouchDB 3.4 does."""
+    open_db(name)
+    raise Gone("Temporary views are not supported in CouchDB")

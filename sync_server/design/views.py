@@ -20,7 +20,7 @@ from ..errors import BadRequest, NotFound
 from ..store import Database, viewindex
 from . import collation
 from .engine import engine
-from .reduce import reduce_rows
+from .reduce import ReduceOverflow, reduce_rows
 
 # Documents mapped per call into the sandbox and per index transaction.
 BATCH = 200
@@ -128,33 +128,49 @@ _BOOLS = ("descending", "inclusive_end", "group", "reduce", "include_docs", "upd
           "attachments", "stable")
 
 
-def parse_params(args: dict[str, str], body: dict | None) -> dict:
-    """Query-string parameters (JSON values) merged with a POST body's, checked as CouchDB checks them.
+_DOCID_PARAMS = ("startkey_docid", "start_key_docid", "start_key_doc_id", "endkey_docid", "end_key_docid",
+                 "end_key_doc_id")
 
+
+_ALIASES = {"start_key": "startkey", "end_key": "endkey", "start_key_docid": "startkey_docid",
+            "start_key_doc_id": "startkey_docid", "end_key_docid": "endkey_docid", "end_key_doc_id": "endkey_docid"}
+
+
+def parse_params(args: dict[str, str], body: dict | None) -> dict:
+    """A POST body's parameters, then the query string's (JSON values), read in order as CouchDB reads them.
+
+    ``key`` and a ``keys`` of one key set ``startkey`` and ``endkey`` where they stand, so a later
+    ``startkey`` overrides (couch_mrview_http:parse_param/4).
     :raises QueryParseError: (400) for a malformed value.
     """
-    params: dict[str, Any] = {}
+    pairs: list[tuple[str, Any]] = list((body or {}).items())
+    if body and "keys" in body and not isinstance(body["keys"], list):
+        raise BadRequest("`keys` member must be an array.")
     for name, text in args.items():
-        if name in _JSON_PARAMS and name not in ("startkey_docid", "start_key_docid", "endkey_docid", "end_key_docid"):
+        if name in _JSON_PARAMS and name not in _DOCID_PARAMS:
             if name in _BOOLS:
                 if text not in ("true", "false"):
                     raise QueryParseError(f"Invalid boolean parameter: \"{text[:40]}\"")
-                params[name] = text == "true"
+                pairs.append((name, text == "true"))
                 continue
             try:
-                params[name] = json.loads(text)
+                pairs.append((name, json.loads(text)))
             except ValueError:
                 if name in ("limit", "skip", "group_level"):
                     raise QueryParseError(f"Invalid value for integer: \"{text[:40]}\"") from None
                 raise BadRequest("invalid UTF-8 JSON") from None
         else:
-            params[name] = text
-    for name, value in (body or {}).items():
-        params[name] = value
-    for short, long in (("start_key", "startkey"), ("end_key", "endkey"), ("start_key_docid", "startkey_docid"),
-                        ("end_key_docid", "endkey_docid")):
-        if short in params:
-            params.setdefault(long, params.pop(short))
+            pairs.append((name, text))
+    params: dict[str, Any] = {}
+    for name, value in pairs:
+        name = _ALIASES.get(name, name)
+        if name == "key" or (name == "keys" and isinstance(value, list) and len(value) == 1):
+            params["startkey"] = params["endkey"] = value[0] if name == "keys" else value
+        else:
+            params[name] = value
+    for name in ("startkey_docid", "endkey_docid"):
+        if name in params and not isinstance(params[name], str):  # a body's number: its text (couch_util:to_binary)
+            params[name] = json.dumps(params[name])
     for name in ("limit", "skip", "group_level"):
         if name in params and (not isinstance(params[name], int) or isinstance(params[name], bool) or params[name] < 0):
             raise QueryParseError(f"Invalid value for positive integer: \"{json.dumps(params[name])}\"")
@@ -162,10 +178,10 @@ def parse_params(args: dict[str, str], body: dict | None) -> dict:
         raise QueryParseError("Invalid value for `stale`.")
     if params.get("update", "true") not in ("true", "false", "lazy", True, False):
         raise QueryParseError("Invalid value for `update`.")
-    if "key" in params:
-        params.pop("keys", None)  # CouchDB answers the single key
     if "keys" in params and not isinstance(params["keys"], list):
-        raise QueryParseError("`keys` member must be an array.")
+        raise QueryParseError("`keys` must be an array of strings.")
+    if params.get("keys") and ("startkey" in params or "endkey" in params):
+        raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
     return params
 
 
@@ -189,7 +205,7 @@ def query(db: Database, ddoc_name: str, view_name: str, params: dict,
         raise QueryParseError("Invalid use of grouping on a map view.")
     if reduce and params.get("include_docs"):
         raise QueryParseError("`include_docs` is invalid for reduce")
-    if reduce and len(params.get("keys") or ()) > 1 and not group:
+    if reduce and len(params.get("keys") or ()) > 1 and (group_level is not None or not params.get("group")):
         raise QueryParseError("Multi-key fetches for reduce views must use `group=true`")
     stale = params.get("stale")
     update_mode = params.get("update", "true")
@@ -217,8 +233,6 @@ def _bounds(params: dict) -> tuple[tuple[bytes, bytes] | None, tuple[bytes, byte
     inclusive_end = params.get("inclusive_end", True)
     low, high = (b"", collation.HIGHEST) if not descending else (collation.HIGHEST, b"")
     start = end = None
-    if "key" in params:
-        params = {**params, "startkey": params["key"], "endkey": params["key"]}
     if "startkey" in params:
         docid = params.get("startkey_docid")
         start = (collation.encode(params["startkey"]), collation.encode(docid) if isinstance(docid, str) else low)
@@ -246,8 +260,8 @@ def _mapped(index: viewindex.Index, view: str, params: dict, load_doc: Callable[
     if "keys" in params:
         selected: list[tuple[str, str, str]]
         found: list[tuple[str, str, str]] = []
-        for key in params["keys"]:
-            rows = index.rows_for_key(view, collation.encode(key))
+        for key in reversed(params["keys"]) if descending else params["keys"]:  # as CouchDB: keys reversed too
+            rows = _within_docids(index.rows_for_key(view, collation.encode(key)), params)
             found.extend(_reverse_by_doc(rows) if descending else rows)
         selected = found[skip:] if limit is None else found[skip:skip + limit]
         # CouchDB's offset of a multi-key query comes from merging its shards; with one key it is this.
@@ -280,6 +294,36 @@ def _mapped(index: viewindex.Index, view: str, params: dict, load_doc: Callable[
     return {"total_rows": total, "offset": offset, "rows": out_rows}
 
 
+def _reduced_row(key: Any, source: str, ddoc: dict, path: str, rows: list[tuple[Any, str, Any, bytes]]) -> dict:
+    try:
+        return {"key": key, "value": reduce_rows(source, ddoc, path, rows)}
+    except ReduceOverflow as exc:  # CouchDB's row names no key
+        return {"key": None, "error": exc.error, "reason": exc.reason}
+
+
+def _within_docids(rows: list[tuple[str, str, str]], params: dict) -> list[tuple[str, str, str]]:
+    """The rows of one of several keys between ``startkey_docid`` and ``endkey_docid`` (CouchDB applies both
+    to every key; descending, the start is the higher)."""
+    first, last = params.get("startkey_docid"), params.get("endkey_docid")
+    if first is None and last is None:
+        return rows
+    if params.get("descending"):
+        first, last = last, first
+    inclusive = params.get("inclusive_end", True) or params.get("descending")
+    inclusive_first = not params.get("descending") or params.get("inclusive_end", True)
+    low = collation.encode(first) if first is not None else None
+    high = collation.encode(last) if last is not None else None
+    kept = []
+    for row in rows:
+        id_key = collation.encode(row[0])
+        if low is not None and (id_key < low if inclusive_first else id_key <= low):
+            continue
+        if high is not None and (id_key > high if inclusive else id_key >= high):
+            continue
+        kept.append(row)
+    return kept
+
+
 def _reverse_by_doc(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     """Rows of one key in descending document order, each document's rows still in emit order."""
     by_doc: dict[str, list[tuple[str, str, str]]] = {}
@@ -295,11 +339,11 @@ def _reduced(index: viewindex.Index, ddoc: dict, view: str, source: str, params:
     path = f"views.{view}.reduce"
     out: list[dict] = []
     if "keys" in params:
-        for key in params["keys"]:
+        for key in params["keys"]:  # in the order asked, descending or not (as CouchDB)
             rows = [(json.loads(k), i, json.loads(v), collation.encode(key))
-                    for i, k, v in index.rows_for_key(view, collation.encode(key))]
+                    for i, k, v in _within_docids(index.rows_for_key(view, collation.encode(key)), params)]
             if rows:
-                out.append({"key": key if group else None, "value": reduce_rows(source, ddoc, path, rows)})
+                out.append(_reduced_row(key if group else None, source, ddoc, path, rows))
         return out[skip:] if limit is None else out[skip:skip + limit]
     start, end, inclusive_end = _bounds(params)
     _check_range(params, start, end)
@@ -308,7 +352,7 @@ def _reduced(index: viewindex.Index, ddoc: dict, view: str, source: str, params:
         rows = [(json.loads(k), i, json.loads(v), kb) for i, k, v, kb in rows_iter]
         if not rows:
             return []
-        result = [{"key": None, "value": reduce_rows(source, ddoc, path, rows)}]
+        result = [_reduced_row(None, source, ddoc, path, rows)]
         return result[skip:] if limit is None else result[skip:skip + limit]
     current: Any = None
     current_enc: bytes | None = None
@@ -320,7 +364,7 @@ def _reduced(index: viewindex.Index, ddoc: dict, view: str, source: str, params:
         if members:
             emitted += 1
             if emitted > skip:
-                out.append({"key": current, "value": reduce_rows(source, ddoc, path, members)})
+                out.append(_reduced_row(current, source, ddoc, path, members))
         return limit is not None and len(out) >= limit
 
     for doc_id, key_json, value_json, key_bytes in rows_iter:

@@ -40,3 +40,54 @@ def test_a_post_body_carries_parameters_and_the_query_string_wins(twin: Twin, pa
                                                                     body: dict) -> None:
     _docs(twin)
     twin.same("POST", f"/{{db}}/{path}", params=query, json=body, status=200)
+
+
+MULTI = {"views": {
+    "multi": {"map": "function (doc) { if (doc.n !== undefined) { emit(doc.n % 3, doc.n); emit('x', doc.n); } }"},
+    "sum": {"map": "function (doc) { if (doc.n !== undefined) { emit(doc.n % 3, doc.n); } }", "reduce": "_sum"},
+    "big": {"map": "function (doc) { if (doc.n !== undefined) { emit(doc.n, doc.n); } }",
+            "reduce": "function (keys, values) { var c = []; for (var i = 0; i < 1000; i++) { c.push('wazzap'); } "
+                      "return c; }"},
+}}
+
+
+def _multi(twin: Twin) -> None:
+    twin.same("PUT", "/{db}/_design/m", json=MULTI, status=201)
+    twin.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": str(n), "n": n} for n in range(30)]}, status=201)
+
+
+@pytest.mark.parametrize(("view", "query", "body"), [
+    ("multi", {"limit": "0"}, {"keys": [0, 1], "limit": 2}), ("multi", {"descending": "false"}, {"descending": True}),
+    ("multi", {"startkey_docid": "21", "endkey_docid": "23"}, {"keys": [0, 2]}),
+    ("multi", {"startkey_docid": "23", "endkey_docid": "21", "descending": "true"}, {"keys": [2, 0]}),
+    ("multi", {"startkey_docid": "21", "endkey_docid": "24", "inclusive_end": "false"}, {"keys": [0, 2]}),
+    ("multi", {"startkey_docid": "13", "skip": "0", "limit": "1"}, {"keys": [0]}),
+    ("multi", {"startkey_docid": "13", "skip": "2", "limit": "3"}, {"keys": [0]}),
+    ("multi", {"keys": "[0]", "startkey": "1"}, None), ("multi", {"keys": "[0, 1]", "startkey": "1"}, None),
+    ("multi", {"startkey": "0"}, {"keys": [0, 2]}), ("multi", {"key": "0"}, {"keys": [0, 2]}),
+    ("multi", {"group_level": "2"}, {"keys": [0, 2]}), ("sum", {}, {"keys": [0, 2]}),
+    ("sum", {"group_level": "1"}, {"keys": [0, 2]}), ("sum", {"group": "true"}, {"keys": [0, 2]}),
+    ("sum", {"keys": "[1]"}, None), ("sum", {"group": "true", "descending": "true"}, {"keys": [0, 2, 1]}),
+    ("multi", {"descending": "true"}, {"keys": [0, "x", 2]}),
+    ("multi", {"start_key": "null", "start_key_doc_id": "1", "end_key": "\"x\"", "end_key_doc_id": "14"}, None),
+    ("multi", {"startkey": "foo"}, None), ("multi", {}, {"keys": 1}), ("multi", {"keys": "1"}, None),
+    ("multi", {}, {"startkey_docid": 5}),
+])
+def test_view_parameters_as_couchdb_reads_them(twin: Twin, view: str, query: dict, body: dict | None) -> None:
+    _multi(twin)
+    method = "GET" if body is None else "POST"
+    twin.same(method, f"/{{db}}/_design/m/_view/{view}", params=query, json=body)
+
+
+def test_a_reduce_that_does_not_shrink_is_an_error_row(twin: Twin) -> None:
+    _multi(twin)
+    for query in ({}, {"group": "true", "limit": "2"}):
+        couch, ours = (r.json() for r in twin.both("GET", "/{db}/_design/m/_view/big", params=query))
+        assert [sorted(row) for row in ours["rows"]] == [sorted(row) for row in couch["rows"]]
+        assert {row["error"] for row in ours["rows"]} == {"reduce_overflow_error"}
+        assert ours["rows"][0]["reason"].startswith("Reduce output must shrink more rapidly: input size: ")
+
+
+def test_temporary_views_are_gone(twin: Twin) -> None:
+    twin.same("POST", "/{db}/_temp_view", json={"map": "function (doc) { emit(null); }"}, status=410)
+    twin.same("GET", "/{db}/_all_docs", params={"startkey": "foo"}, status=400)
