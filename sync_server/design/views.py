@@ -90,8 +90,9 @@ def update(db: Database, ddoc: dict, names: list[str] | None = None, mapper: Map
 
 def _index(db: Database, ddoc: dict, index: viewindex.Index, names: list[str], mapper: Mapper, changes: list[Any],
            seq: int) -> None:
-    include_design = bool((ddoc.get("options") or {}).get("include_design"))
-    docs = [_map_input(db, c) for c in changes
+    options = ddoc.get("options") if isinstance(ddoc.get("options"), dict) else {}
+    include_design, local_seq = bool(options.get("include_design")), options.get("local_seq") is True
+    docs = [_map_input(db, c, local_seq) for c in changes
             if not c.deleted and c.doc_json is not None and (include_design or not c.id.startswith("_design/"))]
     emitted = mapper(ddoc, names, docs) if docs and names else []
     rows: list[viewindex.Row] = []
@@ -108,14 +109,17 @@ def _index(db: Database, ddoc: dict, index: viewindex.Index, names: list[str], m
     index.apply(seq, [c.id for c in changes], rows)
 
 
-def _map_input(db: Database, change: Any) -> dict:
-    """The document a map function sees: the winner, with ``_conflicts`` when it has any (as CouchDB)."""
+def _map_input(db: Database, change: Any, local_seq: bool) -> dict:
+    """The document a map function sees: the winner, with ``_conflicts`` when it has any (as CouchDB), and its
+    ``_local_seq`` when the design document's ``options`` ask."""
     doc = json.loads(change.doc_json)
     if len(change.revs) > 1:
         try:
             doc = db.get(change.id, conflicts=True)
         except NotFound:
             pass
+    if local_seq:
+        doc["_local_seq"] = int(change.seq.split("-", 1)[0])
     return doc
 
 
@@ -285,9 +289,10 @@ def _mapped(index: viewindex.Index, view: str, params: dict, load_doc: Callable[
     for doc_id, key_json, value_json in selected:
         row: dict[str, Any] = {"id": doc_id, "key": json.loads(key_json), "value": json.loads(value_json)}
         if params.get("include_docs"):
-            value = row["value"]
-            if isinstance(value, dict) and isinstance(value.get("_id"), str):
-                row["doc"] = load_doc(value["_id"], value.get("_rev") if isinstance(value.get("_rev"), str) else None)
+            value = row["value"]  # a value {_id, _rev} links a document (each defaults to the row's), as CouchDB
+            if isinstance(value, dict):
+                linked = value.get("_id") if isinstance(value.get("_id"), str) else doc_id
+                row["doc"] = load_doc(linked, value.get("_rev") if isinstance(value.get("_rev"), str) else None)
             else:
                 row["doc"] = load_doc(doc_id, None)
         out_rows.append(row)

@@ -91,3 +91,26 @@ def test_a_reduce_that_does_not_shrink_is_an_error_row(twin: Twin) -> None:
 def test_temporary_views_are_gone(twin: Twin) -> None:
     twin.same("POST", "/{db}/_temp_view", json={"map": "function (doc) { emit(null); }"}, status=410)
     twin.same("GET", "/{db}/_all_docs", params={"startkey": "foo"}, status=400)
+
+
+def test_map_functions_see_a_frozen_document_and_local_seq_when_asked(twin: Twin) -> None:
+    ddoc = {"options": {"local_seq": True}, "views": {
+        "alters": {"map": "function (doc) { if (doc.values) { doc.values = [666]; } if (doc.tags) { "
+                          "doc.tags.push('q'); } if (doc.tokens) { doc.tokens.c = 3; } }"},
+        "emits": {"map": "function (doc) { emit(doc._id, [doc.values, doc.tags, doc.tokens]); }"},
+        # CouchDB's shards number their own sequences: compare that there is one, not its value
+        "seq": {"map": "function (doc) { emit(typeof doc._local_seq, doc._local_seq > 0); }"},
+    }}
+    twin.same("PUT", "/{db}/_design/f", json=ddoc, status=201)
+    docs = [{"_id": "doc1", "values": [1, 2, 3]}, {"_id": "doc2", "tags": ["a", "b"], "tokens": {"a": 1}}]
+    twin.same("POST", "/{db}/_bulk_docs", json={"docs": docs}, status=201)
+    for view in ("alters", "emits", "seq"):
+        twin.same("GET", f"/{{db}}/_design/f/_view/{view}", status=200)
+
+
+def test_an_emitted_rev_alone_links_that_revision_of_the_row_document(twin: Twin) -> None:
+    ddoc = {"views": {"prev": {"map": "function (doc) { emit(doc._id, {_rev: doc.prev || doc._rev}); }"}}}
+    twin.same("PUT", "/{db}/_design/p", json=ddoc, status=201)
+    first = twin.same("PUT", "/{db}/a", json={"n": 0}, status=201)
+    twin.same("PUT", "/{db}/a", json={"_rev": first["rev"], "n": 1, "prev": first["rev"]}, status=201)
+    twin.same("GET", "/{db}/_design/p/_view/prev", params={"include_docs": "true"}, status=200)
