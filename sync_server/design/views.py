@@ -90,7 +90,7 @@ def update(db: Database, ddoc: dict, names: list[str] | None = None, mapper: Map
 
 def _index(db: Database, ddoc: dict, index: viewindex.Index, names: list[str], mapper: Mapper, changes: list[Any],
            seq: int) -> None:
-    options = ddoc.get("options") if isinstance(ddoc.get("options"), dict) else {}
+    options: dict = ddoc["options"] if isinstance(ddoc.get("options"), dict) else {}
     include_design, local_seq = bool(options.get("include_design")), options.get("local_seq") is True
     docs = [_map_input(db, c, local_seq) for c in changes
             if not c.deleted and c.doc_json is not None and (include_design or not c.id.startswith("_design/"))]
@@ -291,8 +291,8 @@ def _mapped(index: viewindex.Index, view: str, params: dict, load_doc: Callable[
         if params.get("include_docs"):
             value = row["value"]  # a value {_id, _rev} links a document (each defaults to the row's), as CouchDB
             if isinstance(value, dict):
-                linked = value.get("_id") if isinstance(value.get("_id"), str) else doc_id
-                row["doc"] = load_doc(linked, value.get("_rev") if isinstance(value.get("_rev"), str) else None)
+                linked, rev = value.get("_id"), value.get("_rev")
+                row["doc"] = load_doc(linked if isinstance(linked, str) else doc_id, rev if isinstance(rev, str) else None)
             else:
                 row["doc"] = load_doc(doc_id, None)
         out_rows.append(row)
