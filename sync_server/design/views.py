@@ -96,13 +96,15 @@ def _index(db: Database, ddoc: dict, index: viewindex.Index, names: list[str], m
             if not c.deleted and c.doc_json is not None and (include_design or not c.id.startswith("_design/"))]
     emitted = mapper(ddoc, names, docs) if docs and names else []
     rows: list[viewindex.Row] = []
+    views = ddoc["views"] if isinstance(ddoc.get("views"), dict) else {}
+    encoders = [collation.encoder(views.get(name)) for name in names]
     for doc, per_view in zip(docs, emitted):
         doc_id = doc["_id"]
         id_key = collation.encode(doc_id)
-        for name, pairs in zip(names, per_view):
+        for name, pairs, enc in zip(names, per_view, encoders):
             # A document's rows under one key sort by value, whatever the direction (CouchDB keeps them
             # as one B-tree entry of sorted duplicates).
-            encoded = sorted(((collation.encode(k), collation.encode(v), k, v) for k, v in pairs), key=lambda t: t[:2])
+            encoded = sorted(((enc(k), enc(v), k, v) for k, v in pairs), key=lambda t: t[:2])
             for n, (key_bytes, _, key, value) in enumerate(encoded):
                 rows.append((name, key_bytes, id_key, n, doc_id,
                              json.dumps(key, ensure_ascii=False), json.dumps(value, ensure_ascii=False)))
@@ -213,7 +215,7 @@ def query(db: Database, ddoc_name: str, view_name: str, params: dict,
         raise QueryParseError("Multi-key fetches for reduce views must use `group=true`")
     stale = params.get("stale")
     update_mode = params.get("update", "true")
-    index = index_of(db, ddoc)
+    index, enc = index_of(db, ddoc), collation.encoder(views[view_name])
     if stale in ("ok", "update_after") or update_mode in ("false", False, "lazy"):
         seq = index.built_seq()
         if seq is None:
@@ -223,27 +225,27 @@ def query(db: Database, ddoc_name: str, view_name: str, params: dict,
     else:
         seq = update(db, ddoc)
     if reduce:
-        rows = _reduced(index, ddoc, view_name, reduce_src, params, group, group_level)
+        rows = _reduced(index, ddoc, view_name, reduce_src, params, group, group_level, enc)
         answer: dict[str, Any] = {"rows": rows}
     else:
-        answer = _mapped(index, view_name, params, load_doc)
+        answer = _mapped(index, view_name, params, load_doc, enc)
     if params.get("update_seq"):
         answer["update_seq"] = db.seq_string(seq)
     return answer
 
 
-def _bounds(params: dict) -> tuple[tuple[bytes, bytes] | None, tuple[bytes, bytes] | None, bool]:
+def _bounds(params: dict, enc: Callable[[Any], bytes]) -> tuple[tuple[bytes, bytes] | None, tuple[bytes, bytes] | None, bool]:
     descending = bool(params.get("descending"))
     inclusive_end = params.get("inclusive_end", True)
     low, high = (b"", collation.HIGHEST) if not descending else (collation.HIGHEST, b"")
     start = end = None
     if "startkey" in params:
         docid = params.get("startkey_docid")
-        start = (collation.encode(params["startkey"]), collation.encode(docid) if isinstance(docid, str) else low)
+        start = (enc(params["startkey"]), collation.encode(docid) if isinstance(docid, str) else low)
     if "endkey" in params:
         docid = params.get("endkey_docid")
         edge = high if inclusive_end else low
-        end = (collation.encode(params["endkey"]), collation.encode(docid) if isinstance(docid, str) else edge)
+        end = (enc(params["endkey"]), collation.encode(docid) if isinstance(docid, str) else edge)
     return start, end, inclusive_end
 
 
@@ -257,7 +259,8 @@ def _check_range(params: dict, start: Any, end: Any) -> None:
             % ("true" if not descending else "false"))
 
 
-def _mapped(index: viewindex.Index, view: str, params: dict, load_doc: Callable[[str, str | None], dict | None]) -> dict:
+def _mapped(index: viewindex.Index, view: str, params: dict, load_doc: Callable[[str, str | None], dict | None],
+            enc: Callable[[Any], bytes]) -> dict:
     descending = bool(params.get("descending"))
     skip, limit = params.get("skip", 0), params.get("limit")
     total = index.count(view)
@@ -265,14 +268,14 @@ def _mapped(index: viewindex.Index, view: str, params: dict, load_doc: Callable[
         selected: list[tuple[str, str, str]]
         found: list[tuple[str, str, str]] = []
         for key in reversed(params["keys"]) if descending else params["keys"]:  # as CouchDB: keys reversed too
-            rows = _within_docids(index.rows_for_key(view, collation.encode(key)), params)
+            rows = _within_docids(index.rows_for_key(view, enc(key)), params)
             found.extend(_reverse_by_doc(rows) if descending else rows)
         selected = found[skip:] if limit is None else found[skip:skip + limit]
         # CouchDB's offset of a multi-key query comes from merging its shards; with one key it is this.
         first = params["keys"][0] if params["keys"] else None
-        offset = index.count_before(view, (collation.encode(first), b""), False) if params["keys"] else 0
+        offset = index.count_before(view, (enc(first), b""), False) if params["keys"] else 0
     else:
-        start, end, inclusive_end = _bounds(params)
+        start, end, inclusive_end = _bounds(params, enc)
         _check_range(params, start, end)
         selected = []
         skipped = 0
@@ -338,19 +341,19 @@ def _reverse_by_doc(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, st
 
 
 def _reduced(index: viewindex.Index, ddoc: dict, view: str, source: str, params: dict, group: bool,
-             group_level: int | None) -> list[dict]:
+             group_level: int | None, enc: Callable[[Any], bytes]) -> list[dict]:
     descending = bool(params.get("descending"))
     skip, limit = params.get("skip", 0), params.get("limit")
     path = f"views.{view}.reduce"
     out: list[dict] = []
     if "keys" in params:
         for key in params["keys"]:  # in the order asked, descending or not (as CouchDB)
-            rows = [(json.loads(k), i, json.loads(v), collation.encode(key))
-                    for i, k, v in _within_docids(index.rows_for_key(view, collation.encode(key)), params)]
+            rows = [(json.loads(k), i, json.loads(v), enc(key))
+                    for i, k, v in _within_docids(index.rows_for_key(view, enc(key)), params)]
             if rows:
                 out.append(_reduced_row(key if group else None, source, ddoc, path, rows))
         return out[skip:] if limit is None else out[skip:skip + limit]
-    start, end, inclusive_end = _bounds(params)
+    start, end, inclusive_end = _bounds(params, enc)
     _check_range(params, start, end)
     rows_iter = index.scan(view, start, end, inclusive_end, descending)
     if not group or group_level == 0:
@@ -375,7 +378,7 @@ def _reduced(index: viewindex.Index, ddoc: dict, view: str, source: str, params:
     for doc_id, key_json, value_json, key_bytes in rows_iter:
         key = json.loads(key_json)
         grouped = collation.group_prefix(key, group_level)
-        grouped_enc = key_bytes if grouped is key else collation.encode(grouped)
+        grouped_enc = key_bytes if grouped is key else enc(grouped)
         if grouped_enc != current_enc:
             if flush():
                 return out

@@ -114,3 +114,23 @@ def test_an_emitted_rev_alone_links_that_revision_of_the_row_document(twin: Twin
     first = twin.same("PUT", "/{db}/a", json={"n": 0}, status=201)
     twin.same("PUT", "/{db}/a", json={"_rev": first["rev"], "n": 1, "prev": first["rev"]}, status=201)
     twin.same("GET", "/{db}/_design/p/_view/prev", params={"include_docs": "true"}, status=200)
+
+
+RAW_VALUES = [1, 2.5, -3, False, None, True, {"a": 1}, {"a": 2}, {"b": 1}, {"b": 2, "a": 1}, {"b": 2, "c": 2}, {},
+              ["a"], ["b"], ["b", "c"], ["b", "c", "a"], [], "A", "B", "a", "aa", "b", "ba", "é", "e", "", "a\u0000"]
+
+
+@pytest.mark.parametrize("query", [
+    {}, {"descending": "true"}, {"endkey": '"b"', "inclusive_end": "false"},
+    {"endkey": '"b"', "inclusive_end": "false", "descending": "true"}, {"startkey": "true", "endkey": '["b"]'},
+    {"key": '{"a": 2}'}, {"group": "true"}, {"startkey": '"a"', "endkey": "1"},
+])
+def test_a_view_with_raw_collation_orders_keys_as_erlang_terms(twin: Twin, query: dict) -> None:
+    ddoc = {"views": {"raw": {"map": "function (doc) { emit(doc.v, 1); }", "reduce": "_count",
+                              "options": {"collation": "raw"}}}}
+    twin.same("PUT", "/{db}/_design/r", json=ddoc, status=201)
+    docs = [{"_id": f"{i:02d}", "v": v} for i, v in enumerate(RAW_VALUES)]
+    twin.same("POST", "/{db}/_bulk_docs", json={"docs": docs}, status=201)
+    if "group" not in query:
+        query = {**query, "reduce": "false"}
+    twin.same("GET", "/{db}/_design/r/_view/raw", params=query)
