@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import icu
 
@@ -49,44 +49,18 @@ def _number(value: float) -> bytes:
     return struct.pack(">Q", bits)
 
 
-def encode(value: Any) -> bytes:
-    """Sortable bytes of a JSON value in CouchDB's collation."""
-    out = bytearray()
-    _encode(value, out)
-    return bytes(out)
+class _Scheme(NamedTuple):
+    """Type bytes and string encoding of one collation."""
 
-
-def _encode(value: Any, out: bytearray) -> None:
-    if value is None:
-        out += NULL
-    elif value is False:
-        out += FALSE
-    elif value is True:
-        out += TRUE
-    elif isinstance(value, (int, float)):
-        out += NUMBER + _number(value)
-    elif isinstance(value, str):
-        out += STRING + string_key(value)
-    elif isinstance(value, list):
-        out += ARRAY
-        for item in value:
-            _encode(item, out)
-        out += END
-    elif isinstance(value, dict):
-        out += OBJECT
-        for key, item in value.items():
-            out += STRING + string_key(key)
-            _encode(item, out)
-        out += END
-    else:
-        raise TypeError(f"not a JSON value: {type(value).__name__}")
-
-
-# Raw collation (a view's ``"options": {"collation": "raw"}``): Erlang's term order of the decoded JSON,
-# numbers < false < null < true (atoms, alphabetically) < objects < arrays < strings (bytes), as CouchDB's
-# couch_ejson_compare falls back to ``<`` on terms.
-_RAW_NUMBER, _RAW_FALSE, _RAW_NULL, _RAW_TRUE, _RAW_OBJECT, _RAW_ARRAY, _RAW_STRING = (bytes([b]) for b in range(1, 8))
-_MEMBER = b"\x01"  # before each object member, so a shorter member list (END) sorts first
+    null: bytes
+    false: bytes
+    true: bytes
+    number: bytes
+    string: bytes
+    array: bytes
+    object: bytes
+    member: bytes  # before each object member's key
+    text: Callable[[str], bytes]
 
 
 def _raw_text(text: str) -> bytes:
@@ -94,34 +68,48 @@ def _raw_text(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff") + b"\x00\x00"
 
 
-def encode_raw(value: Any) -> bytes:
-    """Sortable bytes of a JSON value in CouchDB's raw collation."""
+_ICU = _Scheme(NULL, FALSE, TRUE, NUMBER, STRING, ARRAY, OBJECT, STRING, string_key)
+# Raw collation (a view's ``"options": {"collation": "raw"}``): Erlang's term order of the decoded JSON,
+# numbers < false < null < true (atoms, alphabetically) < objects < arrays < strings (bytes), as CouchDB's
+# couch_ejson_compare falls back to ``<`` on terms. 0x01 before each member: fewer members sort first.
+_RAW = _Scheme(b"\x03", b"\x02", b"\x04", b"\x01", b"\x07", b"\x06", b"\x05", b"\x01", _raw_text)
+
+
+def encode(value: Any) -> bytes:
+    """Sortable bytes of a JSON value in CouchDB's collation."""
     out = bytearray()
-    _encode_raw(value, out)
+    _encode(value, out, _ICU)
     return bytes(out)
 
 
-def _encode_raw(value: Any, out: bytearray) -> None:
+def encode_raw(value: Any) -> bytes:
+    """Sortable bytes of a JSON value in CouchDB's raw collation."""
+    out = bytearray()
+    _encode(value, out, _RAW)
+    return bytes(out)
+
+
+def _encode(value: Any, out: bytearray, scheme: _Scheme) -> None:
     if value is None:
-        out += _RAW_NULL
+        out += scheme.null
     elif value is False:
-        out += _RAW_FALSE
+        out += scheme.false
     elif value is True:
-        out += _RAW_TRUE
+        out += scheme.true
     elif isinstance(value, (int, float)):
-        out += _RAW_NUMBER + _number(value)
+        out += scheme.number + _number(value)
     elif isinstance(value, str):
-        out += _RAW_STRING + _raw_text(value)
+        out += scheme.string + scheme.text(value)
     elif isinstance(value, list):
-        out += _RAW_ARRAY
+        out += scheme.array
         for item in value:
-            _encode_raw(item, out)
+            _encode(item, out, scheme)
         out += END
     elif isinstance(value, dict):
-        out += _RAW_OBJECT
+        out += scheme.object
         for key, item in value.items():
-            out += _MEMBER + _raw_text(key)
-            _encode_raw(item, out)
+            out += scheme.member + scheme.text(key)
+            _encode(item, out, scheme)
         out += END
     else:
         raise TypeError(f"not a JSON value: {type(value).__name__}")
