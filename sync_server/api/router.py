@@ -110,6 +110,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
     if first == "_design" and len(rest) >= 4 and rest[2] in design.KINDS:
         return _pick({"GET": design.function, "POST": design.function, "PUT": design.function}), \
             [head, rest[1], rest[2], "/".join(rest[3:])]
+    if first == "_compact" and len(rest) == 2:  # #18: a design document's views
+        return _pick({"POST": views.compact_views}), [head, rest[1]]
     if first == "_index" and len(rest) in (4, 5) and rest[-2] == "json":  # #18: DELETE a Mango index
         return _pick({"DELETE": find.index_delete}), [head, "/".join(rest[1:-2]), rest[-1]]
     if first in ("_design", "_local") and len(rest) >= 2:
@@ -157,6 +159,8 @@ def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
         return _pick(_LOCAL), [db, doc_id[7:]]
     if doc_id.startswith("_design/") and len(att) == 2 and att[0] == "_view":  # #18: views
         return _pick({"GET": views.view, "POST": views.view}), [db, doc_id[8:], att[1]]
+    if doc_id.startswith("_design/") and att == ["_info"]:
+        return _pick({"GET": views.design_info}), [db, doc_id[8:]]
     if att:
         return _pick(_ATTACHMENT), [db, doc_id, "/".join(att)]
     return _pick(_DOCUMENT), [db, doc_id]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, g, request
 
 from ..design import views
 from ..errors import Gone, NotFound
+from ..security.auth import require_db_admin
 from ..store import viewindex
 from .access import open_db
 from .http import json_body, respond
@@ -34,6 +35,20 @@ def view_cleanup(name: str) -> Response:
     for row in db.all_docs(start="_design/", end="_design0", include_docs=True):
         keep.add(views.signature(row["doc"]))
     viewindex.drop_others(db, keep)
+    return respond({"ok": True}, 202)
+
+
+def design_info(name: str, ddoc: str) -> Response:
+    """``GET /{db}/_design/{ddoc}/_info``."""
+    return respond(views.info(open_db(name), ddoc))
+
+
+def compact_views(name: str, ddoc: str) -> Response:
+    """``POST /{db}/_compact/{ddoc}``: 202 as CouchDB; the rows live in the database's SQLite file, which
+    reuses freed pages, so there is nothing to copy (``_view_cleanup`` drops unused indexes)."""
+    db = open_db(name)
+    require_db_admin(g.user, db.get_security())
+    db.get(f"_design/{ddoc}")
     return respond({"ok": True}, 202)
 
 

@@ -37,6 +37,12 @@ def _collator() -> Any:
     return coll
 
 
+def version() -> str:
+    """The collation's version for ``collator_versions`` (CouchDB names its collator's own version, which
+    PyICU does not expose: the ICU library's version stands for it)."""
+    return str(icu.ICU_VERSION)
+
+
 def string_key(text: str) -> bytes:
     """The ICU root-collation sort key of a string (ends with 0x00)."""
     key = _collator().getSortKey(text)

@@ -125,6 +125,28 @@ def _map_input(db: Database, change: Any, local_seq: bool) -> dict:
     return doc
 
 
+def info(db: Database, ddoc_name: str) -> dict:
+    """``GET /{db}/_design/{ddoc}/_info``: the state of the design document's index, in CouchDB's fields.
+
+    :raises NotFound: no such design document.
+    """
+    ddoc = db.get(f"_design/{ddoc_name}")
+    index = index_of(db, ddoc)
+    seq = index.built_seq()
+    if seq is None:  # CouchDB opens (creates) the index here: a later stale=ok query answers it as it is
+        with _lock(db, index.sig):
+            if index.built_seq() is None:
+                index.apply(0, [], [])
+        seq = index.built_seq() or 0
+    pending = db.count_since(seq)
+    return {"name": ddoc_name, "view_index": {
+        "updates_pending": {"minimum": pending, "preferred": pending, "total": pending},
+        "waiting_commit": False, "waiting_clients": 0, "updater_running": False, "update_seq": seq,
+        "sizes": index.sizes(), "signature": index.sig[:32], "purge_seq": 0,
+        "language": ddoc.get("language", "javascript"), "compact_running": False,
+        "collator_versions": [collation.version()]}}
+
+
 # -- queries ------------------------------------------------------------------------------------
 
 _JSON_PARAMS = ("key", "keys", "startkey", "start_key", "endkey", "end_key", "startkey_docid", "start_key_docid",

@@ -134,3 +134,24 @@ def test_a_view_with_raw_collation_orders_keys_as_erlang_terms(twin: Twin, query
     if "group" not in query:
         query = {**query, "reduce": "false"}
     twin.same("GET", "/{db}/_design/r/_view/raw", params=query)
+
+
+def test_design_info_and_view_compaction(twin: Twin) -> None:
+    twin.same("PUT", "/{db}/_design/i", json={**DDOC, "autoupdate": False}, status=201)  # no background build
+    couch, ours = (r.json() for r in twin.both("GET", "/{db}/_design/i/_info"))
+    assert set(ours) == set(couch) == {"name", "view_index"}
+    assert set(ours["view_index"]) == set(couch["view_index"])
+    assert set(ours["view_index"]["sizes"]) == set(couch["view_index"]["sizes"])
+    # (updates_pending: CouchDB's shards count their _security updates too)
+    same = ("waiting_clients", "purge_seq", "language", "compact_running")
+    assert {k: ours["view_index"][k] for k in same} == {k: couch["view_index"][k] for k in same}
+    # The index now exists: a stale query answers it as it is, before the documents below.
+    twin.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": f"d{i}", "n": i} for i in range(20)]}, status=201)
+    twin.same("GET", "/{db}/_design/i/_view/v", params={"stale": "ok", "reduce": "false"}, status=200)
+    twin.same("GET", "/{db}/_design/i/_view/v", status=200)
+    couch, ours = (r.json()["view_index"] for r in twin.both("GET", "/{db}/_design/i/_info"))
+    assert ours["updates_pending"] == couch["updates_pending"] and ours["update_seq"] == 21
+    assert 0 < ours["sizes"]["external"] < ours["sizes"]["active"] <= ours["sizes"]["file"]
+    twin.same("POST", "/{db}/_compact/i", json={}, status=202)
+    twin.same("POST", "/{db}/_compact/nope", json={})
+    twin.same("GET", "/{db}/_design/nope/_info")
