@@ -90,6 +90,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
     head, rest = parts[0], parts[1:]
     if parts == ["_sync", "status"]:
         return _pick({"GET": server.sync_status}), []
+    if parts == ["_node", "_local", "_versions"]:  # #18: which JavaScript engine runs design documents
+        return _pick({"GET": views.node_versions}), []
     if head == "_pairing":
         return _pairing_route(rest)
     if head == "_members":

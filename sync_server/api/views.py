@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response, g, request
 
-from ..design import views
+from ..design import collation, views
 from ..errors import Gone, NotFound
-from ..security.auth import require_db_admin
+from ..security.auth import require_admin, require_db_admin
 from ..store import viewindex
 from .access import open_db
 from .http import json_body, respond
@@ -50,6 +50,14 @@ def compact_views(name: str, ddoc: str) -> Response:
     require_db_admin(g.user, db.get_security())
     db.get(f"_design/{ddoc}")
     return respond({"ok": True}, 202)
+
+
+def node_versions() -> Response:
+    """``GET /_node/_local/_versions`` (server admins): the JavaScript engine and the collation library, as
+    CouchDB 3.4 names them (clients and CouchDB's own tests read ``javascript_engine.name``)."""
+    require_admin(g.user)
+    return respond({"javascript_engine": {"name": "quickjs"},
+                    "collation_driver": {"name": "libicu", "library_version": collation.version()}})
 
 
 def temp_view(name: str) -> Response:

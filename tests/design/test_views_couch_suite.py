@@ -155,3 +155,15 @@ def test_design_info_and_view_compaction(twin: Twin) -> None:
     twin.same("POST", "/{db}/_compact/i", json={}, status=202)
     twin.same("POST", "/{db}/_compact/nope", json={})
     twin.same("GET", "/{db}/_design/nope/_info")
+
+
+def test_node_versions_name_the_javascript_engine_and_a_sandbox_keeps_its_own_globals(twin: Twin) -> None:
+    couch, ours = (r.json() for r in twin.both("GET", "/_node/_local/_versions"))
+    assert ours["javascript_engine"] == couch["javascript_engine"] == {"name": "quickjs"}
+    assert ours["collation_driver"]["name"] == couch["collation_driver"]["name"]
+    twin.same("GET", "/_node/_local/_versions", auth=None, status=401)
+    ddoc = {"views": {"glob": {"map": "function (doc) { var g = emit.constructor('return this')(); "
+                                      "emit(doc._id, typeof g); }"}}}
+    twin.same("PUT", "/{db}/_design/g", json=ddoc, status=201)
+    twin.same("PUT", "/{db}/a", json={}, status=201)
+    twin.same("GET", "/{db}/_design/g/_view/glob", status=200)
