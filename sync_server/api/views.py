@@ -44,11 +44,12 @@ def design_info(name: str, ddoc: str) -> Response:
 
 
 def compact_views(name: str, ddoc: str) -> Response:
-    """``POST /{db}/_compact/{ddoc}``: 202 as CouchDB; the rows live in the database's SQLite file, which
-    reuses freed pages, so there is nothing to copy (``_view_cleanup`` drops unused indexes)."""
+    """``POST /{db}/_compact/{ddoc}``: 202 as CouchDB, once the view rows' indexes are rebuilt packed (they
+    live in the database's SQLite file with every index's rows; ``_view_cleanup`` drops unused ones)."""
     db = open_db(name)
     require_db_admin(g.user, db.get_security())
     db.get(f"_design/{ddoc}")
+    viewindex.compact(db)
     return respond({"ok": True}, 202)
 
 
