@@ -85,6 +85,10 @@ class Conflict(CouchError):
     status, error, reason = 409, "conflict", "Document update conflict."
 
 
+class Gone(CouchError):
+    status, error, reason = 410, "gone", "Gone."
+
+
 class FileExists(CouchError):
     status, error, reason = 412, "file_exists", "The database could not be created, the file already exists."
 

@@ -23,6 +23,12 @@ def collator() -> Any:
     return coll
 
 
+def version() -> str:
+    """The collation's version for ``collator_versions`` (CouchDB names its collator's own version, which
+    PyICU does not expose: the ICU library's version stands for it)."""
+    return str(icu.ICU_VERSION)
+
+
 def compare(a: str, b: str) -> int:
     """-1, 0 or 1: how two strings order in ICU's root collation (equal strings: 0 at once)."""
     if a == b:

@@ -14,7 +14,7 @@ from ..errors import BadRequest
 from ..security.auth import require_admin, require_db_admin
 from .access import open_db
 from .document import batch_write, write_result
-from .http import body_params, doc_read_options, flag, integer, json_body, json_param, raw_body, respond, server, stream
+from .http import doc_read_options, flag, integer, json_body, json_param, raw_body, respond, server, stream
 
 
 def create(name: str) -> Response:
@@ -100,15 +100,31 @@ def compact(name: str) -> Response:
 
 def all_docs(name: str) -> Response:
     """``GET/POST /{db}/_all_docs``, streamed so memory stays flat."""
+    return _all_docs(name, design=False)
+
+
+def design_docs(name: str) -> Response:
+    """``GET/POST /{db}/_design_docs``: ``_all_docs`` of the design documents alone (CouchDB 3)."""
+    return _all_docs(name, design=True)
+
+
+# The id range of design documents (CouchDB's ``_design_docs`` namespace).
+_DESIGN_FIRST, _DESIGN_END = "_design/", "_design0"
+
+
+def _all_docs(name: str, design: bool) -> Response:
     db = open_db(name)
     body = json_body() if request.method == "POST" else {}
-    body_params(body)
-    keys = body.get("keys", json_param("keys"))
-    include_docs, doc_options = flag("include_docs"), doc_read_options()
-    head: dict[str, Any] = {"total_rows": db.doc_count}
-    if flag("update_seq"):
+    args = _params(body)
+    keys = body.get("keys", json_param("keys", args=args))
+    include_docs, doc_options = flag("include_docs", args=args), doc_read_options(args)
+    total = db.doc_count
+    if design:
+        total = db.count_before(_DESIGN_END, False) - db.count_before(_DESIGN_FIRST, False)
+    head: dict[str, Any] = {"total_rows": total}
+    if flag("update_seq", args=args):
         head["update_seq"] = db.seq_string(db.update_seq)
-    options = _range_options()
+    options = _range_options(args)
     if keys is not None:
         if not isinstance(keys, list):
             raise BadRequest(f"`keys` {'body member' if 'keys' in body else 'parameter'} must be an array.")
@@ -120,9 +136,13 @@ def all_docs(name: str) -> Response:
         rows = db.all_docs_keys(keys, include_docs, descending=options["descending"], skip=options["skip"],
                                 limit=options["limit"], doc_options=doc_options)
         return stream(_rows(head | {"offset": None}, rows))  # CouchDB: no offset for keys
-    start = options["start"]
+    if design:
+        offset = _design_range(db, options)
+    else:
+        offset = db.count_before(options["start"], options["descending"])
     rows = db.all_docs(**options, include_docs=include_docs, doc_options=doc_options)
-    return stream(_rows(head | {"offset": db.count_before(start, options["descending"]) + options["skip"]}, rows))
+    offset += options["skip"]
+    return stream(_rows(head | {"offset": min(offset, total) if design else offset}, rows))
 
 
 def local_docs(name: str) -> Response:
@@ -130,27 +150,52 @@ def local_docs(name: str) -> Response:
     (CouchDB gives no ``total_rows`` and no ``offset`` here)."""
     db = open_db(name)
     body = json_body() if request.method == "POST" and raw_body() else {}
-    body_params(body)
-    keys = body.get("keys", json_param("keys"))
+    args = _params(body)
+    keys = body.get("keys", json_param("keys", args=args))
     if keys is not None and not isinstance(keys, list):
         raise BadRequest(f"`keys` {'body member' if 'keys' in body else 'parameter'} must be an array.")
-    options = _range_options()
+    options = _range_options(args)
     head: dict[str, Any] = {"total_rows": None, "offset": None}
-    if flag("update_seq"):
+    if flag("update_seq", args=args):
         head["update_seq"] = None
-    rows = db.local_docs(keys=keys, include_docs=flag("include_docs"), **options)
+    rows = db.local_docs(keys=keys, include_docs=flag("include_docs", args=args), **options)
     return stream(_rows(head, rows))
 
 
-def _range_options() -> dict[str, Any]:
-    key = json_param("key")
-    start = key if key is not None else json_param("start_key", json_param("startkey"))
-    end = key if key is not None else json_param("end_key", json_param("endkey"))
+def _params(body: dict) -> dict[str, str]:
+    """A POST body's members as parameters, the query string's winning (couch_mrview_http)."""
+    return {k: json.dumps(v) for k, v in body.items() if k != "keys"} | request.args.to_dict()
+
+
+def _design_range(db: Any, options: dict[str, Any]) -> int:
+    """Narrow a range to the design documents' ids; the offset of its start."""
+    first, last = (_DESIGN_FIRST, _DESIGN_END) if not options["descending"] else (_DESIGN_END, _DESIGN_FIRST)
+    start, end = options["start"], options["end"]
+    if not options["descending"]:
+        start = first if start is None else max(start, first)
+        if end is None or end >= last:
+            end, options["inclusive_end"] = last, False
+        empty = start > end
+    else:
+        start = first if start is None else min(start, first)
+        end = last if end is None else max(end, last)
+        empty = start < end
+    options["start"], options["end"] = start, end
+    if empty:  # CouchDB counts every design document as passed
+        return db.count_before(_DESIGN_END, False) - db.count_before(_DESIGN_FIRST, False)
+    return int(db.count_before(start, options["descending"]))  # among all ids, as CouchDB's one id index
+
+
+def _range_options(args: dict[str, str]) -> dict[str, Any]:
+    key = json_param("key", args=args)
+    start = key if key is not None else json_param("start_key", json_param("startkey", args=args), args=args)
+    end = key if key is not None else json_param("end_key", json_param("endkey", args=args), args=args)
     for value in (start, end):
         if value is not None and not isinstance(value, str):
             raise BadRequest("_all_docs keys must be strings (document ids)", error="query_parse_error")
-    return {"start": start, "end": end, "inclusive_end": flag("inclusive_end", True),
-            "descending": flag("descending"), "limit": integer("limit"), "skip": integer("skip", 0) or 0}
+    return {"start": start, "end": end, "inclusive_end": flag("inclusive_end", True, args=args),
+            "descending": flag("descending", args=args), "limit": integer("limit", args=args),
+            "skip": integer("skip", 0, args=args) or 0}
 
 
 def _rows(head: dict, rows: Iterator[dict]) -> Iterator[str]:

@@ -14,7 +14,7 @@ import re
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -126,9 +126,9 @@ def json_body(require_type: bool = True, expect: type | None = dict) -> Any:
     return value
 
 
-def flag(name: str, default: bool = False) -> bool:
-    """A boolean query parameter (``true``/``false``)."""
-    value = request.args.get(name)
+def flag(name: str, default: bool = False, args: Mapping[str, str] | None = None) -> bool:
+    """A boolean query parameter (``true``/``false``); ``args``: other parameters than the query string's."""
+    value = (request.args if args is None else args).get(name)
     if value is None:
         return default
     if value not in ("true", "false"):
@@ -136,15 +136,16 @@ def flag(name: str, default: bool = False) -> bool:
     return value == "true"
 
 
-def doc_read_options() -> dict[str, bool] | None:
+def doc_read_options(args: Mapping[str, str] | None = None) -> dict[str, bool] | None:
     """What ``_all_docs`` and ``_changes`` add to included documents (``conflicts``, ``attachments``), or None."""
-    options = {"conflicts": flag("conflicts"), "attachments_": flag("attachments")}
+    options = {"conflicts": flag("conflicts", args=args), "attachments_": flag("attachments", args=args)}
     return options if any(options.values()) else None
 
 
-def integer(name: str, default: int | None = None, minimum: int = 0) -> int | None:
+def integer(name: str, default: int | None = None, minimum: int = 0,
+            args: Mapping[str, str] | None = None) -> int | None:
     """A non-negative integer query parameter."""
-    value = request.args.get(name)
+    value = (request.args if args is None else args).get(name)
     if value is None:
         return default
     try:
@@ -156,15 +157,15 @@ def integer(name: str, default: int | None = None, minimum: int = 0) -> int | No
     return number
 
 
-def json_param(name: str, default: Any = None) -> Any:
+def json_param(name: str, default: Any = None, args: Mapping[str, str] | None = None) -> Any:
     """A JSON-encoded query parameter (``startkey``, ``open_revs``, ``doc_ids`` ...)."""
-    value = request.args.get(name)
+    value = (request.args if args is None else args).get(name)
     if value is None:
         return default
     try:
         return json.loads(value)
     except ValueError:
-        raise BadRequest(f"Invalid JSON in query parameter {name}", error="query_parse_error") from None
+        raise BadRequest("invalid UTF-8 JSON") from None  # CouchDB's words, whichever parameter
 
 
 def body_params(body: dict, skip: tuple[str, ...] = ("keys",)) -> None:

@@ -36,6 +36,7 @@ _DATABASE: dict[str, Handler] = {
 _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_all_docs": {"GET": database.all_docs, "POST": database.all_docs},
     "_local_docs": {"GET": database.local_docs, "POST": database.local_docs},
+    "_design_docs": {"GET": database.design_docs, "POST": database.design_docs},
     "_changes": {"GET": changes.changes, "POST": changes.changes},
     "_bulk_docs": {"POST": bulk.bulk_docs},
     "_bulk_get": {"POST": bulk.bulk_get},
@@ -45,6 +46,7 @@ _DB_SPECIAL: dict[str, dict[str, Handler]] = {
     "_revs_limit": {"GET": database.revs_limit, "PUT": database.revs_limit},
     "_compact": {"POST": database.compact},
     "_view_cleanup": {"POST": views.view_cleanup},
+    "_temp_view": {"POST": views.temp_view},
     "_find": {"POST": find.find},
     "_explain": {"POST": find.explain},
     "_index": {"GET": find.index, "POST": find.index},
@@ -90,6 +92,8 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
     head, rest = parts[0], parts[1:]
     if parts == ["_sync", "status"]:
         return _pick({"GET": server.sync_status}), []
+    if parts == ["_node", "_local", "_versions"]:  # #18: which JavaScript engine runs design documents
+        return _pick({"GET": views.node_versions}), []
     if head == "_pairing":
         return _pairing_route(rest)
     if head == "_members":
@@ -113,11 +117,13 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
         return _pick({"GET": design.function, "POST": design.function, "PUT": design.function}), \
             [head, rest[1], rest[2], "/".join(rest[3:])]
     if first == "_design" and len(rest) == 3 and rest[2] == "_info":
-        return _pick({"GET": views.info}), [head, rest[1]]
+        return _pick({"GET": views.design_info}), [head, rest[1]]
     if first == "_index" and len(rest) > 1:  # #18: Mango indexes
         return _index_route(head, rest[1:])
     if first in ("_local", "_local/") and len(rest) == 1:  # no id after the prefix
         raise BadRequest("Invalid _local document id.")
+    if first == "_compact" and len(rest) == 2:  # #18: a design document's views
+        return _pick({"POST": views.compact_views}), [head, rest[1]]
     if first in ("_design", "_local") and len(rest) >= 2:
         return _named(head, f"{first}/{rest[1]}", rest[2:])
     if first.startswith(("_design/", "_local/")):
@@ -176,6 +182,8 @@ def _named(db: str, doc_id: str, att: list[str]) -> tuple[Handler, list[str]]:
         return _pick(_LOCAL), [db, doc_id[7:]]
     if doc_id.startswith("_design/") and len(att) == 2 and att[0] == "_view":  # #18: views
         return _pick({"GET": views.view, "POST": views.view}), [db, doc_id[8:], att[1]]
+    if doc_id.startswith("_design/") and att == ["_info"]:
+        return _pick({"GET": views.design_info}), [db, doc_id[8:]]
     if att:
         return _pick(_ATTACHMENT), [db, doc_id, "/".join(att)]
     return _pick(_DOCUMENT), [db, doc_id]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, g, request
 
-from ..design import views
-from ..errors import NotFound
+from ..design import collation, views
+from ..errors import Gone, NotFound
+from ..security.auth import require_admin, require_db_admin
 from ..store import viewindex
 from .access import open_db
 from .http import json_body, respond
@@ -27,13 +28,6 @@ def view(name: str, ddoc: str, view_name: str) -> Response:
     return respond(views.query(db, ddoc, view_name, params, load_doc))
 
 
-def info(name: str, ddoc: str) -> Response:
-    """``GET /{db}/_design/{ddoc}/_info``: the state of a design document's index, in CouchDB's shape."""
-    db = open_db(name)
-    doc = db.get("_design/" + ddoc)
-    return respond(views.info(db, doc))
-
-
 def view_cleanup(name: str) -> Response:
     """Drop the index rows no live design document uses (202, as CouchDB)."""
     db = open_db(name, design_write=True)
@@ -42,3 +36,32 @@ def view_cleanup(name: str) -> Response:
         keep.add(views.signature(row["doc"]))
     viewindex.drop_others(db, keep)
     return respond({"ok": True}, 202)
+
+
+def design_info(name: str, ddoc: str) -> Response:
+    """``GET /{db}/_design/{ddoc}/_info``."""
+    return respond(views.info(open_db(name), ddoc))
+
+
+def compact_views(name: str, ddoc: str) -> Response:
+    """``POST /{db}/_compact/{ddoc}``: 202 as CouchDB, once the view rows' indexes are rebuilt packed (they
+    live in the database's SQLite file with every index's rows; ``_view_cleanup`` drops unused ones)."""
+    db = open_db(name)
+    require_db_admin(g.user, db.get_security())
+    db.get(f"_design/{ddoc}")
+    viewindex.compact(db)
+    return respond({"ok": True}, 202)
+
+
+def node_versions() -> Response:
+    """``GET /_node/_local/_versions`` (server admins): the JavaScript engine and the collation library, as
+    CouchDB 3.4 names them (clients and CouchDB's own tests read ``javascript_engine.name``)."""
+    require_admin(g.user)
+    return respond({"javascript_engine": {"name": "quickjs"},
+                    "collation_driver": {"name": "libicu", "library_version": collation.version()}})
+
+
+def temp_view(name: str) -> Response:
+    """``POST /{db}/_temp_view``: gone since CouchDB 2, and answered as CouchDB 3.4 does."""
+    open_db(name)
+    raise Gone("Temporary views are not supported in CouchDB")

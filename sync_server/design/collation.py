@@ -17,9 +17,10 @@ finds them equal.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-from ..icu_collation import collator
+from ..icu_collation import collator, version  # noqa: F401  (version: re-exported for views' _info)
 
 NULL, FALSE, TRUE, NUMBER, STRING, ARRAY, OBJECT = (bytes([b]) for b in range(1, 8))
 END = b"\x00"
@@ -39,37 +40,76 @@ def _number(value: float) -> bytes:
     return struct.pack(">Q", bits)
 
 
+class _Scheme(NamedTuple):
+    """Type bytes and string encoding of one collation."""
+
+    null: bytes
+    false: bytes
+    true: bytes
+    number: bytes
+    string: bytes
+    array: bytes
+    object: bytes
+    member: bytes  # before each object member's key
+    text: Callable[[str], bytes]
+
+
+def _raw_text(text: str) -> bytes:
+    """UTF-8 bytes in byte order, self-delimiting: 0x00 escaped as 00 FF, ended by 00 00."""
+    return text.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+_ICU = _Scheme(NULL, FALSE, TRUE, NUMBER, STRING, ARRAY, OBJECT, STRING, string_key)
+# Raw collation (a view's ``"options": {"collation": "raw"}``): Erlang's term order of the decoded JSON,
+# numbers < false < null < true (atoms, alphabetically) < objects < arrays < strings (bytes), as CouchDB's
+# couch_ejson_compare falls back to ``<`` on terms. 0x01 before each member: fewer members sort first.
+_RAW = _Scheme(b"\x03", b"\x02", b"\x04", b"\x01", b"\x07", b"\x06", b"\x05", b"\x01", _raw_text)
+
+
 def encode(value: Any) -> bytes:
     """Sortable bytes of a JSON value in CouchDB's collation."""
     out = bytearray()
-    _encode(value, out)
+    _encode(value, out, _ICU)
     return bytes(out)
 
 
-def _encode(value: Any, out: bytearray) -> None:
+def encode_raw(value: Any) -> bytes:
+    """Sortable bytes of a JSON value in CouchDB's raw collation."""
+    out = bytearray()
+    _encode(value, out, _RAW)
+    return bytes(out)
+
+
+def _encode(value: Any, out: bytearray, scheme: _Scheme) -> None:
     if value is None:
-        out += NULL
+        out += scheme.null
     elif value is False:
-        out += FALSE
+        out += scheme.false
     elif value is True:
-        out += TRUE
+        out += scheme.true
     elif isinstance(value, (int, float)):
-        out += NUMBER + _number(value)
+        out += scheme.number + _number(value)
     elif isinstance(value, str):
-        out += STRING + string_key(value)
+        out += scheme.string + scheme.text(value)
     elif isinstance(value, list):
-        out += ARRAY
+        out += scheme.array
         for item in value:
-            _encode(item, out)
+            _encode(item, out, scheme)
         out += END
     elif isinstance(value, dict):
-        out += OBJECT
+        out += scheme.object
         for key, item in value.items():
-            out += STRING + string_key(key)
-            _encode(item, out)
+            out += scheme.member + scheme.text(key)
+            _encode(item, out, scheme)
         out += END
     else:
         raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def encoder(view: Any) -> Callable[[Any], bytes]:
+    """The key encoding of a view definition: raw when its ``options`` ask, CouchDB's collation otherwise."""
+    options = view.get("options") if isinstance(view, dict) else None
+    return encode_raw if isinstance(options, dict) and options.get("collation") == "raw" else encode
 
 
 def group_prefix(key: Any, level: int | None) -> Any:

@@ -35,6 +35,33 @@ class BuiltinReduceError(CouchError):
         self.caused_by = caused_by
 
 
+class ReduceOverflow(CouchError):
+    """A JavaScript reduce whose output does not shrink (CouchDB's ``reduce_limit``): the row becomes an error."""
+
+    status, error, reason = 500, "reduce_overflow_error", "Reduce output must shrink more rapidly"
+
+
+# CouchDB's share/server/views.js: an output over this many characters must be less than half its input.
+REDUCE_LIMIT = 4096
+
+
+def _js_reduce(ddoc: dict, path: str, source: str, keys: list | None, values: list, rereduce: bool) -> Any:
+    result = engine().call(ddoc, {"op": "reduce", "fn": path, "keys": keys, "values": values, "rereduce": rereduce})
+    out = len(_compact([result]))
+    if out > REDUCE_LIMIT:
+        # The input is the query server's command line less the function's source (as couchjs measures it).
+        command = ["rereduce", [source], values] if rereduce else \
+            ["reduce", [source], [[k, v] for k, v in zip(keys or [], values)]]
+        size = len(_compact(command)) - len(source)
+        if out * 2 > size:
+            raise ReduceOverflow(f"Reduce output must shrink more rapidly: input size: {size} output size: {out}")
+    return result
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -138,10 +165,9 @@ def _reduce(source: str, ddoc: dict, path: str, rows: list[tuple[Any, str, Any, 
     partials = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
-        partials.append(engine().call(ddoc, {"op": "reduce", "fn": path, "keys": [[r[0], r[1]] for r in chunk],
-                                             "values": [r[2] for r in chunk], "rereduce": False}))
+        partials.append(_js_reduce(ddoc, path, source, [[r[0], r[1]] for r in chunk], [r[2] for r in chunk], False))
     if len(partials) == 1:
         return partials[0]
     if not partials:
-        return engine().call(ddoc, {"op": "reduce", "fn": path, "keys": [], "values": [], "rereduce": False})
-    return engine().call(ddoc, {"op": "reduce", "fn": path, "keys": None, "values": partials, "rereduce": True})
+        return _js_reduce(ddoc, path, source, [], [], False)
+    return _js_reduce(ddoc, path, source, None, partials, True)

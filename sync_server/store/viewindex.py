@@ -82,6 +82,15 @@ def drop_others(db: Database, keep: set[str]) -> int:
     return len(old)
 
 
+def compact(db: Database) -> None:
+    """``_compact/{ddoc}``: rebuild the view rows' B-tree indexes packed (SQLite reuses the pages that
+    deleted rows free, but leaves the indexes of a churned view half full)."""
+    with db.index_writer() as conn:
+        if _has_schema(conn):
+            conn.execute("REINDEX view_rows_order")
+            conn.execute("REINDEX view_rows_doc")
+
+
 def _pack(key: bytes, key_json: str, value_json: str) -> bytes:
     """Key bytes, key JSON and value JSON as one plaintext (JSON text never holds a raw NUL)."""
     return struct.pack(">I", len(key)) + key + key_json.encode() + b"\0" + value_json.encode()
@@ -191,6 +200,24 @@ class Index:
             with _opened_guard:
                 _opened.setdefault(self.db, {})[(self.sig, view)] = (seq, rows)
         return rows
+
+    def sizes(self) -> dict[str, int]:
+        """CouchDB's ``sizes`` of the index: ``external`` its emitted JSON, ``active`` its rows as stored,
+        ``file`` the pages of the view tables (one SQLite file: shared by every index of the database)."""
+        with self.db.reader() as conn:
+            if not _has_schema(conn):
+                return {"file": 0, "external": 0, "active": 0}
+            external, active = conn.execute(
+                "SELECT coalesce(sum(length(key_json) + length(value_json)), 0), coalesce(sum(length(key) + "
+                "length(id_key) + length(doc_id) + length(key_json) + length(value_json) + 8), 0) "
+                "FROM view_rows WHERE sig = ?", (self.sig,)).fetchone()
+            try:
+                pages = conn.execute("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN "
+                                     "('view_rows', 'view_rows_order', 'view_rows_doc', 'view_counts', 'view_state')"
+                                     ).fetchone()[0]
+            except sqlite3.OperationalError:  # an SQLite built without dbstat
+                pages = active
+        return {"file": max(pages, active), "external": external, "active": active}
 
     def count(self, view: str) -> int:
         """Rows of one view (``total_rows``), kept up to date by :meth:`apply`."""
