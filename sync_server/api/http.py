@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app, g, request
-from werkzeug.datastructures import ImmutableMultiDict
 
 from ..errors import BadContentType, BadRequest, RequestTooLarge
 from ..store import Server
@@ -166,14 +165,6 @@ def json_param(name: str, default: Any = None, args: Mapping[str, str] | None = 
         return json.loads(value)
     except ValueError:
         raise BadRequest("invalid UTF-8 JSON") from None  # CouchDB's words, whichever parameter
-
-
-def body_params(body: dict, skip: tuple[str, ...] = ("keys",)) -> None:
-    """Take a POST body's members as query parameters, as CouchDB reads ``_all_docs`` and
-    ``_local_docs`` bodies; a parameter in the query string wins over the body's."""
-    extra = [(k, json.dumps(v)) for k, v in body.items() if k not in skip and k not in request.args]
-    if extra:
-        request.args = ImmutableMultiDict(list(request.args.items(multi=True)) + extra)
 
 
 def encode(obj: Any) -> bytes:
