@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import BadRequest, CouchError, InvalidDocId, NotFound
 from ..store import Database
-from ..store.selector import compile_selector
+from ..store.selector import compile_selector, normalize
 from . import collation, views
 
 NO_INDEX = "No matching index found, create an index to optimize query time."
@@ -114,12 +114,25 @@ def indexes(db: Database) -> list[dict]:
         for name, view in sorted(ddoc["views"].items()):
             definition = (view.get("options") or {}).get("def") if isinstance(view, dict) else None
             if isinstance(definition, dict) and isinstance(definition.get("fields"), list):
-                entry = {"ddoc": ddoc["_id"], "name": name, "type": "json", "partitioned": False, "def": definition}
+                entry = {"ddoc": ddoc["_id"], "name": name, "type": "json", "partitioned": False,
+                         "def": _shown_definition(definition)}
                 old_selector = view["map"].get("selector") if isinstance(view.get("map"), dict) else None
                 if isinstance(old_selector, dict) and old_selector:
                     entry["_selector"] = old_selector
                 found.append(entry)
     return found
+
+
+def _shown_definition(definition: dict) -> dict:
+    """An index definition as CouchDB lists it: each field as ``{name: direction}``, and the
+    ``partial_filter_selector`` (if not empty) in normal form; the design document keeps both as given."""
+    fields = [{item: "asc"} if isinstance(item, str) else item for item in definition["fields"]
+              if isinstance(item, str) or (isinstance(item, dict) and len(item) == 1)]
+    shown: dict[str, Any] = {"fields": fields}
+    partial = definition.get("partial_filter_selector")
+    if isinstance(partial, dict) and partial:
+        shown["partial_filter_selector"] = normalize(partial)
+    return shown
 
 
 def create_index(db: Database, body: dict) -> dict:
@@ -151,14 +164,15 @@ def create_index(db: Database, body: dict) -> dict:
         compile_selector(index["partial_filter_selector"])
         definition["partial_filter_selector"] = index["partial_filter_selector"]
     digest = hashlib.sha1(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+    given = {**definition, "fields": index["fields"]}  # CouchDB keeps the definition as it was sent
     name = name or digest
     # Two indexes on the same fields under different names go to different design documents.
     ddoc_digest = hashlib.sha1(json.dumps([definition, name], sort_keys=True).encode()).hexdigest()
     ddoc_id = "_design/" + (ddoc_name or ddoc_digest).removeprefix("_design/")
     view = {"map": {"fields": {f: d for item in fields for f, d in item.items()},
-                    **({"partial_filter_selector": definition["partial_filter_selector"]}
+                    **({"partial_filter_selector": normalize(definition["partial_filter_selector"])}
                        if "partial_filter_selector" in definition else {})},
-            "reduce": "_count", "options": {"def": definition}}
+            "reduce": "_count", "options": {"def": given}}
     try:
         ddoc = db.get(ddoc_id)
     except NotFound:
@@ -257,17 +271,23 @@ def _map_json(ddoc: dict, names: list[str], docs: list[dict]) -> list[list[list[
     return out
 
 
-def _conditions(selector: Any, out: dict[str, list[Any]], prefix: str = "") -> dict[str, list[Any]]:
+def _conditions(selector: Any) -> dict[str, list[Any]]:
+    """The conditions on each field that every match must meet, read from the selector's normal form
+    (so a negated condition counts as its opposite, as CouchDB's planner sees it)."""
+    return _gather(normalize(selector), {})
+
+
+def _gather(selector: Any, out: dict[str, list[Any]], prefix: str = "") -> dict[str, list[Any]]:
     """The conditions on each field that every match must meet (top level and ``$and``)."""
     if isinstance(selector, dict):
         for key, value in selector.items():
             if key == "$and" and isinstance(value, list):
                 for part in value:
-                    _conditions(part, out, prefix)
+                    _gather(part, out, prefix)
             elif not key.startswith("$"):
                 name = prefix + key
                 if isinstance(value, dict) and value and all(not k.startswith("$") for k in value):
-                    _conditions(value, out, name + ".")
+                    _gather(value, out, name + ".")
                 else:
                     out.setdefault(name, []).append(value)
     return out
@@ -364,7 +384,7 @@ def key_range(selector: dict, fields: list[str]) -> tuple[list[Any], list[Any]]:
     """CouchDB's start and end keys of a JSON index for a selector (mango_idx_view.erl): the low
     bounds of the fields in order up to the first unbounded one, and the high bounds the same
     way; the end key is then followed by the highest value."""
-    conditions = _conditions(selector, {})
+    conditions = _conditions(selector)
     start: list[Any] = []
     end: list[Any] = []
     ends_open = [False, False]
@@ -380,7 +400,7 @@ def key_range(selector: dict, fields: list[str]) -> tuple[list[Any], list[Any]]:
 
 def _id_range(selector: dict) -> tuple[Any, Any]:
     """The ``_id`` bounds of an ``_all_docs`` scan (``_MISSING``: open)."""
-    return _bounds(_conditions(selector, {}).get("_id", []))
+    return _bounds(_conditions(selector).get("_id", []))
 
 
 def _nothing(selector: dict) -> bool:
@@ -485,11 +505,12 @@ def _from_all_docs(db: Database, body: dict, predicate: Any, descending: bool, w
     """Matching documents in ``_id`` order (the ``_id`` bounds of the selector narrow the scan), with
     the documents examined; stops once ``want`` are found when ascending."""
     low, high = _id_range(body["selector"])
+    # _all_docs is in raw term order, where every string (every id) sorts after any other value: a
+    # low bound that is not a string leaves the scan open, a high one leaves nothing to read.
     start = low if isinstance(low, str) else None
     end = high if isinstance(high, str) else None
-    if (low is not _MISSING and isinstance(low, (list, dict))) or \
-            (high is not _MISSING and not isinstance(high, (str, list, dict))):
-        return [], 0  # the range is above or below every id
+    if high is not _MISSING and end is None:
+        return [], 0
     options = {"conflicts": True} if body.get("conflicts") else None
     matched: list[dict] = []
     examined = 0
@@ -533,7 +554,8 @@ def _mrargs(index: dict, body: dict, descending: bool) -> dict:
         first, last = start, [*end, "<MAX>"]
     else:
         low, high = _id_range(body["selector"])
-        first = None if low is _MISSING else low
+        # With a condition on _id an open low end shows as "" (the lowest id), else as null.
+        first = low if low is not _MISSING else "" if "_id" in _indexable(_conditions(body["selector"])) else None
         last = "<MAX>" if high is _MISSING else high
     if descending:
         first, last = last, first
@@ -568,7 +590,7 @@ def _choose(all_indexes: list[dict], body: dict, sort: list[tuple[str, str]], fo
     selector = body["selector"]
     use_index = _use_index(body.get("use_index")) or []
     sort_names = [f for f, _ in sort]
-    conditions = _conditions(selector, {})
+    conditions = _conditions(selector)
     candidates = [i for i in all_indexes if partial_selector(i) is None or _wanted(i, use_index)]
     reasons = {id(i): _unusable(i, selector, sort_names, conditions) for i in candidates}
     usable = [i for i in candidates if not reasons[id(i)]]
@@ -647,7 +669,7 @@ def _hints(selector: dict) -> list[dict]:
     named: set[str] = set()
     _named(selector, named)
     named = {n for n in named if not any(m.startswith(n + ".") for m in named)}  # "a" of a.b is no field
-    indexable = _indexable(_conditions(selector, {}))
+    indexable = _indexable(_conditions(selector))
     return [{"type": "json", "indexable_fields": sorted(indexable), "unindexable_fields": sorted(named - indexable)}]
 
 

@@ -18,6 +18,10 @@ Semantics follow CouchDB 3 (``mango_selector.erl``), including its quirks:
   equal numbers and objects compare key/value pairs in order.
 * Strings compare by ICU's root collation, as CouchDB's do (``a`` < ``A`` < ``b``); PouchDB's by
   code point.
+* ``_id`` (the field itself, not ``a._id``) is compared as CouchDB's ``_all_docs`` orders ids: by
+  raw Erlang term order (``mango_json:cmp_raw``), where strings compare by code point and sort after
+  every number, boolean, null, object and array. So ``{"_id": {"$gt": {}}}`` matches every document,
+  ``{"_id": {"$lt": {}}}`` none, and ``"B" < "a"``.
 * ``$regex`` uses RE2 (``search`` semantics; linear time, so no backreferences or lookaround), not PCRE.
 """
 
@@ -49,6 +53,9 @@ _RELATIONS: dict[str, Callable[[int], bool]] = {
     "$gt": lambda order: order > 0,
     "$gte": lambda order: order >= 0,
 }
+_ID: Path = ("_id",)
+# _rank's null, false, true, number, string, array, object, placed in Erlang's term order.
+_RAW_RANKS = (2, 1, 3, 0, 6, 5, 4)
 _TYPE_NAMES = ("null", "boolean", "boolean", "number", "string", "array", "object")
 # The longest $regex pattern taken, and the memory RE2 may use to compile one.
 MAX_REGEX = 1000
@@ -115,6 +122,33 @@ def _collate_objects(a: dict, b: dict) -> int:
         if order:
             return order
     return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def raw_order(a: Any, b: Any) -> int:
+    """Compare two JSON values in Erlang's term order, as CouchDB compares ``_id`` (``cmp_raw``):
+    numbers < false < null < true < objects < arrays < strings; strings by code point (their
+    UTF-8 bytes), objects pair by pair (key, then value) and arrays item by item, then by length."""
+    if type(a) is str and type(b) is str:
+        return (a > b) - (a < b)
+    rank_a, rank_b = _raw_rank(a), _raw_rank(b)
+    if rank_a != rank_b:
+        return -1 if rank_a < rank_b else 1
+    if rank_a == 0 or rank_a == 6:
+        return (a > b) - (a < b)
+    if rank_a == 4:  # an object is the list of its [key, value] pairs
+        a, b = [list(pair) for pair in a.items()], [list(pair) for pair in b.items()]
+    if rank_a in (4, 5):
+        for item_a, item_b in zip(a, b):
+            order = raw_order(item_a, item_b)
+            if order:
+                return order
+        return (len(a) > len(b)) - (len(a) < len(b))
+    return 0
+
+
+def _raw_rank(value: Any) -> int:
+    """Position of a JSON value's type in Erlang's term order (atoms alphabetically: false, null, true)."""
+    return _RAW_RANKS[_rank(value)]
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -214,7 +248,7 @@ def _leaf(op: str, arg: Any, path: Path | None, negated: bool) -> Predicate:
     """Compile one condition operator applied to the value found at path."""
     if path is None:
         raise BadRequest("One or more conditions is missing a field name.")
-    test = _BUILDERS[op](op, arg)
+    test = (_RAW_BUILDERS if path == _ID and op in _RAW_BUILDERS else _BUILDERS)[op](op, arg)
     sees_missing = op == "$exists"
 
     def predicate(base: Any) -> bool:
@@ -286,21 +320,31 @@ def _build_comparison(op: str, arg: Any) -> Predicate:
     return lambda value: relation(collate(value, arg))
 
 
-def _build_in(op: str, arg: Any) -> Predicate:
+def _build_raw_comparison(op: str, arg: Any) -> Predicate:
+    """$eq $ne $lt $lte $gt $gte on ``_id``: the value against the argument in raw term order."""
+    relation = _RELATIONS[op]
+    return lambda value: relation(raw_order(value, arg))
+
+
+def _build_in(op: str, arg: Any, equal: Callable[[Any, Any], bool] = _equal) -> Predicate:
     """$in: the value, or any element of an array value, equals one of the arguments."""
     choices = _require(op, arg, list, "an array")
 
     def test(value: Any) -> bool:
         candidates = value if isinstance(value, list) else [value]
-        return any(_equal(candidate, choice) for candidate in candidates for choice in choices)
+        return any(equal(candidate, choice) for candidate in candidates for choice in choices)
 
     return test
 
 
-def _build_nin(op: str, arg: Any) -> Predicate:
+def _build_nin(op: str, arg: Any, equal: Callable[[Any, Any], bool] = _equal) -> Predicate:
     """$nin: the complement of $in (on a field that exists)."""
-    in_test = _build_in(op, arg)
+    in_test = _build_in(op, arg, equal)
     return lambda value: not in_test(value)
+
+
+def _raw_equal(a: Any, b: Any) -> bool:
+    return raw_order(a, b) == 0
 
 
 def _build_exists(op: str, arg: Any) -> Predicate:
@@ -412,3 +456,85 @@ _BUILDERS: dict[str, Callable[[str, Any], Predicate]] = {
     "$allMatch": _build_all_match,
     "$keyMapMatch": _build_key_map_match,
 }
+# The operators that compare ``_id`` in raw order instead (mango_selector:match with cmp_raw).
+_RAW_BUILDERS: dict[str, Callable[[str, Any], Predicate]] = {
+    **{op: _build_raw_comparison for op in _RELATIONS},
+    "$in": lambda op, arg: _build_in(op, arg, _raw_equal),
+    "$nin": lambda op, arg: _build_nin(op, arg, _raw_equal),
+}
+
+
+# -- normal form ------------------------------------------------------------------
+# CouchDB stores and shows a partial index's selector in the form its normaliser gives
+# (mango_selector:normalize): explicit operators, one condition per object (an implicit $and made
+# explicit), dotted field paths, and negations pushed down to the conditions.
+
+_NESTED = ("$elemMatch", "$allMatch", "$keyMapMatch")
+_NEGATED = {"$lt": "$gte", "$lte": "$gt", "$eq": "$ne", "$ne": "$eq", "$gte": "$lt", "$gt": "$lte",
+            "$in": "$nin", "$nin": "$in"}
+
+
+def normalize(selector: Any) -> Any:
+    """A (valid) selector in CouchDB's normal form; an empty one stays empty."""
+    if selector == {}:
+        return {}
+    return _norm_negations(_norm_fields(_norm_ops(selector), ""))
+
+
+def _single(selector: Any) -> tuple[str, Any] | None:
+    return next(iter(selector.items())) if isinstance(selector, dict) and len(selector) == 1 else None
+
+
+def _norm_ops(selector: Any) -> Any:
+    """Explicit operators: a bare value is ``$eq``, an object of several conditions an ``$and``."""
+    if isinstance(selector, dict) and len(selector) > 1:
+        return {"$and": [_norm_ops({key: value}) for key, value in selector.items()]}
+    entry = _single(selector)
+    if entry is None:
+        return {"$eq": selector}
+    key, value = entry
+    if key in ("$and", "$or", "$nor") and isinstance(value, list):
+        return {key: [_norm_ops(part) for part in value]}
+    if key in ("$not", *_NESTED) or not key.startswith("$"):
+        return {key: _norm_ops(value)}
+    return selector
+
+
+def _norm_fields(selector: Any, path: str) -> Any:
+    """Field names moved down to the conditions, as dotted paths."""
+    entry = _single(selector)
+    if entry is None:
+        return selector
+    key, value = entry
+    if key in ("$and", "$or", "$nor") and isinstance(value, list):
+        return {key: [_norm_fields(part, path) for part in value]}
+    if key == "$not":
+        return {key: _norm_fields(value, path)}
+    if key in _NESTED:
+        return {path: {key: _norm_fields(value, "")}}
+    if key.startswith("$"):
+        return {path: selector}
+    return _norm_fields(value, f"{path}.{key}" if path else key)
+
+
+def _norm_negations(selector: Any, negated: bool = False) -> Any:
+    """``$not`` and ``$nor`` pushed down (De Morgan) to the conditions; one that has no opposite
+    keeps a ``$not``. ``negated``: the selector is under an odd number of negations."""
+    entry = _single(selector)
+    if entry is None:
+        return selector
+    key, value = entry
+    if key == "$not":
+        return _norm_negations(value, not negated)
+    if key in ("$and", "$or", "$nor") and isinstance(value, list):
+        inner = negated != (key == "$nor")
+        return {"$and" if (key == "$or") == negated else "$or": [_norm_negations(part, inner) for part in value]}
+    if not negated:
+        return {key: _norm_negations(value)} if key in ("$elemMatch", "$allMatch") else selector
+    if key in _NEGATED:
+        return {_NEGATED[key]: value}
+    if key == "$exists" and isinstance(value, bool):
+        return {key: not value}
+    if key.startswith("$"):
+        return {"$not": selector}
+    return {key: _norm_negations(value, True)}

@@ -134,9 +134,8 @@ def test_index_rows_answer_as_couchdb_and_read_the_same_range(twin: Twin) -> Non
         else:
             assert counts[1] <= counts[0] and counts[1][0] < 120, (body, counts)
         couch, ours = twin.both("POST", "/{db}/_explain", json=body)
-        # (CouchDB shows a partial_filter_selector normalised; this server as it was given.)
         plans = [{k: a.json()[k] for k in ("limit", "skip", "covering")} | {
-            k: a.json()["index"][k] for k in ("ddoc", "name", "type")} | {
+            k: a.json()["index"][k] for k in ("ddoc", "name", "type", "def")} | {
             k: a.json()["mrargs"][k] for k in ("start_key", "end_key", "direction", "include_docs")} for a in (couch, ours)]
         assert plans[1] == plans[0], (body, plans)
 
@@ -164,3 +163,86 @@ def test_an_index_follows_writes_and_bookmarks_walk_its_pages(twin: Twin) -> Non
             bookmark = answer["bookmark"]
         pages.append(walked)
     assert pages[1] == pages[0] and len(pages[0]) == 3 and "late" in pages[0][0], pages
+
+
+ID_DOCS = [{"_id": i, "n": k} for k, i in enumerate(["a", "B", "b", "é", "1", "Z", "aa"])] + \
+    [{"_id": "sub", "n": 9, "sub": {"_id": "B"}}, {"_id": "arr", "n": 10, "list": [{"_id": "B"}, {"_id": 3}]}]
+ID_VALUES: list[Any] = [{}, {"a": 1}, [], ["a"], None, False, True, 0, "B", "a"]
+
+
+def test_id_compares_in_raw_order_as_couchdb(twin: Twin) -> None:
+    """``_id`` is compared as ``_all_docs`` orders it (Erlang's term order): every id is above any
+    value that is not a string, and ``"B" < "a"``; a field named ``_id`` elsewhere collates as usual,
+    except directly under ``$elemMatch``. The same in ``_changes?filter=_selector``."""
+    twin.same("POST", "/{db}/_bulk_docs", json={"docs": ID_DOCS}, status=201)
+    selectors: list[dict] = [{"_id": {op: value}} for op in ("$lt", "$lte", "$gt", "$gte", "$eq", "$ne")
+                             for value in ID_VALUES]
+    selectors += [{"_id": {"$in": ["B", 1, {}]}}, {"_id": {"$nin": ["B", 1, {}]}}, {"_id": {"$gt": "a", "$lt": {}}},
+                  {"$and": [{"_id": {"$gt": "B"}}, {"_id": {"$gt": "a"}}]}, {"$and": [{"_id": {"$lt": "B"}}, {"_id": {"$lt": "a"}}]},
+                  {"$and": [{"_id": {"$gt": "a"}}, {"_id": {"$gt": {}}}]}, {"$not": {"_id": {"$lt": {}}}},
+                  {"_id": {"$not": {"$gt": "a"}}}, {"$or": [{"_id": {"$lte": None}}, {"n": 6}]},
+                  {"sub._id": {"$gt": "a"}}, {"sub": {"_id": {"$lt": "a"}}},
+                  {"list": {"$elemMatch": {"_id": {"$gt": "a"}}}}, {"list": {"$elemMatch": {"_id": {"$lt": "a"}}}},
+                  {"list": {"$elemMatch": {"_id": {"$lt": {}}}}}]
+    checked = 0
+    for selector in selectors:
+        body = {"selector": selector, "fields": ["_id"], "execution_stats": True}
+        couch, ours = twin.both("POST", "/{db}/_find", json=body)
+        assert ours.status_code == couch.status_code == 200, (selector, couch.text, ours.text)
+        cb, ob = couch.json(), ours.json()
+        assert ob["docs"] == cb["docs"], (selector, cb["docs"], ob["docs"])
+        # The same _all_docs range is read: CouchDB's bounds, in raw order.
+        assert ob["execution_stats"]["total_docs_examined"] == cb["execution_stats"]["total_docs_examined"], \
+            (selector, cb["execution_stats"], ob["execution_stats"])
+        couch, ours = twin.both("POST", "/{db}/_explain", json=body)
+        assert [a.json()["mrargs"][k] for a in (ours,) for k in ("start_key", "end_key")] == \
+            [couch.json()["mrargs"][k] for k in ("start_key", "end_key")], selector
+        couch, ours = twin.both("POST", "/{db}/_changes", params={"filter": "_selector"}, json={"selector": selector})
+        assert ours.status_code == couch.status_code == 200, (selector, couch.text, ours.text)
+        assert sorted(r["id"] for r in ours.json()["results"]) == sorted(r["id"] for r in couch.json()["results"]), selector
+        checked += bool(cb["docs"])
+    assert 0 < checked < len(selectors)
+
+
+RAW_ORDERED: list[Any] = [-1, 0, 2.5, 3, False, None, True, {}, {"a": 1}, {"a": 1, "b": 1}, {"a": 2}, {"b": 0},
+                          [], [0], [0, 0], ["a"], "", "1", "B", "Z", "a", "aa", "é"]
+
+
+def test_raw_order_of_every_kind_of_value_as_couchdb(twin: Twin) -> None:
+    """Under ``$elemMatch`` an ``_id`` may hold any value: each compares with each as in CouchDB."""
+    docs = [{"_id": f"d{i:02d}", "list": [{"_id": v}]} for i, v in enumerate(RAW_ORDERED)]
+    twin.same("POST", "/{db}/_bulk_docs", json={"docs": docs}, status=201)
+    for place, value in enumerate(RAW_ORDERED):
+        for op in ("$lt", "$eq", "$gt"):
+            body = {"selector": {"list": {"$elemMatch": {"_id": {op: value}}}}, "fields": ["_id"], "limit": 100}
+            answer = _same(twin, "/{db}/_find", body)
+            assert len(answer["docs"]) == {"$lt": place, "$eq": 1, "$gt": len(RAW_ORDERED) - 1 - place}[op], body
+
+
+PARTIAL = {"a": {"b": 1}, "c": {"$gt": 2, "$lt": 5}, "$not": {"d": 1}, "$nor": [{"e": 1}],
+           "$or": [{"f": {"g": 2}}, {"h": [1, 2]}], "i": {"$in": [1]}, "j": {"$elemMatch": {"k": 1, "l": {"$ne": 2}}},
+           "m": {}, "n": {"$not": {"$regex": "^x"}}, "o": {"$not": {"$exists": True}},
+           "$and": [{"$not": {"$or": [{"p": 1}, {"q": {"$in": [2]}}]}}]}
+
+
+def test_partial_filter_selector_is_stored_normalised_and_fields_as_given(twin: Twin) -> None:
+    """CouchDB writes a partial index's selector into the design document in its normal form (explicit
+    ``$eq`` and ``$and``, dotted paths, negations pushed down) and keeps ``def`` as it was sent;
+    ``_index`` and ``_explain`` show the fields as ``{name: direction}`` and the selector normalised."""
+    for body in ({"index": {"fields": ["hello"], "partial_filter_selector": {"type": "x"}}, "ddoc": "p1", "name": "p1"},
+                 {"index": {"fields": [{"hello": "asc"}, "x.y"], "partial_filter_selector": PARTIAL}, "ddoc": "p2", "name": "p2"},
+                 {"index": {"fields": ["q"], "partial_filter_selector": {}}, "ddoc": "p3", "name": "p3"},
+                 {"index": {"fields": ["hello"], "partial_filter_selector": {"type": "x"}}, "ddoc": "p1", "name": "p1"},
+                 {"index": {"fields": [{"hello": "asc"}], "partial_filter_selector": {"type": "x"}}, "ddoc": "p1", "name": "p1"}):
+        twin.same("POST", "/{db}/_index", json=body, status=200)
+    for ddoc in ("p1", "p2", "p3"):
+        stored = twin.same("GET", f"/{{db}}/_design/{ddoc}", status=200)
+    assert stored["views"]["p3"]["options"]["def"] == {"fields": ["q"], "partial_filter_selector": {}}
+    listed = twin.same("GET", "/{db}/_index", status=200)
+    assert listed["indexes"][2]["def"]["partial_filter_selector"]["$and"][0] == {"a.b": {"$eq": 1}}
+    twin.same("POST", "/{db}/_bulk_docs", json={"docs": [{"_id": "a", "type": "x", "hello": "w"},
+                                                          {"_id": "b", "type": "y", "hello": "w"}]}, status=201)
+    for body in ({"selector": {"hello": "w"}, "use_index": ["p1", "p1"]}, {"selector": {"hello": "w"}}):
+        couch, ours = twin.both("POST", "/{db}/_explain", json=body)
+        assert ours.json()["index"] == couch.json()["index"], (couch.text, ours.text)
+        _same(twin, "/{db}/_find", body)

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from sync_server.errors import BadRequest
-from sync_server.store.selector import collate, compile_selector
+from sync_server.store.selector import collate, compile_selector, normalize, raw_order
 
 DOC = {
     "_id": "person:ada",
@@ -585,3 +585,47 @@ def test_selector_invalid_regex_reason_names_problem():
         compile_selector({"a": {"$regex": "[a-"}})
     assert caught.value.reason.startswith('Bad argument for operator $regex: "[a-"')
     assert "regular expression" in caught.value.reason
+
+
+def test_raw_order_is_erlang_term_order() -> None:
+    """Numbers < false < null < true < objects < arrays < strings (by code point)."""
+    ordered = [-1, 0, 2.5, 3, False, None, True, {}, {"a": 1}, {"a": 1, "b": 1}, {"a": 2}, {"b": 0},
+               [], [0], [0, 0], ["a"], "", "1", "B", "Z", "a", "aa", "é"]
+    for i, a in enumerate(ordered):
+        assert raw_order(a, a) == 0
+        for b in ordered[i + 1:]:
+            assert (raw_order(a, b), raw_order(b, a)) == (-1, 1), (a, b)
+    assert raw_order(1, 1.0) == 0
+
+
+@pytest.mark.parametrize(("selector", "ids"), [
+    ({"_id": {"$lt": {}}}, []),
+    ({"_id": {"$gt": {}}}, ["B", "a", "é"]),
+    ({"_id": {"$gte": None}}, ["B", "a", "é"]),
+    ({"_id": {"$lte": []}}, []),
+    ({"_id": {"$eq": 0}}, []),
+    ({"_id": {"$ne": 0}}, ["B", "a", "é"]),
+    ({"_id": {"$gt": "B"}}, ["a", "é"]),  # ICU would put "B" after "a"
+    ({"_id": {"$in": ["a", {}]}}, ["a"]),
+    ({"_id": {"$nin": ["a", {}]}}, ["B", "é"]),
+    ({"x._id": {"$gt": "a"}}, ["B"]),  # not the document's _id: ICU collation
+    ({"list": {"$elemMatch": {"_id": {"$gt": "a"}}}}, []),  # _id under $elemMatch is raw too
+])
+def test_id_is_compared_in_raw_order(selector: dict, ids: list[str]) -> None:
+    docs = [{"_id": "B", "x": {"_id": "B"}, "list": [{"_id": "B"}]}, {"_id": "a"}, {"_id": "é"}]
+    match = compile_selector(selector)
+    assert [d["_id"] for d in docs if match(d)] == ids
+
+
+def test_normalize_gives_couchdbs_normal_form() -> None:
+    assert normalize({}) == {}
+    assert normalize({"type": "x"}) == {"type": {"$eq": "x"}}
+    assert normalize({"a": {"b": 1}, "c": {"$gt": 2, "$lt": 5}, "$not": {"d": 1}, "$nor": [{"e": 1}]}) == {"$and": [
+        {"a.b": {"$eq": 1}}, {"$and": [{"c": {"$gt": 2}}, {"c": {"$lt": 5}}]}, {"d": {"$ne": 1}},
+        {"$and": [{"e": {"$ne": 1}}]}]}
+    assert normalize({"$not": {"$or": [{"p": {"$in": [1]}}, {"q": {"$exists": True}}, {"r": {"$regex": "x"}}]}}) == \
+        {"$and": [{"p": {"$nin": [1]}}, {"q": {"$exists": False}}, {"r": {"$not": {"$regex": "x"}}}]}
+    assert normalize({"j": {"$elemMatch": {"k": 1, "l": {"$ne": 2}}}, "m": {}}) == {"$and": [
+        {"j": {"$elemMatch": {"$and": [{"k": {"$eq": 1}}, {"l": {"$ne": 2}}]}}}, {"m": {"$eq": {}}}]}
+    selector = {"a": {"$not": {"$not": {"$gt": 1}}}}
+    assert normalize(selector) == {"a": {"$gt": 1}} and selector == {"a": {"$not": {"$not": {"$gt": 1}}}}
