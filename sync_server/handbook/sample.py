@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import NotFound
@@ -12,6 +13,17 @@ from .ownership import KIOSK_ADMIN_ROLE, MEMBER_ROLE, SECRETARY_ROLE, cell_role,
 from .policy import secure
 
 CELL = "TQ.NH.KH.C01"
+
+def _next_meeting_at() -> str:
+    """When the sample's next meeting is: the last half hour (the province's time), so check-in
+    (open from an hour before a meeting to four hours after it, by default) is open for hours
+    after a sample is made, whenever that is: the demo's check-in works on any day."""
+    now = datetime.now(timezone(timedelta(hours=7)))
+    return now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0).isoformat()
+
+
+NEXT_MEETING_AT = _next_meeting_at()
+
 SAMPLE_DOCS: list[dict[str, Any]] = [
     {"_id": "unit:TQ", "type": "unit", "code": "TQ", "name": "Tuyên Quang", "level": "province", "parent": None},
     {"_id": "unit:TQ.NH", "type": "unit", "code": "TQ.NH", "name": "Na Hang", "level": "district", "parent": "TQ"},
@@ -22,7 +34,7 @@ SAMPLE_DOCS: list[dict[str, Any]] = [
      "category": "training", "language": "vi", "audience": ["TQ"], "published_at": "2026-11-02T08:00:00+07:00",
      "body": "Mở ứng dụng, chọn chi bộ, đồng bộ tại nhà văn hoá thôn."},
     {"_id": f"meeting:{CELL}:5d0c9a4e-2f1b-4c3d-8e7f-a1b2c3d4e5f6", "type": "meeting", "kind": "regular",
-     "cell": CELL, "scheduled": "2026-12-03T19:30:00+07:00", "place": "Nhà văn hoá thôn Bản Lằn",
+     "cell": CELL, "scheduled": NEXT_MEETING_AT, "place": "Nhà văn hoá thôn Bản Lằn",
      "status": "scheduled"},
 ]
 
@@ -168,7 +180,7 @@ CELL_DOCS: list[dict[str, Any]] = [
              active_on=("2026-10-20T09:30:00+07:00", "2026-11-05T21:10:00+07:00")),
     *_member("0013", "Đặng Thị Hoà", 1968, "female"),
     {"_id": MEETING_NEXT, "type": "meeting", "kind": "regular", "cell": CELL,
-     "scheduled": "2026-12-03T19:30:00+07:00", "place": "Nhà văn hoá thôn Bản Lằn", "status": "scheduled",
+     "scheduled": NEXT_MEETING_AT, "place": "Nhà văn hoá thôn Bản Lằn", "status": "scheduled",
      "agenda": ["Quán triệt Nghị quyết số 01-NQ/TU", "Đánh giá công việc tháng 11"]},
     {"_id": MEETING_HELD, "type": "meeting", "kind": "thematic", "cell": CELL,
      "scheduled": _HELD_AT, "place": "Nhà văn hoá thôn Bản Lằn", "status": "held",

@@ -79,3 +79,26 @@ def test_the_sample_cells_figures_follow_from_what_its_members_did(tmp_path):
     october = reports.compute(server.get(CELL_DB), Hierarchy(units), "2026-10").row(CELL)
     assert (october.installed, october.registered, october.active) == (1, 1, 1)  # only the secretary had paired
     server.close()
+
+
+def test_the_demo_member_can_check_in_to_the_samples_next_meeting_whenever_the_sample_is_made(tmp_path):
+    """The sample's next meeting is in the last half hour when the sample is made, so the demo's check-in
+    is open on any day (it was fixed on 2026-12-03, and closed four hours after its 19:30)."""
+    from datetime import datetime
+
+    from accounts import basic
+
+    from sync_server.app import create_app
+    from sync_server.handbook.sample import CELL, CELL_DB, DEMO_MEMBER, MEETING_NEXT, NEXT_MEETING_AT
+
+    app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
+    ensure_sample(app.extensions["sync_server"], "handbook-sample")
+    now = datetime.now().astimezone()
+    assert 0 <= (now - datetime.fromisoformat(NEXT_MEETING_AT)).total_seconds() < 30 * 60 + 5
+    number = DEMO_MEMBER["name"].rsplit(".", 1)[1]
+    doc = {"type": "attendance", "cell": CELL, "meeting": MEETING_NEXT, "member": DEMO_MEMBER["member"],
+           "status": "present", "scheduled": NEXT_MEETING_AT, "checked_in_at": now.isoformat(timespec="seconds")}
+    answer = app.test_client().put(f"/{CELL_DB}/attendance:{MEETING_NEXT}:{number}", json=doc,
+                                   headers=basic(DEMO_MEMBER["name"], DEMO_MEMBER["pin"]))
+    assert answer.status_code == 201, answer.json
+    app.extensions["sync_server"].close()
