@@ -29,7 +29,7 @@ CELL = "TQ.NH.KH.C01"
 CELL_DB = "cell-tq-nh-kh-c01"
 HANDBOOK_DB = "handbook"
 MEETING = f"meeting:{CELL}:5d0c9a4e-2f1b-4c3d-8e7f-a1b2c3d4e5f6"  # sync_server/handbook/sample.py MEETING_NEXT
-SCHEDULED = "2026-12-03T19:30:00+07:00"  # its time: a check-in carries it and falls inside its window (issue 13)
+SCHEDULED = "2026-12-03T19:30:00+07:00"  # its time (prepare sets it): a check-in carries it and falls inside its window (issue 13)
 CHECKED_IN_AT = "2026-12-03T19:40:00+07:00"
 PROBE_DB = "probe"
 if str(ROOT / "bench") not in sys.path:
@@ -56,6 +56,9 @@ def prepare(url: str, admin: tuple[str, str], phones: int, *, articles: int = 0,
                    for i in range(phones)]
         _bulk(client, CELL_DB, members + [meeting(rng, CELL) for _ in range(meetings)])
         _bulk(client, HANDBOOK_DB, [article(i, rng) for i in range(articles)])
+        # The sample's meeting is made in the last half hour; its check-ins here carry fixed times.
+        sample_meeting = client.get(f"/{CELL_DB}/{MEETING}").raise_for_status().json()
+        client.put(f"/{CELL_DB}/{MEETING}", json={**sample_meeting, "scheduled": SCHEDULED}).raise_for_status()
         client.put(f"/{PROBE_DB}").raise_for_status()
         return {"handbook": client.get(f"/{HANDBOOK_DB}").json()["doc_count"],
                 "cell": client.get(f"/{CELL_DB}").json()["doc_count"]}
