@@ -143,6 +143,14 @@ def no_horizontal_scroll(page: Page) -> None:
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
 
 
+def scroll_to(page: Page, selector: str) -> None:
+    """Bring ``selector`` into view in one step of the page's own script: a sync that re-renders
+    the screen between Playwright finding the element and scrolling to it cannot detach it."""
+    expect(page.locator(selector)).to_be_visible()
+    assert page.evaluate("s => { const e = document.querySelector(s); if (e) e.scrollIntoView({block: 'center'}); return !!e; }",
+                         selector)
+
+
 def big_enough_targets(page: Page) -> None:
     targets = page.eval_on_selector_all(
         "nav a, button, .button, select, input",
@@ -630,7 +638,7 @@ def test_the_kiosk_admin_manages_the_cells_members_on_the_members_screen(
     fits_in_every_language(page, lambda: expect(page.locator("#pin-shown")).to_have_text(pin))
     box = page.locator("#pin-shown").bounding_box()
     assert box["height"] < 80 and box["width"] <= PHONE["width"]  # one line of big digits, read across the table
-    page.locator("[data-member='0021']").scroll_into_view_if_needed()
+    scroll_to(page, "[data-member='0021']")
     page.screenshot(path=str(shots / "members-360-vi.png"))
     page.click("#pin-once .pin-hide")
     expect(page.locator("#pin-shown")).to_have_count(0)
@@ -833,7 +841,7 @@ def test_check_in_opens_around_the_meeting_can_be_undone_and_the_secretary_lists
     assert undone["withdrawn_at"][:10] == undone["checked_in_at"][:10]
     fits_in_every_language(page, lambda: expect(card.locator(".checkin")).to_be_visible())
     page.evaluate("window.scrollTo(0, 0)")
-    card.locator(".undone").scroll_into_view_if_needed()
+    scroll_to(page, f"[data-meeting='{MEETING_NEXT}'] .undone")
     page.screenshot(path=str(shots / "checkin-360-vi.png"))
     card.locator(".checkin").click()
     expect(card.locator(".undo")).to_be_visible()
