@@ -150,8 +150,13 @@ def create_index(db: Database, body: dict) -> dict:
         if kind == "text":
             raise MangoError(f"Invalid index type: {kind}", error="invalid_index_type")
         raise MangoError(f"Invalid type for index: {kind}", error="invalid_index")
-    if "selector" in index:  # CouchDB 2.0's name of partial_filter_selector, refused since
-        raise MangoError("Invalid key selector for this request.", error="invalid_key")
+    _w(body)
+    if body.get("partitioned", False) is not False:  # CouchDB answers 500 for either
+        raise MangoError("Partitioned indexes need a partitioned database, and none is partitioned here"
+                         if body["partitioned"] is True else f"Invalid partitioned value: {_show(body['partitioned'])}",
+                         error="invalid_partitioned_value")
+    _only(body, INDEX_KEYS)
+    _only(index, INDEX_DEF_KEYS)  # "selector", CouchDB 2.0's partial_filter_selector, included
     if ddoc_name is not None and not ddoc_name.removeprefix("_design/"):
         raise InvalidDocId(f"Illegal document id `{ddoc_name}`")
     fields = [{f: d} for f, d in _sort_spec(index["fields"])]
@@ -224,6 +229,8 @@ def bulk_delete(db: Database, body: Any) -> dict:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise MangoError(f"Bulk Delete requires an array of non-null docids. Docids: {_show(ids)}",
                          error="invalid_bulk_docs")
+    _w(body)
+    _only(body, BULK_DELETE_KEYS)
     success, fail = [], []
     known = {i["ddoc"] for i in indexes(db) if i["type"] == "json"}
     for ddoc_id in ids:
@@ -701,6 +708,24 @@ def _from_bookmark(text: Any) -> int:
 
 
 _BOOLEANS = ("conflicts", "update", "stable", "execution_stats", "allow_fallback")
+# The keys each request may carry (mango_opts.erl); any other is refused, after the known ones
+# are checked, naming the first in the body's order.
+FIND_KEYS = frozenset({"selector", "use_index", "bookmark", "limit", "skip", "sort", "fields", "partition",
+                       "r", "conflicts", "stale", "update", "stable", *_BOOLEANS})
+INDEX_KEYS = frozenset({"index", "type", "name", "ddoc", "w", "partitioned"})
+INDEX_DEF_KEYS = frozenset({"fields", "partial_filter_selector"})
+BULK_DELETE_KEYS = frozenset({"docids", "w"})
+
+
+def _only(body: dict, allowed: frozenset[str]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise MangoError(f"Invalid key {key} for this request.", error="invalid_key")
+
+
+def _w(body: dict) -> None:
+    if "w" in body and (not isinstance(body["w"], int) or isinstance(body["w"], bool) or body["w"] < 1):
+        raise MangoError(f"{_show(body['w'])} is not an integer greater than zero", error="invalid_pos_integer")
 
 
 def _check(body: Any) -> dict:
@@ -730,6 +755,12 @@ def _check(body: Any) -> dict:
         raise MangoError(f"Invalid index name: {_show(use_index)}", error="invalid_index_name")
     if body.get("bookmark") is not None and not isinstance(body["bookmark"], str):
         raise MangoError(f"Invalid bookmark value: {_show(body['bookmark'])}", error="invalid_bookmark")
+    if body.get("stale", False) not in (False, "ok"):  # CouchDB answers 500 (invalid_ok_or_false_value)
+        raise MangoError(f"Invalid value for stale: {_show(body['stale'])}, only \"ok\" or false",
+                         error="invalid_ok_or_false_value")
+    if body.get("partition", "") != "":  # no database here is partitioned
+        raise BadRequest("partition specified on non-partitioned db")
+    _only(body, FIND_KEYS)
     return body
 
 
