@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from flask import Response, current_app, g, request
 
 from .. import __version__
-from ..errors import BadRequest, Unauthorized
+from ..errors import BadContentType, BadRequest, Unauthorized
 from ..security.auth import require_admin
 from .http import flag, integer, json_param, parse_json, raw_body, respond, server
 from .pairing import signed_out
@@ -98,8 +98,10 @@ def session_post() -> Response:
     data = raw_body()
     if request.mimetype == "application/x-www-form-urlencoded":
         form = {k: v[0] for k, v in parse_qs(data.decode("utf-8", "replace")).items()}
-    else:
+    elif request.mimetype == "application/json":
         form = parse_json(data)
+    else:  # as CouchDB: a body of any other type (or none named) is not read as a password
+        raise BadContentType("Content-Type must be 'application/x-www-form-urlencoded' or 'application/json'")
     if not isinstance(form, dict) or not isinstance(form.get("name"), str) or not isinstance(form.get("password"), str):
         raise BadRequest("name and password are required")
     authenticator = current_app.extensions["authenticator"]

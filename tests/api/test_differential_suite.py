@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import ADMIN
 from differential import Pair, shape
 from test_differential import module_kiosk, pair  # noqa: F401 (fixtures)
 
@@ -236,3 +237,18 @@ def test_config_set_to_what_it_is(pair: Pair) -> None:
     assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
     assert pair.kiosk.get("/_node/_local/_config/uuids/algorithm").json() == "sequential"
     assert pair.kiosk.delete("/_node/_local/_config/uuids/algorithm").status_code == 403
+
+
+def test_a_password_is_read_only_from_json_or_a_form(pair: Pair) -> None:
+    name, password = ADMIN
+    for body, content_type in ((json.dumps({"name": name, "password": password}), "text/plain"),
+                               (f"name={name}&password={password}", "multipart/form-data; boundary=x"),
+                               (json.dumps({"name": name, "password": password}), None)):
+        headers = {"Content-Type": content_type} if content_type else {}
+        couch, kiosk = pair.both("POST", "/_session", content=body.encode(), headers=headers)
+        assert kiosk.status_code == couch.status_code == 415, (content_type, couch.text, kiosk.text)
+        assert kiosk.json()["error"] == couch.json()["error"] == "bad_content_type"
+        assert "AuthSession" not in kiosk.headers.get("Set-Cookie", "")
+    for body, content_type in ((json.dumps({"name": name, "password": password}), "application/json; charset=utf-8"),
+                               (f"name={name}&password={password}", "application/x-www-form-urlencoded")):
+        pair.same("POST", "/_session", content=body.encode(), headers={"Content-Type": content_type})
