@@ -24,6 +24,7 @@ _SERVER: dict[str, dict[str, Handler]] = {
     "": {"GET": app_static.root},
     "_up": {"GET": server.up},
     "_all_dbs": {"GET": server.all_dbs},
+    "_dbs_info": {"GET": server.dbs_info, "POST": server.dbs_info},
     "_uuids": {"GET": server.uuids},
     "_session": {"GET": server.session_get, "POST": server.session_post, "DELETE": server.session_delete},
     "_reading": {"POST": reading.post},

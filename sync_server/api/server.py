@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from flask import Response, current_app, g, request
 
 from .. import __version__
-from ..errors import BadContentType, BadRequest, Unauthorized
+from ..errors import BadContentType, BadRequest, NotFound, Unauthorized
 from ..security.auth import require_admin
 from .http import flag, integer, json_param, parse_json, raw_body, respond, server
 from .pairing import signed_out
@@ -38,6 +38,40 @@ def up() -> Response:
 def all_dbs() -> Response:
     """``GET /_all_dbs``: admin only, as in CouchDB 3."""
     require_admin(g.user)
+    return respond(_db_names())
+
+
+DBS_INFO_KEYS = 100  # CouchDB's [chttpd] max_db_number_for_dbs_info_req
+
+
+def dbs_info() -> Response:
+    """``GET /_dbs_info`` (the parameters of ``_all_dbs``) and ``POST /_dbs_info`` (``{"keys": [...]}``):
+    each database's info, or ``not_found``; admin only, as in CouchDB 3."""
+    require_admin(g.user)
+    if request.method == "POST":
+        body = parse_json(raw_body())
+        if not isinstance(body, dict) or "keys" not in body:
+            raise BadRequest("`keys` member must exist.")
+        if not isinstance(body["keys"], list):
+            raise BadRequest("`keys` member must be an array.")
+        if len(body["keys"]) > DBS_INFO_KEYS:
+            raise BadRequest("too_many_keys")
+        names = body["keys"]
+    else:
+        names = _db_names()
+    rows = []
+    for name in names:
+        try:
+            if not isinstance(name, str):
+                raise NotFound()
+            rows.append({"key": name, "info": server().get(name).info()})
+        except (NotFound, BadRequest):  # missing, or not a database name at all
+            rows.append({"key": name, "error": "not_found"})
+    return respond(rows)
+
+
+def _db_names() -> list[str]:
+    """The database names ``_all_dbs`` and ``GET /_dbs_info`` list, with their range, skip and limit."""
     descending = flag("descending")
     start = json_param("start_key", json_param("startkey"))
     end = json_param("end_key", json_param("endkey"))
@@ -47,7 +81,7 @@ def all_dbs() -> Response:
     if end is not None:
         names = [n for n in names if (n >= end if descending else n <= end)]
     skip, limit = integer("skip", 0) or 0, integer("limit")
-    return respond(names[skip:None if limit is None else skip + limit])
+    return names[skip:None if limit is None else skip + limit]
 
 
 class SequentialUuids:

@@ -106,6 +106,23 @@ def test_all_dbs_limit_and_skip(pair: Pair) -> None:
         assert client.get("/_all_dbs", params={"startkey": f'"{pair.db}"', "endkey": f'"{pair.db}"'}).json() == [pair.db]
 
 
+def test_dbs_info_lists_databases_as_all_dbs_does(pair: Pair) -> None:
+    pair.same("POST", "/{db}", json={"_id": "one"}, headers=JSON)
+    for body in ({}, {"keys": pair.db}, {"keys": [f"db{i}" for i in range(101)]}):
+        pair.same("POST", "/_dbs_info", json=body)
+    _, rows = pair.same("POST", "/_dbs_info", json={"keys": [1, "Bad!", "no-such-db", pair.db]})
+    assert [r.get("error") for r in rows] == ["not_found"] * 3 + [None] and rows[3]["info"]["doc_count"] == 1
+    params = {"start_key": f'"{pair.db}"', "end_key": f'"{pair.db}"'}
+    _, rows = pair.same("GET", "/_dbs_info", params=params)
+    assert [r["key"] for r in rows] == [pair.db]
+    for client in (pair.couch, pair.kiosk):
+        every = [r["key"] for r in client.get("/_dbs_info").json()]
+        assert every == client.get("/_all_dbs").json()
+        assert [r["key"] for r in client.get("/_dbs_info", params={"descending": "true", "limit": "2"}).json()] == \
+            every[::-1][:2]
+        assert httpx.get(client.base_url.join("/_dbs_info"), trust_env=False).status_code == 401  # admins only
+
+
 @pytest.mark.parametrize("value", ["-1000", "abc", "1.5"])
 def test_changes_heartbeat_that_is_not_a_count_of_milliseconds(pair: Pair, value: str) -> None:
     pair.same("GET", f"/{{db}}/_changes?feed=longpoll&heartbeat={value}")
