@@ -1,6 +1,7 @@
 """config.yaml documents every setting, and bad values stop the server with one clear line."""
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,28 @@ def test_cli_prints_one_line_for_a_bad_config(tmp_path):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "'couchdb.revs_limit' must be an integer" in lines[0]
+
+
+def test_cli_on_a_port_already_taken_says_so_in_one_line_and_starts_no_sync(tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    with socket.socket() as spare:  # a hub address nothing listens on
+        spare.bind(("127.0.0.1", 0))
+        hub = f"http://kiosk:pw@127.0.0.1:{spare.getsockname()[1]}/"
+    path = tmp_path / "config.yaml"
+    path.write_text(f"server:\n  port: {port}\nsync:\n  hub_url: {hub}\n  cell_db: cell-x\n  interval_seconds: 1\n")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "sync_server", "serve", "--config", str(path),
+                               "--data-dir", str(tmp_path / "d"), "--admin", "admin:secret"],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"], proc.stderr
+    assert "sync" not in proc.stdout, proc.stdout
 
 
 def test_cli_refuses_a_malformed_admin(tmp_path):

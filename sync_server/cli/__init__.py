@@ -92,6 +92,11 @@ def _run(settings: Settings, sample: bool) -> None:
         click.echo(f"sync-server: created sample database '{name}'")
     # Only a server running the sample tells the web app the demo accounts (GET /_app/sample.json).
     app.config["SAMPLE_ACCOUNTS"] = bool(name)
+    served = serving.Serving(app, settings)
+    sock = serving.listen(settings.server.host, settings.server.port)
+    served.add(sock)
+    _add_https(settings, app, served)
+    # the jobs start once the listeners are bound: a port already taken ends the command before any sync
     if settings.sync.hub_url or settings.province.hub_url:
         from sync_server.jobs.scheduler import start_if_configured
 
@@ -102,10 +107,6 @@ def _run(settings: Settings, sample: bool) -> None:
         click.echo(f"sync-server: pulling every cell and writing reports at {settings.province.report_time} daily")
     if settings.province.hub_url and settings.province.acme_directory:
         click.echo(f"sync-server: answering kiosks' certificate requests every {settings.province.cert_interval_seconds} s")
-    served = serving.Serving(app, settings)
-    sock = serving.listen(settings.server.host, settings.server.port)
-    served.add(sock)
-    _add_https(settings, app, served)
     click.echo(f"sync-server: listening on http://{settings.server.host}:{sock.getsockname()[1]}/ "
                f"(data in {os.path.abspath(settings.server.data_dir)})")
     sys.stdout.flush()

@@ -227,7 +227,8 @@ class Round:
 
     def write_kiosk(self, hub_url: str, **server: Any) -> None:
         self.kiosk.write_text(yaml.safe_dump({
-            "server": {"data_dir": str(self.kiosk_data), "public_name": NAME, **server},
+            # a free port unless one is given: never the default 5984, which another server may hold
+            "server": {"data_dir": str(self.kiosk_data), "public_name": NAME, "port": free_port(), **server},
             "sync": {"hub_url": hub_url, "cell_db": DB, "interval_seconds": 2, "timeout_seconds": 10,
                      "backoff_seconds": 1, "backoff_max_seconds": 2}}))
 
