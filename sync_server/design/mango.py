@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import json
 import re
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -168,12 +169,10 @@ def create_index(db: Database, body: dict) -> dict:
     if "partial_filter_selector" in index:
         compile_selector(index["partial_filter_selector"])
         definition["partial_filter_selector"] = index["partial_filter_selector"]
-    digest = hashlib.sha1(json.dumps(definition, sort_keys=True).encode()).hexdigest()
     given = {**definition, "fields": index["fields"]}  # CouchDB keeps the definition as it was sent
+    digest = couch_index_name(index, body)  # the name CouchDB gives the same request, so replicas agree
     name = name or digest
-    # Two indexes on the same fields under different names go to different design documents.
-    ddoc_digest = hashlib.sha1(json.dumps([definition, name], sort_keys=True).encode()).hexdigest()
-    ddoc_id = "_design/" + (ddoc_name or ddoc_digest).removeprefix("_design/")
+    ddoc_id = "_design/" + (ddoc_name or digest).removeprefix("_design/")
     view = {"map": {"fields": {f: d for item in fields for f, d in item.items()},
                     **({"partial_filter_selector": normalize(definition["partial_filter_selector"])}
                        if "partial_filter_selector" in definition else {})},
@@ -193,6 +192,55 @@ def create_index(db: Database, body: dict) -> dict:
     if "error" in result:
         raise CouchError(result.get("reason"), error=result["error"])
     return {"result": "created", "id": ddoc_id, "name": name}
+
+
+class _Atom(str):
+    """An Erlang atom, beside the strings (binaries) of decoded JSON."""
+
+
+def couch_index_name(index: dict, body: dict) -> str:
+    """The name CouchDB 3.4 makes for an index without one (mango_idx:gen_name): the SHA-1 of
+    ``term_to_binary({Def, lists:usort(Opts)}, [{minor_version, 1}])``, Def being the ``index``
+    object as sent and Opts ``POST /_index``'s options with their defaults. The same request
+    makes the same design document on the hub and on a kiosk."""
+    auto = _Atom("auto_name")
+    opts = [(_Atom("ddoc"), body.get("ddoc", auto)), (_Atom("def"), index), (_Atom("name"), body.get("name", auto)),
+            (_Atom("partitioned"), body.get("partitioned", _Atom("db_default"))),
+            (_Atom("type"), body.get("type", "json")), (_Atom("w"), body.get("w", 2))]  # in atom order
+    return hashlib.sha1(b"\x83" + _term((index, opts))).hexdigest()
+
+
+def _term(value: Any) -> bytes:
+    """Erlang's external term format of a value as jiffy decodes JSON (objects are ``{[{K, V}]}``),
+    as OTP 25 writes it with ``minor_version`` 1."""
+    if isinstance(value, _Atom) or value is None or isinstance(value, bool):
+        text = (value if isinstance(value, _Atom) else "null" if value is None else str(value).lower()).encode("latin-1")
+        return b"d" + struct.pack(">H", len(text)) + text  # ATOM_EXT
+    if isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+        return b"m" + struct.pack(">I", len(data)) + data  # BINARY_EXT
+    if isinstance(value, int):
+        if 0 <= value <= 255:
+            return b"a" + bytes([value])  # SMALL_INTEGER_EXT
+        if -(2 ** 31) <= value < 2 ** 31:
+            return b"b" + struct.pack(">i", value)  # INTEGER_EXT
+        digits = abs(value).to_bytes((abs(value).bit_length() + 7) // 8, "little")
+        head = b"n" + bytes([len(digits)]) if len(digits) < 256 else b"o" + struct.pack(">I", len(digits))
+        return head + bytes([value < 0]) + digits  # SMALL_BIG_EXT, LARGE_BIG_EXT
+    if isinstance(value, float):
+        return b"F" + struct.pack(">d", value)  # NEW_FLOAT_EXT
+    if isinstance(value, dict):  # {[{K, V}, ...]}
+        return _term((list(value.items()),))
+    if isinstance(value, tuple):
+        head = b"h" + bytes([len(value)]) if len(value) < 256 else b"i" + struct.pack(">I", len(value))
+        return head + b"".join(_term(v) for v in value)
+    if isinstance(value, list):
+        if not value:
+            return b"j"  # NIL_EXT
+        if len(value) < 65536 and all(type(v) is int and 0 <= v <= 255 for v in value):
+            return b"k" + struct.pack(">H", len(value)) + bytes(value)  # STRING_EXT
+        return b"l" + struct.pack(">I", len(value)) + b"".join(_term(v) for v in value) + b"j"
+    raise TypeError(f"no Erlang term for {type(value).__name__}")
 
 
 def _name_option(body: dict, key: str) -> str | None:

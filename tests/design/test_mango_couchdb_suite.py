@@ -53,6 +53,26 @@ def test_index_definitions_are_refused_as_couchdb_refuses_them(twin: Twin) -> No
     assert _error(twin, "POST", "/{db}/_find", {"selector": []}) == (400, "invalid_selector_json")
 
 
+def test_an_index_without_a_name_gets_the_name_couchdb_gives_it(twin: Twin) -> None:
+    # CouchDB names it by the SHA-1 of an Erlang term of the request: the same request makes the
+    # same design document on the hub and on a kiosk, so replicating them makes no duplicates
+    bodies: list[dict] = [
+        {"index": {"fields": ["a"]}}, {"index": {"fields": ["a", "b"]}, "type": "json"},
+        {"index": {"fields": ["a"]}, "w": 3}, {"index": {"fields": ["a"]}, "ddoc": "x"},
+        {"index": {"fields": ["a"]}, "ddoc": "_design/y"}, {"index": {"fields": ["a"]}, "name": "n1"},
+        {"index": {"fields": [{"a": "desc"}], "partial_filter_selector": {
+            "b": {"$in": [1, 2, 300, -5, -3000000000, 1.5, "s", None, True, 12345678901234567890, -(10 ** 40)]},
+            "c": {"$all": [1, 2, 3]}, "d": {"$elemMatch": {"e": {"$gt": 0.25}}}}}, "partitioned": False},
+        {"index": {"fields": ["é", "名前.姓"]}}, {"index": {"fields": ["a"], "partial_filter_selector": {}}},
+    ]
+    for body in bodies:
+        couch, ours = twin.both("POST", "/{db}/_index", json=body)
+        assert ours.status_code == couch.status_code == 200, (body, couch.text, ours.text)
+        assert ours.json() == couch.json(), body
+        again = twin.both("POST", "/{db}/_index", json=body)
+        assert [r.json()["result"] for r in again] == ["exists", "exists"], body
+
+
 def test_unknown_keys_are_refused_after_the_known_ones_are_checked(twin: Twin) -> None:
     index = {"fields": ["a"]}
     for body in ({"index": index, "bogus": 1}, {"index": {**index, "bogus": 1}}, {"index": index, "w": 1, "x": None}):
