@@ -746,13 +746,16 @@ def _bookmark(skip: int) -> str:
 
 
 def _from_bookmark(text: Any) -> int:
-    if text in (None, "nil"):
+    if text is None:
         return 0
-    try:
+    try:  # "nil", what a page with no documents answers, is not one to send back (as in CouchDB)
         value = json.loads(base64.urlsafe_b64decode(str(text) + "=" * (-len(str(text)) % 4)))
-        return int(value["skip"])
+        skip = value["skip"]
+        if type(skip) is int and skip >= 0:
+            return skip
     except (ValueError, KeyError, TypeError):
-        raise MangoError(f"Invalid bookmark value: {json.dumps(text)}", error="invalid_bookmark") from None
+        pass
+    raise MangoError(f"Invalid bookmark value: {json.dumps(text)}", error="invalid_bookmark") from None
 
 
 _BOOLEANS = ("conflicts", "update", "stable", "execution_stats", "allow_fallback")

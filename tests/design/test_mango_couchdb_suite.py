@@ -7,6 +7,7 @@ Erlang term (``<<"bing">>``) only the status and error name are compared.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from twin import ADMIN, Twin, twin  # noqa: F401 (the fixture)
@@ -86,6 +87,11 @@ def test_unknown_keys_are_refused_after_the_known_ones_are_checked(twin: Twin) -
     assert _error(twin, "POST", "/{db}/_find", {"selector": {"a": 1}, "partition": "p1"}) == (400, "bad_request")
     assert _error(twin, "POST", "/{db}/_index/_bulk_delete", {"docids": [], "x": 1}) == (400, "invalid_key")
     twin.same("POST", "/{db}/_find", json={"selector": {"a": 1}, "stale": "ok", "partition": ""}, status=200)
+    for bookmark in ("nil", "AAAA", "g2wAAAABaAJkAA5zdGFydGtleV9kb2NpZGQAA25pbGo"):
+        assert _error(twin, "POST", "/{db}/_find", {"selector": {"a": 1}, "bookmark": bookmark}) == (400, "invalid_bookmark")
+    forged = base64.urlsafe_b64encode(b'{"skip": -5}').decode()  # this server's bookmark form, a skip below zero
+    refused = twin.clients[1].post(f"/{twin.db}/_find", json={"selector": {"a": 1}, "bookmark": forged}, auth=ADMIN)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_bookmark"
     # CouchDB answers these with 500 (an Erlang term as the reason); here a plain 400 says why
     for path, body in (("/{db}/_find", {"selector": {"a": 1}, "stale": "bad"}),
                        ("/{db}/_index", {"index": index, "partitioned": True}),
