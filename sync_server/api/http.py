@@ -22,7 +22,7 @@ from flask import Response, current_app, g, request
 
 from ..errors import BadContentType, BadRequest, RequestTooLarge
 from ..store import Server
-from ..store.document import RawJSON
+from ..store.document import MAX_DEPTH, RawJSON
 
 JSON_TYPE = "application/json"
 
@@ -102,14 +102,19 @@ def parse_json(data: bytes) -> Any:
     """
     try:
         value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise BadRequest("invalid UTF-8 JSON") from None
+    except orjson.JSONDecodeError as exc:
+        raise _refused(exc.msg.startswith("depth limit")) from None
     if _LONG_DIGITS.search(data):
         try:
             return json.loads(data.decode("utf-8"))
         except RecursionError:  # deeper than the standard library goes (past 100 levels a document is refused anyway)
-            raise BadRequest("invalid UTF-8 JSON") from None
+            raise _refused(True) from None
     return value
+
+
+def _refused(too_deep: bool) -> BadRequest:
+    """CouchDB's answer to a malformed body; one nested past what a parser follows says so."""
+    return BadRequest(f"JSON nested deeper than {MAX_DEPTH} levels" if too_deep else "invalid UTF-8 JSON")
 
 
 def json_body(require_type: bool = True, expect: type | None = dict) -> Any:

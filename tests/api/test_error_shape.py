@@ -320,6 +320,18 @@ def test_bad_request_is_refused_and_stores_nothing(small: dict[str, Any], case: 
     assert "newdb" not in get(admin, "/_all_dbs") and "nodb" not in get(admin, "/_all_dbs")
 
 
+@pytest.mark.parametrize("deep", [b"[" * 5_000 + b"]" * 5_000, b'{"a":' * 5_000 + b"1" + b"}" * 5_000,
+                                  b'{"n": 12345678901234567890123, "a":' + b"[" * 5_000 + b"]" * 5_000 + b"}"],
+                         ids=["arrays", "objects", "with-a-big-integer"])
+def test_a_body_nested_past_the_parser_says_so(client: Any, deep: bytes) -> None:
+    """Not "invalid JSON": it is well formed, only too deep for any document here."""
+    create_db(client)
+    response = client.put(f"/{DB}/deep", data=deep, content_type="application/json")
+    assert assert_couch_error(response, 400, "bad_request")["reason"] == "JSON nested deeper than 100 levels"
+    assert assert_couch_error(client.put(f"/{DB}/bad", data=b'{"a": ]', content_type="application/json"),
+                              400, "bad_request")["reason"] == "invalid UTF-8 JSON"
+
+
 def test_error_helper_rejects_extra_keys(client: Any) -> None:
     """The helper itself must fail on a body that is not exactly error and reason."""
     create_db(client)
