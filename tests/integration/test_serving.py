@@ -111,6 +111,35 @@ def _feeds_wake(kiosk: Kiosk, admin: httpx.Client) -> None:
     assert results[40:] == [["wake"]] * 20
 
 
+def test_a_heartbeat_of_one_millisecond_is_paced_and_costs_the_kiosk_next_to_nothing(
+        kiosk_with: Callable[..., Kiosk]) -> None:
+    # A member asking for a beat every millisecond on a few feeds kept the kiosk's core busy.
+    kiosk = kiosk_with("server:\n  max_connections_per_client: 100\n")
+    with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as admin:
+        admin.put("/cell").raise_for_status()
+    beats = 5
+
+    def feed(_: int) -> float:
+        started = time.monotonic()
+        with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as client, \
+                client.stream("GET", "/cell/_changes", params={"feed": "continuous", "since": "now",
+                                                                "heartbeat": 1}) as response:
+            seen = 0
+            for chunk in response.iter_bytes():
+                seen += chunk.count(b"\n")
+                if seen >= beats:
+                    return time.monotonic() - started
+        raise AssertionError("the feed ended")
+
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        took = list(pool.map(feed, range(5)))
+    # a lower bound only (a loaded machine makes beats later, never sooner): the floor is 200 ms
+    assert min(took) >= beats * 0.2 * 0.9, took
+    with httpx.Client(base_url=kiosk.base, auth=ADMIN, timeout=GENEROUS) as admin:
+        bad = admin.get("/cell/_changes", params={"feed": "longpoll", "heartbeat": "-1"})
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
+
+
 def test_past_the_per_client_limit_a_request_gets_503_with_retry_after_at_once(kiosk_with: Callable[..., Kiosk]) -> None:
     kiosk = kiosk_with("server:\n  max_connections_per_client: 5\n")
     phone = ("127.0.0.3", 0)  # a phone on the Wi-Fi (the kiosk's own 127.0.0.1 has no per-client limit)
