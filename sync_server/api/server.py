@@ -62,11 +62,10 @@ def dbs_info() -> Response:
     rows = []
     for name in names:
         try:
-            if not isinstance(name, str):
-                raise NotFound()
-            rows.append({"key": name, "info": server().get(name).info()})
+            info = server().get(name).info() if isinstance(name, str) else None
         except (NotFound, BadRequest):  # missing, or not a database name at all
-            rows.append({"key": name, "error": "not_found"})
+            info = None
+        rows.append({"key": name, "info": info} if info is not None else {"key": name, "error": "not_found"})
     return respond(rows)
 
 

@@ -151,7 +151,7 @@ def create_index(db: Database, body: dict) -> dict:
         if kind == "text":
             raise MangoError(f"Invalid index type: {kind}", error="invalid_index_type")
         raise MangoError(f"Invalid type for index: {kind}", error="invalid_index")
-    _w(body)
+    _pos_integer(body, "w")
     if body.get("partitioned", False) is not False:  # CouchDB answers 500 for either
         raise MangoError("Partitioned indexes need a partitioned database, and none is partitioned here"
                          if body["partitioned"] is True else f"Invalid partitioned value: {_show(body['partitioned'])}",
@@ -277,7 +277,7 @@ def bulk_delete(db: Database, body: Any) -> dict:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise MangoError(f"Bulk Delete requires an array of non-null docids. Docids: {_show(ids)}",
                          error="invalid_bulk_docs")
-    _w(body)
+    _pos_integer(body, "w")
     _only(body, BULK_DELETE_KEYS)
     success, fail = [], []
     known = {i["ddoc"] for i in indexes(db) if i["type"] == "json"}
@@ -755,7 +755,7 @@ def _from_bookmark(text: Any) -> int:
             return skip
     except (ValueError, KeyError, TypeError):
         pass
-    raise MangoError(f"Invalid bookmark value: {json.dumps(text)}", error="invalid_bookmark") from None
+    raise MangoError(f"Invalid bookmark value: {json.dumps(text)}", error="invalid_bookmark")
 
 
 _BOOLEANS = ("conflicts", "update", "stable", "execution_stats", "allow_fallback")
@@ -774,9 +774,11 @@ def _only(body: dict, allowed: frozenset[str]) -> None:
             raise MangoError(f"Invalid key {key} for this request.", error="invalid_key")
 
 
-def _w(body: dict) -> None:
-    if "w" in body and (not isinstance(body["w"], int) or isinstance(body["w"], bool) or body["w"] < 1):
-        raise MangoError(f"{_show(body['w'])} is not an integer greater than zero", error="invalid_pos_integer")
+def _pos_integer(body: dict, name: str) -> None:
+    """``r`` or ``w``, when given: an integer of at least 1."""
+    value = body.get(name)
+    if name in body and (type(value) is not int or value < 1):
+        raise MangoError(f"{_show(value)} is not an integer greater than zero", error="invalid_pos_integer")
 
 
 def _check(body: Any) -> dict:
@@ -790,8 +792,7 @@ def _check(body: Any) -> dict:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise MangoError(f"{json.dumps(value)} is not an integer greater than or equal to zero",
                              error="invalid_non_neg_integer")
-    if "r" in body and (not isinstance(body["r"], int) or isinstance(body["r"], bool) or body["r"] < 1):
-        raise MangoError(f"{_show(body['r'])} is not an integer greater than zero", error="invalid_pos_integer")
+    _pos_integer(body, "r")
     for name in _BOOLEANS:
         if name in body and not isinstance(body[name], bool):
             raise MangoError(f"Invalid boolean value: {_show(body[name])}", error="invalid_boolean")
