@@ -14,15 +14,29 @@ from .policy import secure
 
 CELL = "TQ.NH.KH.C01"
 
-def _next_meeting_at() -> str:
-    """When the sample's next meeting is: the last half hour (the province's time), so check-in
-    (open from an hour before a meeting to four hours after it, by default) is open for hours
-    after a sample is made, whenever that is: the demo's check-in works on any day."""
-    now = datetime.now(timezone(timedelta(hours=7)))
+PROVINCE_TZ = timezone(timedelta(hours=7))
+
+
+def _now() -> datetime:
+    return datetime.now(PROVINCE_TZ)
+
+
+def next_meeting_at() -> str:
+    """When the sample's next meeting is: the last half hour (the province's time) at the moment the
+    sample is written, so check-in (open from an hour before a meeting to four hours after it, by
+    default) is open for hours after a sample is made, whenever that is: the demo's check-in works
+    on any day. Read at each write, never at import: a server that runs for days writes today's."""
+    now = _now()
     return now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0).isoformat()
 
 
-NEXT_MEETING_AT = _next_meeting_at()
+def _dated(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the documents, the next meeting's time filled in now."""
+    when = next_meeting_at()
+    return [{**doc, "scheduled": when} if doc.get("scheduled") is NEXT else dict(doc) for doc in docs]
+
+
+NEXT = object()  # marks the next meeting's time in the lists below, filled in by _dated
 
 SAMPLE_DOCS: list[dict[str, Any]] = [
     {"_id": "unit:TQ", "type": "unit", "code": "TQ", "name": "Tuyên Quang", "level": "province", "parent": None},
@@ -34,7 +48,7 @@ SAMPLE_DOCS: list[dict[str, Any]] = [
      "category": "training", "language": "vi", "audience": ["TQ"], "published_at": "2026-11-02T08:00:00+07:00",
      "body": "Mở ứng dụng, chọn chi bộ, đồng bộ tại nhà văn hoá thôn."},
     {"_id": f"meeting:{CELL}:5d0c9a4e-2f1b-4c3d-8e7f-a1b2c3d4e5f6", "type": "meeting", "kind": "regular",
-     "cell": CELL, "scheduled": NEXT_MEETING_AT, "place": "Nhà văn hoá thôn Bản Lằn",
+     "cell": CELL, "scheduled": NEXT, "place": "Nhà văn hoá thôn Bản Lằn",
      "status": "scheduled"},
 ]
 
@@ -48,7 +62,7 @@ def ensure_sample(server: Server, name: str) -> bool:
     ensure_sample_province(server)
     if server.exists(name):
         return False
-    results = server.create(name).bulk_docs([dict(doc) for doc in SAMPLE_DOCS])
+    results = server.create(name).bulk_docs(_dated(SAMPLE_DOCS))
     failed = [r for r in results if "error" in r]
     if failed:
         raise ValueError(f"sample documents refused: {failed}")
@@ -180,7 +194,7 @@ CELL_DOCS: list[dict[str, Any]] = [
              active_on=("2026-10-20T09:30:00+07:00", "2026-11-05T21:10:00+07:00")),
     *_member("0013", "Đặng Thị Hoà", 1968, "female"),
     {"_id": MEETING_NEXT, "type": "meeting", "kind": "regular", "cell": CELL,
-     "scheduled": NEXT_MEETING_AT, "place": "Nhà văn hoá thôn Bản Lằn", "status": "scheduled",
+     "scheduled": NEXT, "place": "Nhà văn hoá thôn Bản Lằn", "status": "scheduled",
      "agenda": ["Quán triệt Nghị quyết số 01-NQ/TU", "Đánh giá công việc tháng 11"]},
     {"_id": MEETING_HELD, "type": "meeting", "kind": "thematic", "cell": CELL,
      "scheduled": _HELD_AT, "place": "Nhà văn hoá thôn Bản Lằn", "status": "held",
@@ -235,7 +249,7 @@ def _fill(db: Any, docs: list[dict]) -> None:
     """Write as the server itself (no user roles), whatever request ran last in this thread."""
     roles, name = current_roles.set(None), current_name.set(None)
     try:
-        results = db.bulk_docs([dict(doc) for doc in docs])
+        results = db.bulk_docs(_dated(docs))
     finally:
         current_roles.reset(roles)
         current_name.reset(name)

@@ -81,24 +81,53 @@ def test_the_sample_cells_figures_follow_from_what_its_members_did(tmp_path):
     server.close()
 
 
+def _sample_app(tmp_path):
+    from sync_server.app import create_app
+
+    app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
+    ensure_sample(app.extensions["sync_server"], "handbook-sample")
+    return app
+
+
+def test_the_samples_next_meeting_is_the_half_hour_when_the_sample_is_written_not_imported(tmp_path, monkeypatch):
+    """It was fixed on 2026-12-03 (the check-in closed four hours after its 19:30); then it was fixed
+    when the module was imported, and a server (or a test run) up for more than half an hour wrote a
+    stale time. Here the clock moves a day and a half on after import, and the meeting follows it."""
+    from datetime import datetime, timedelta
+
+    from accounts import basic
+
+    from sync_server.handbook import sample
+
+    later = datetime.now(sample.PROVINCE_TZ) + timedelta(hours=36, minutes=7)
+    monkeypatch.setattr(sample, "_now", lambda: later)
+    app = _sample_app(tmp_path)
+    client, admin = app.test_client(), basic("admin", "secret")
+    scheduled = client.get(f"/{sample.CELL_DB}/{sample.MEETING_NEXT}", headers=admin).json["scheduled"]
+    assert 0 <= (later - datetime.fromisoformat(scheduled)).total_seconds() < 30 * 60
+    rows = client.get("/handbook-sample/_all_docs?include_docs=true", headers=admin).json["rows"]
+    assert [row["doc"]["scheduled"] for row in rows if row["doc"]["type"] == "meeting"] == [scheduled]
+    app.extensions["sync_server"].close()
+
+
 def test_the_demo_member_can_check_in_to_the_samples_next_meeting_whenever_the_sample_is_made(tmp_path):
-    """The sample's next meeting is in the last half hour when the sample is made, so the demo's check-in
-    is open on any day (it was fixed on 2026-12-03, and closed four hours after its 19:30)."""
+    """The sample's next meeting is in the last half hour when the sample is made, so the demo's
+    check-in (open until four hours after a meeting) is open on any day."""
     from datetime import datetime
 
     from accounts import basic
 
-    from sync_server.app import create_app
-    from sync_server.handbook.sample import CELL, CELL_DB, DEMO_MEMBER, MEETING_NEXT, NEXT_MEETING_AT
+    from sync_server.handbook.sample import CELL, CELL_DB, DEMO_MEMBER, MEETING_NEXT
 
-    app = create_app(Settings().replace("server", data_dir=str(tmp_path), admin="admin:secret"))
-    ensure_sample(app.extensions["sync_server"], "handbook-sample")
+    app = _sample_app(tmp_path)
+    client = app.test_client()
+    scheduled = client.get(f"/{CELL_DB}/{MEETING_NEXT}", headers=basic("admin", "secret")).json["scheduled"]
     now = datetime.now().astimezone()
-    assert 0 <= (now - datetime.fromisoformat(NEXT_MEETING_AT)).total_seconds() < 30 * 60 + 5
+    assert 0 <= (now - datetime.fromisoformat(scheduled)).total_seconds() < 30 * 60 + 5
     number = DEMO_MEMBER["name"].rsplit(".", 1)[1]
     doc = {"type": "attendance", "cell": CELL, "meeting": MEETING_NEXT, "member": DEMO_MEMBER["member"],
-           "status": "present", "scheduled": NEXT_MEETING_AT, "checked_in_at": now.isoformat(timespec="seconds")}
-    answer = app.test_client().put(f"/{CELL_DB}/attendance:{MEETING_NEXT}:{number}", json=doc,
-                                   headers=basic(DEMO_MEMBER["name"], DEMO_MEMBER["pin"]))
+           "status": "present", "scheduled": scheduled, "checked_in_at": now.isoformat(timespec="seconds")}
+    answer = client.put(f"/{CELL_DB}/attendance:{MEETING_NEXT}:{number}", json=doc,
+                        headers=basic(DEMO_MEMBER["name"], DEMO_MEMBER["pin"]))
     assert answer.status_code == 201, answer.json
     app.extensions["sync_server"].close()
