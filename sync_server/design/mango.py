@@ -464,6 +464,9 @@ def _nothing(selector: dict) -> bool:
     return len(selector) == 1 and next(iter(selector.items())) in (("$or", []), ("$and", []), ("$in", []), ("$all", []))
 
 
+Position = dict[str, Any]  # where a row is in its index: {"key": key, "id": doc id}, or {"id": doc id} in _all_docs
+
+
 def _range_bytes(index: dict, selector: dict) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
     """The (key bytes, id bytes) bounds of a JSON index's rows a selector allows, in ascending order."""
     start, end = key_range(selector, columns(index))
@@ -472,9 +475,11 @@ def _range_bytes(index: dict, selector: dict) -> tuple[tuple[bytes, bytes], tupl
     return low, high
 
 
-def _index_rows(db: Database, index: dict, selector: dict, descending: bool, update: bool) -> Iterator[tuple[str, str]]:
-    """(doc id, key JSON) of the rows of a JSON index a selector allows, in index order; the index is
-    brought up to date first unless ``update`` is false (then a never built index has no rows)."""
+def _index_rows(db: Database, index: dict, selector: dict, descending: bool, update: bool,
+                after: Position | None = None) -> Iterator[tuple[str, str]]:
+    """(doc id, key JSON) of the rows of a JSON index a selector allows, in index order, those after
+    ``after`` only (a bookmark's row); the index is brought up to date first unless ``update`` is
+    false (then a never built index has no rows)."""
     ddoc = db.get(index["ddoc"])
     if update:
         views.update(db, ddoc, _index_views(ddoc), _map_json)
@@ -482,8 +487,16 @@ def _index_rows(db: Database, index: dict, selector: dict, descending: bool, upd
     if not update and stored.built_seq() is None:
         return
     low, high = _range_bytes(index, selector)
+    mark: tuple[bytes, bytes] | None = None
+    if after is not None:
+        if "key" not in after:
+            raise MangoError("Invalid bookmark value: not one of this index", error="invalid_bookmark")
+        mark = (collation.encode(after["key"]), collation.encode(after["id"]))
+        low, high = (low, min(high, mark)) if descending else (max(low, mark), high)
     bounds = (high, low) if descending else (low, high)
-    for doc_id, key_json, _value, _bytes in stored.scan(index["name"], *bounds, True, descending):
+    for doc_id, key_json, _value, key_bytes in stored.scan(index["name"], *bounds, True, descending):
+        if mark is not None and key_bytes == mark[0] and collation.encode(doc_id) == mark[1]:
+            continue  # the bookmark's own row: the page after it begins past it
         yield doc_id, key_json
 
 
@@ -519,16 +532,18 @@ def _covers(index: dict, body: dict) -> list[str] | None:
     return fields if set(asked) | named <= set(fields) | {"_id"} else None
 
 
-def _from_index(db: Database, index: dict, body: dict, predicate: Any, descending: bool, want: int) -> tuple[list[dict], int, int]:
-    """Up to ``want`` matching documents in index order, with the rows and documents examined.
+def _from_index(db: Database, index: dict, body: dict, predicate: Any, descending: bool, want: int,
+                after: Position | None) -> tuple[list[tuple[dict, Position]], int, int]:
+    """Up to ``want`` matching documents in index order after ``after``, each with its row's
+    position, and the rows and documents examined.
 
     Only the documents of the rows in range are read, in index order, until the page is full; a
     covering index answers from its rows and reads none.
     """
     covered = _covers(index, body)
-    rows = _index_rows(db, index, body["selector"], descending, body.get("update", True))
+    rows = _index_rows(db, index, body["selector"], descending, body.get("update", True), after)
     options = {"conflicts": True} if body.get("conflicts") else None
-    matched: list[dict] = []
+    matched: list[tuple[dict, Position]] = []
     keys = examined = 0
     more = False  # a row after the full page was reached
     while len(matched) < want:
@@ -540,7 +555,7 @@ def _from_index(db: Database, index: dict, body: dict, predicate: Any, descendin
         else:
             docs = (row.get("doc") for row in db.all_docs_keys([doc_id for doc_id, _ in page], include_docs=True,
                                                                doc_options=options))
-        for doc in docs:  # each document read as it is reached
+        for doc, (doc_id, key) in zip(docs, page):  # each document read as it is reached
             if len(matched) >= want:
                 more = True
                 break
@@ -549,16 +564,18 @@ def _from_index(db: Database, index: dict, body: dict, predicate: Any, descendin
                 continue  # deleted since the index was read
             examined += covered is None
             if predicate(doc):
-                matched.append(doc)
+                matched.append((doc, {"key": json.loads(key), "id": doc_id}))
     if want and (more or (len(matched) >= want and next(rows, None) is not None)):
         keys += 1  # CouchDB reads the row after a full page before it stops, and counts it
         examined += covered is None
     return matched, keys, examined
 
 
-def _from_all_docs(db: Database, body: dict, predicate: Any, descending: bool, want: int) -> tuple[list[dict], int]:
-    """Matching documents in ``_id`` order (the ``_id`` bounds of the selector narrow the scan), with
-    the documents examined; stops once ``want`` are found when ascending."""
+def _from_all_docs(db: Database, body: dict, predicate: Any, descending: bool, want: int,
+                   after: Position | None) -> tuple[list[tuple[dict, Position]], int]:
+    """Matching documents in ``_id`` order after ``after`` (the ``_id`` bounds of the selector narrow
+    the scan), each with its position, and the documents examined; stops once ``want`` are found
+    when ascending."""
     low, high = _id_range(body["selector"])
     # _all_docs is in raw term order, where every string (every id) sorts after any other value: a
     # low bound that is not a string leaves the scan open, a high one leaves nothing to read.
@@ -566,11 +583,20 @@ def _from_all_docs(db: Database, body: dict, predicate: Any, descending: bool, w
     end = high if isinstance(high, str) else None
     if high is not _MISSING and end is None:
         return [], 0
+    if after is not None:
+        if not isinstance(after["id"], str) or "key" in after:
+            raise MangoError("Invalid bookmark value: not one of this index", error="invalid_bookmark")
+        if descending:
+            end = after["id"] if end is None else min(end, after["id"])
+        else:
+            start = after["id"] if start is None else max(start, after["id"])
     options = {"conflicts": True} if body.get("conflicts") else None
-    matched: list[dict] = []
+    matched: list[tuple[dict, Position]] = []
     examined = 0
     rows = db.all_docs(start=start, end=end, include_docs=True, doc_options=options)
     for row in rows:
+        if after is not None and row["id"] == after["id"]:
+            continue  # the bookmark's own document: the page after it begins past it
         if row["id"].startswith("_design/"):
             # Never answered. CouchDB counts one as examined only when the selector refuses it (one it
             # matches is dropped after its shard sent it, with its count).
@@ -578,7 +604,7 @@ def _from_all_docs(db: Database, body: dict, predicate: Any, descending: bool, w
             continue
         examined += 1
         if predicate(row["doc"]):
-            matched.append(row["doc"])
+            matched.append((row["doc"], {"id": row["id"]}))
             if not descending and len(matched) >= want:
                 examined += next(rows, None) is not None  # the row after a full page, read and counted
                 break
@@ -741,19 +767,20 @@ def _use_index(value: Any) -> list[str] | None:
     return parts if len(parts) <= 2 else None
 
 
-def _bookmark(skip: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"skip": skip}).encode()).decode().rstrip("=")
+def _bookmark(position: Position) -> str:
+    """A bookmark holds the last row's position, as CouchDB's does (its index key and document id),
+    so the next page begins after that row even when documents were written in between."""
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _from_bookmark(text: Any) -> int:
+def _from_bookmark(text: Any) -> Position | None:
     if text is None:
-        return 0
+        return None
     try:  # "nil", what a page with no documents answers, is not one to send back (as in CouchDB)
         value = json.loads(base64.urlsafe_b64decode(str(text) + "=" * (-len(str(text)) % 4)))
-        skip = value["skip"]
-        if type(skip) is int and skip >= 0:
-            return skip
-    except (ValueError, KeyError, TypeError):
+        if isinstance(value, dict) and isinstance(value.get("id"), str) and set(value) <= {"key", "id"}:
+            return value
+    except (ValueError, TypeError):
         pass
     raise MangoError(f"Invalid bookmark value: {json.dumps(text)}", error="invalid_bookmark")
 
@@ -854,20 +881,21 @@ def find(db: Database, body: Any) -> dict:
     chosen = plan(db, body)
     predicate = compile_selector(body["selector"])
     index, sort = chosen["index"], chosen["sort"]
-    limit, skip = body.get("limit", DEFAULT_LIMIT), body.get("skip", 0) + _from_bookmark(body.get("bookmark"))
+    limit, skip = body.get("limit", DEFAULT_LIMIT), body.get("skip", 0)
+    after = _from_bookmark(body.get("bookmark"))
     descending = bool(sort) and sort[0][1] == "desc"
-    matched: list[dict] = []
+    matched: list[tuple[dict, Position]] = []
     keys, examined = 0, 0
     if _nothing(body["selector"]):
         pass
     elif index["type"] == "json":  # index order is the answer's order
-        matched, keys, examined = _from_index(db, index, body, predicate, descending, skip + limit)
+        matched, keys, examined = _from_index(db, index, body, predicate, descending, skip + limit, after)
     else:
-        matched, examined = _from_all_docs(db, body, predicate, descending, skip + limit)
+        matched, examined = _from_all_docs(db, body, predicate, descending, skip + limit, after)
         keys = examined
-    page_docs = matched[skip:skip + limit]
-    docs = [_project(d, body.get("fields")) for d in page_docs]
-    bookmark = _bookmark(skip + len(page_docs)) if page_docs else (body.get("bookmark") or "nil")
+    page = matched[skip:skip + limit]
+    docs = [_project(d, body.get("fields")) for d, _ in page]
+    bookmark = _bookmark(page[-1][1]) if page else (body.get("bookmark") or "nil")
     answer: dict[str, Any] = {"docs": docs, "bookmark": bookmark}
     quorum = body.get("r", 1) > 1  # documents read again at quorum: CouchDB counts them apart
     if body.get("execution_stats"):

@@ -89,7 +89,7 @@ def test_unknown_keys_are_refused_after_the_known_ones_are_checked(twin: Twin) -
     twin.same("POST", "/{db}/_find", json={"selector": {"a": 1}, "stale": "ok", "partition": ""}, status=200)
     for bookmark in ("nil", "AAAA", "g2wAAAABaAJkAA5zdGFydGtleV9kb2NpZGQAA25pbGo"):
         assert _error(twin, "POST", "/{db}/_find", {"selector": {"a": 1}, "bookmark": bookmark}) == (400, "invalid_bookmark")
-    forged = base64.urlsafe_b64encode(b'{"skip": -5}').decode()  # this server's bookmark form, a skip below zero
+    forged = base64.urlsafe_b64encode(b'{"skip": -5}').decode()  # a JSON bookmark not of this server's form
     refused = twin.clients[1].post(f"/{twin.db}/_find", json={"selector": {"a": 1}, "bookmark": forged}, auth=ADMIN)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_bookmark"
     # CouchDB answers these with 500 (an Erlang term as the reason); here a plain 400 says why
@@ -187,6 +187,29 @@ def test_explain_without_a_usable_index(twin: Twin) -> None:
         assert ours.status_code == couch.status_code == 200
         for key in ("index", "index_candidates", "selector_hints", "partitioned"):
             assert ours.json()[key] == couch.json()[key], (body, key, couch.text, ours.text)
+
+
+def test_a_bookmark_holds_its_place_when_documents_are_written_between_pages(twin: Twin) -> None:
+    # CouchDB's bookmark is the last row's key and document id: the next page begins after that row,
+    # whatever was written before it in between (a bookmark counting rows repeated documents).
+    _users(twin)
+    queries = [{"selector": {"age": {"$gt": 0}}, "sort": [{"age": "asc"}], "limit": 3},
+               {"selector": {"age": {"$gt": 0}}, "sort": [{"age": "desc"}], "limit": 3},
+               {"selector": {"_id": {"$gt": None}}, "limit": 3},
+               {"selector": {"_id": {"$gt": None}}, "sort": [{"_id": "desc"}], "limit": 3},
+               {"selector": {"age": {"$gt": 0}}, "sort": [{"age": "asc"}], "limit": 2, "skip": 1}]
+    firsts = [[c.post(f"/{twin.db}/_find", json=q, auth=ADMIN).json() for c in twin.clients] for q in queries]
+    for (couch, ours), query in zip(firsts, queries):
+        assert _docs(ours) == _docs(couch), (query, couch, ours)
+    # Written between the pages: documents before every first page's end, in both orders.
+    twin.same("POST", "/{db}/_bulk_docs", status=201, json={"docs": [
+        {"_id": "u0a", "age": 1}, {"_id": "u0b", "age": 2}, {"_id": "u9", "age": 90}, {"_id": "u9b", "age": 91}]})
+    for (couch, ours), query in zip(firsts, queries):
+        pages = [c.post(f"/{twin.db}/_find", json={**query, "bookmark": first["bookmark"]}, auth=ADMIN).json()
+                 for c, first in zip(twin.clients, (couch, ours))]
+        assert _docs(pages[1]) == _docs(pages[0]) and pages[0]["docs"], (query, pages)
+        seen = {d["_id"] for d in couch["docs"]}
+        assert not seen & {d["_id"] for d in pages[1]["docs"]}, (query, pages)  # nothing shown twice
 
 
 def test_reads_bookmarks_updates_and_conflicts_as_couchdb(twin: Twin) -> None:
