@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
-from flask import request
+from flask import g, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound
+from ..security.auth import require_admin
 from . import app_static, bulk, changes, database, design, document, find, node, pairing, reading, server, views
 from . import members as members_api
 
@@ -106,7 +107,12 @@ def _resolve(parts: list[str]) -> tuple[Handler, list[Any]]:
     if head == "" or (head.startswith("_") and not rest and head in _SERVER):
         return _pick(_SERVER.get(head) or {}), []
     if head.startswith("_") and head not in ("_users", "_replicator", "_global_changes"):
-        raise NotFound("Database does not exist.") if rest else BadRequest(
+        # CouchDB: a path of its own it does not know is for server admins (401 to anyone else);
+        # for them it is no database (404), and one cannot be made under that name (400)
+        require_admin(g.user)
+        if rest or request.method != "PUT":
+            raise NotFound("Database does not exist.")
+        raise BadRequest(
             f"Name: '{head[:80]}'. Only lowercase characters (a-z), digits (0-9), and any of the characters "
             "_, $, (, ), +, -, and / are allowed. Must begin with a letter.", error="illegal_database_name")
     if not rest:

@@ -82,13 +82,26 @@ def test_underscore_and_colon_names_are_refused(pair: Pair) -> None:
 def test_plain_accounts_cannot_read_or_write_users(pair: Pair, accounts: dict[str, str]) -> None:
     reader = as_user(pair, accounts["reader"])
     other = f"/_users/org.couchdb.user:{accounts['other']}"
-    reader.same("GET", f"/_users/org.couchdb.user:{accounts['reader']}", reason=False)  # not even their own
-    reader.same("GET", other, reason=False)
-    reader.same("GET", "/_users", reason=False)
+    reader.same("GET", f"/_users/org.couchdb.user:{accounts['reader']}")  # not even their own
+    reader.same("GET", other)
+    reader.same("GET", "/_users")
+    as_user(pair, None).same("GET", "/_users")
     reader.same("PUT", other, json={"name": accounts["other"], "type": "user", "roles": [], "password": "x"}, reason=False)
     reader.same("GET", "/_session")  # signed in, with no roles
     as_user(pair, None).same("PUT", "/_users/org.couchdb.user:signup", reason=False,
                    json={"name": "signup", "type": "user", "roles": [], "password": "x"})  # no public sign-up
+
+
+def test_a_path_of_couchdbs_own_it_does_not_know_is_for_server_admins(pair: Pair, accounts: dict[str, str]) -> None:
+    # CouchDB: 401 to anyone else (here 403 to a signed-in user, as on the other server-admin paths);
+    # to the admin no database (404), and one cannot be made under that name (400)
+    for method in ("GET", "HEAD", "PUT", "DELETE", "POST"):
+        for path in ("/_foo", "/_foo/doc", "/_active_tasks_no"):
+            kwargs: dict[str, Any] = {"json": {}} if method in ("PUT", "POST") else {}
+            pair.same(method, path, **kwargs)
+            as_user(pair, None).same(method, path, **kwargs)
+            refused = as_user(pair, accounts["reader"]).kiosk.request(method, path, **kwargs)
+            assert refused.status_code == 403, (method, path, refused.text)
 
 
 def test_a_new_password_replaces_the_old_one(pair: Pair, accounts: dict[str, str]) -> None:
