@@ -25,7 +25,8 @@ def next_meeting_at() -> str:
     """When the sample's next meeting is: the last half hour (the province's time) at the moment the
     sample is written, so check-in (open from an hour before a meeting to four hours after it, by
     default) is open for hours after a sample is made, whenever that is: the demo's check-in works
-    on any day. Read at each write, never at import: a server that runs for days writes today's."""
+    on any day. Read at each write, never at import: whoever imports this module long before writing a
+    sample (a test run, a long-lived tool) still writes the half hour of the write."""
     now = _now()
     return now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0).isoformat()
 

@@ -91,7 +91,7 @@ def _sample_app(tmp_path):
 
 def test_the_samples_next_meeting_is_the_half_hour_when_the_sample_is_written_not_imported(tmp_path, monkeypatch):
     """It was fixed on 2026-12-03 (the check-in closed four hours after its 19:30); then it was fixed
-    when the module was imported, and a server (or a test run) up for more than half an hour wrote a
+    when the module was imported, and a process that imported it long before writing (a test run) wrote a
     stale time. Here the clock moves a day and a half on after import, and the meeting follows it."""
     from datetime import datetime, timedelta
 
